@@ -1,0 +1,46 @@
+# Set-up and checks. `make demo` and `make test` work on a fresh machine with Python 3.11,
+# Java 17 and Maven (and Go, for actionlint): everything else is installed here.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CACHE  ?= $(or $(METASYNC_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/metasync)
+ACTIONLINT_VERSION := v1.7.7
+ACTIONLINT := $(CACHE)/bin/actionlint
+export PATH := $(CURDIR)/$(BIN):$(CACHE)/bin:$(PATH)
+
+.PHONY: demo test install conductor actionlint lint typecheck pytest clean
+
+demo: install conductor  ## start dev/qa/prod Conductor servers and run the example project
+	$(BIN)/python scripts/demo.py
+
+test: install conductor actionlint lint typecheck pytest  ## every check and every test
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+conductor:  ## fetch the Conductor 3.15.0 boot jar (Maven) into the cache
+	$(PYTHON) scripts/conductor_server.py fetch
+
+$(ACTIONLINT):
+	@command -v go >/dev/null || { echo "error: Go is needed to build actionlint (Debian: apt-get install golang)"; exit 1; }
+	GOBIN=$(CACHE)/bin GOFLAGS=-mod=mod go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+actionlint: $(ACTIONLINT)
+
+lint: install
+	$(BIN)/ruff check src scripts tests
+	$(BIN)/ruff format --check src scripts tests
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install conductor actionlint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

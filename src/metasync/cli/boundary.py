@@ -1,0 +1,98 @@
+"""The one place that maps outcomes to exit codes (DESIGN.md section 4).
+
+``MetasyncError`` -> 1 with its message; Ctrl-C -> 130; anything else is a bug -> 3, with a crash log
+whose path is printed. No traceback reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from metasync import __version__
+from metasync.errors import MetasyncError
+from metasync.render.problems import write_problems
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+
+
+def crash_dir() -> Path:
+    explicit = os.environ.get("METASYNC_CRASH_DIR")
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "metasync" / "crash"
+
+
+def write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path:
+    folder = crash_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"metasync-{stamp}-{os.getpid()}.log"
+    lines = [
+        f"metasync {__version__} crashed at {stamp}",
+        f"python {platform.python_version()} on {platform.platform()}",
+        f"arguments: {list(argv)}",
+        "",
+        *traceback.format_exception(exc),
+    ]
+    path.write_text("\n".join(lines))
+    return path
+
+
+class BoundaryGroup(click.Group):
+    """A click group whose ``main`` applies the error boundary (also under CliRunner)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:  # fmt: skip
+        argv = list(sys.argv[1:] if args is None else args)
+        code = self.run(argv, prog_name, complete_var, **extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def run(self, argv: list[str], prog_name: str | None, complete_var: str | None,
+            **extra: Any) -> int:  # fmt: skip
+        try:
+            result = super().main(
+                argv, prog_name or "metasync", complete_var, standalone_mode=False, **extra
+            )
+        except MetasyncError as exc:
+            write_problems(sys.stderr, exc.problems)
+            return EXIT_USER_ERROR
+        except click.exceptions.Exit as exc:  # --help, --version
+            return int(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            return EXIT_INTERRUPTED
+        except click.ClickException as exc:  # usage errors are user errors: 1, never 2
+            exc.show()
+            return EXIT_USER_ERROR
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            return EXIT_INTERRUPTED
+        except Exception as exc:
+            try:
+                where = f"crash log: {write_crash_log(exc, argv)}"
+            except OSError as log_exc:
+                where = f"(could not write a crash log: {log_exc})"
+            click.echo(
+                f"error: metasync hit a bug ({type(exc).__name__}); this is not your input's fault.\n"
+                f"  {where}\n  Please report it with the crash log.",
+                err=True,
+            )
+            return EXIT_BUG
+        return int(result or EXIT_OK)

@@ -1,0 +1,93 @@
+"""The one root of user errors, and the data they carry.
+
+A ``MetasyncError`` is something a person can fix (bad input, a refusal, a server that said no); the
+CLI maps it to exit 1 and prints it without a traceback. Anything else that escapes is a bug (exit 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a problem is: ``manifests/workflows/order.yaml:14 tasks[ref=charge].type``."""
+
+    file: str
+    line: int | None = None
+    path: str = ""
+
+    def __str__(self) -> str:
+        place = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{place} {self.path}" if self.path else place
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding: what is wrong, where, and what to do next."""
+
+    message: str
+    location: Location | None = None
+    hint: str | None = None
+    severity: Severity = "error"
+
+    def format(self) -> str:
+        head = f"{self.location}: {self.message}" if self.location else self.message
+        text = f"{self.severity}: {head}"
+        return f"{text}\n  {self.hint}" if self.hint else text
+
+
+class MetasyncError(Exception):
+    """A user error: exit 1, printed without a traceback."""
+
+    def __init__(self, message: str, *, location: Location | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.problem = Problem(message, location, hint)
+
+    @property
+    def problems(self) -> Sequence[Problem]:
+        return (self.problem,)
+
+    def __str__(self) -> str:
+        return self.problem.format()
+
+
+class ManifestError(MetasyncError):
+    """A manifest, overlay or environment file cannot be read as written."""
+
+
+class ConfigError(MetasyncError):
+    """The project or an environment is set up wrongly (missing directory, unknown environment...)."""
+
+
+class ValidationFailed(MetasyncError):
+    """Several problems found at once; at least one is an error."""
+
+    def __init__(self, problems: Iterable[Problem]):
+        self._problems = tuple(problems)
+        errors = sum(p.severity == "error" for p in self._problems)
+        super().__init__(f"{errors} error(s) found")
+
+    @property
+    def problems(self) -> Sequence[Problem]:
+        return self._problems
+
+    def __str__(self) -> str:
+        return "\n".join(p.format() for p in self._problems)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
+    import difflib
+
+    options = list(choices)
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not match:
+        lowered = {c.lower(): c for c in options}
+        if word.lower() in lowered:
+            match = [lowered[word.lower()]]
+    return f"; did you mean {match[0]!r}?" if match else ""

@@ -1,0 +1,135 @@
+"""``metasync.yaml`` and ``environments/<env>/environment.yaml`` (DESIGN.md sections 1 and 3)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from metasync.errors import ConfigError, Location, Problem, ValidationFailed, did_you_mean
+from metasync.manifests.schema import problems_from
+from metasync.manifests.variables import Unresolved, substitute
+from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
+
+ENVIRONMENTS_DIR = "environments"
+ENVIRONMENT_FILE = "environment.yaml"
+PROJECT_FILE = "metasync.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Auth(_Strict):
+    keyIdEnv: str = Field(min_length=1)
+    keySecretEnv: str = Field(min_length=1)
+
+
+class Server(_Strict):
+    url: str = Field(pattern=r"^https?://[^\s/]+", min_length=8)
+    auth: Auth | None = None
+    timeoutSeconds: float = Field(30.0, gt=0)
+
+
+class Promotion(_Strict):
+    from_: str | None = Field(None, alias="from")
+    ref: str | None = None
+
+
+class Policy(_Strict):
+    versioning: Literal["in-place", "new-version"] = "in-place"
+    prune: bool = False
+    protect: list[str] = Field(default_factory=list)
+    maxDeletes: int = Field(10, ge=0)
+
+
+class EnvironmentConfig(_Strict):
+    server: Server
+    vars: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    promotion: Promotion = Field(default_factory=Promotion)
+    policy: Policy = Field(default_factory=Policy)
+
+
+class ProjectSettings(_Strict):
+    name: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    name: str
+    file: str  # as shown to people, relative to the project
+    config: EnvironmentConfig
+
+
+def environment_names(root: Path) -> list[str]:
+    base = root / ENVIRONMENTS_DIR
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / ENVIRONMENT_FILE).is_file())
+
+
+def _single_mapping(path: Path, display: str) -> tuple[dict[str, Any], DocumentLocator]:
+    docs = parse_documents(read_text(path, display), display)
+    if len(docs) != 1 or not isinstance(docs[0].data, dict):
+        raise ConfigError(
+            "expected exactly one YAML mapping in this file",
+            location=Location(display, docs[1].node.start_mark.line + 1 if len(docs) > 1 else 1),
+        )
+    return docs[0].data, DocumentLocator(display, docs[0].node)
+
+
+def load_environment(root: Path, name: str) -> Environment:
+    """Read, resolve ``((env.NAME))`` and validate one environment's settings."""
+    available = environment_names(root)
+    if name not in available:
+        listed = ", ".join(available) or "none"
+        raise ConfigError(
+            f"unknown environment {name!r}{did_you_mean(name, available)}",
+            location=Location(f"{ENVIRONMENTS_DIR}/"),
+            hint=f"Environments in this project: {listed}. "
+            f"Each is a folder {ENVIRONMENTS_DIR}/<name>/ with an {ENVIRONMENT_FILE}.",
+        )
+    display = f"{ENVIRONMENTS_DIR}/{name}/{ENVIRONMENT_FILE}"
+    data, locator = _single_mapping(root / ENVIRONMENTS_DIR / name / ENVIRONMENT_FILE, display)
+
+    def lookup(namespace: str, var: str) -> Any:
+        if namespace != "env":
+            raise LookupError(
+                f"(({namespace}.{var})) cannot be used in {ENVIRONMENT_FILE}",
+                f"Only ((env.NAME)) is read here; {namespace} are for manifests and overlays.",
+            )
+        if var not in os.environ:
+            raise LookupError(
+                f"process environment variable {var} is not set (read by ((env.{var})))",
+                f"Export {var} before running metasync.",
+            )
+        return os.environ[var]
+
+    unresolved: list[Unresolved] = []
+    data = substitute(data, lookup, unresolved)
+    problems = [
+        Problem(u.message, locator.locate(u.path, ".".join(map(str, u.path))), u.hint)
+        for u in unresolved
+    ]
+    if problems:
+        raise ValidationFailed(problems)
+    try:
+        config = EnvironmentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(problems_from(exc, EnvironmentConfig, data, locator)) from None
+    return Environment(name, display, config)
+
+
+def load_settings(root: Path) -> ProjectSettings:
+    path = root / PROJECT_FILE
+    if not path.is_file():
+        return ProjectSettings()
+    data, locator = _single_mapping(path, PROJECT_FILE)
+    try:
+        return ProjectSettings.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(problems_from(exc, ProjectSettings, data, locator)) from None

@@ -1,0 +1,175 @@
+"""Manifest documents -> desired resources (DESIGN.md section 2).
+
+Every ``.yaml``/``.yml`` file under ``manifests/`` may hold several documents, each one envelope:
+``apiVersion: metasync/v1``, ``kind``, ``metadata`` (name, labels) and ``spec`` (the Conductor JSON
+object). Problems are collected, not raised one at a time, so one run reports all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from metasync.errors import Location, MetasyncError, Problem, did_you_mean
+from metasync.manifests.schema import problems_from
+from metasync.manifests.variables import Lookup, Unresolved, substitute
+from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
+from metasync.model.kinds import KINDS
+from metasync.model.paths import display_path
+from metasync.model.resource import Resource
+
+API_VERSION = "metasync/v1"
+MANIFESTS_DIR = "manifests"
+_ENVELOPE = ("apiVersion", "kind", "metadata", "spec")
+_METADATA = ("name", "labels")
+
+
+@dataclass
+class LoadResult:
+    resources: list[Resource] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+
+def manifest_files(root: Path) -> list[Path]:
+    base = root / MANIFESTS_DIR
+    if not base.is_dir():
+        return []
+    return sorted(
+        p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+    )
+
+
+def load_manifests(root: Path, lookup: Lookup,
+                   files: Iterable[tuple[str, Callable[[], str]]] | None = None) -> LoadResult:  # fmt: skip
+    """Load every manifest; ``files`` (display name, text reader) overrides the working tree."""
+    if files is None:
+        files = [
+            (p.relative_to(root).as_posix(), lambda p=p, d=p.relative_to(root).as_posix(): read_text(p, d))  # type: ignore[misc]
+            for p in manifest_files(root)
+        ]
+    result = LoadResult()
+    seen: dict[tuple[str, str, int | None], Resource] = {}
+    for display, read in files:
+        try:
+            text = read()
+            docs = parse_documents(text, display)
+        except MetasyncError as exc:
+            result.problems.extend(exc.problems)
+            continue
+        for doc in docs:
+            locator = DocumentLocator(display, doc.node)
+            resource = _document(doc.data, locator, lookup if "((" in text else None, result.problems)
+            if resource is None:
+                continue
+            first = seen.get(resource.key)
+            if first is not None and first.origin is not None and resource.origin is not None:
+                here = resource.origin.locate(())
+                there = first.origin.locate(())
+                result.problems.append(Problem(
+                    f"{resource.title} is defined twice: here and at {there.file}:{there.line}",
+                    Location(here.file, here.line, "metadata.name"),
+                    "Keep one definition (a workflow's identity is its name and version).",
+                ))  # fmt: skip
+                continue
+            seen[resource.key] = resource
+            result.resources.append(resource)
+    result.resources.sort(key=Resource.sort_key)
+    return result
+
+
+def _document(data: Any, locator: DocumentLocator, lookup: Lookup | None,
+              problems: list[Problem]) -> Resource | None:  # fmt: skip
+    def fail(message: str, path: tuple[str | int, ...], hint: str | None = None) -> None:
+        problems.append(Problem(message, locator.locate(path, ".".join(map(str, path))), hint))
+
+    if not isinstance(data, dict):
+        fail(
+            f"a manifest document must be a mapping, not a {type(data).__name__}", (),
+            "Start the document with apiVersion, kind, metadata and spec.",
+        )  # fmt: skip
+        return None
+    errors_before = len(problems)
+    for key in data:
+        if key not in _ENVELOPE:
+            fail(f"unknown field {key!r}{did_you_mean(str(key), _ENVELOPE)}", (key,),
+                 "A manifest document has apiVersion, kind, metadata and spec; "
+                 "Conductor fields go under spec.")  # fmt: skip
+    api = data.get("apiVersion")
+    if api != API_VERSION:
+        fail(
+            "missing apiVersion" if api is None else f"unsupported apiVersion {api!r}",
+            ("apiVersion",) if api is not None else (), f"Use `apiVersion: {API_VERSION}`.",
+        )  # fmt: skip
+    kind = data.get("kind")
+    if kind not in KINDS:
+        fail(
+            "missing kind" if kind is None else f"unknown kind {kind!r}{did_you_mean(str(kind), KINDS)}",
+            ("kind",) if kind is not None else (), f"kind is one of: {', '.join(KINDS)}.",
+        )  # fmt: skip
+    metadata = data.get("metadata")
+    name: Any = None
+    labels: dict[str, str] = {}
+    if not isinstance(metadata, dict):
+        fail("missing metadata" if metadata is None else "metadata must be a mapping",
+             ("metadata",), "Add `metadata: {name: <resource name>}`.")  # fmt: skip
+    else:
+        for key in metadata:
+            if key not in _METADATA:
+                fail(f"unknown field {key!r}{did_you_mean(str(key), _METADATA)}", ("metadata", key),
+                     "metadata has name and labels.")  # fmt: skip
+        name = metadata.get("name")
+        if not isinstance(name, str) or not name:
+            fail("metadata.name must be a non-empty string", ("metadata", "name"),
+                 "Give the resource its Conductor name.")  # fmt: skip
+        raw_labels = metadata.get("labels", {})
+        if not isinstance(raw_labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in raw_labels.items()
+        ):
+            fail("metadata.labels must map strings to strings", ("metadata", "labels"),
+                 'Quote values that YAML would read as numbers or booleans ("true", "1").')  # fmt: skip
+        else:
+            labels = raw_labels
+    spec = data.get("spec")
+    if not isinstance(spec, dict):
+        fail("missing spec" if spec is None else "spec must be a mapping", ("spec",),
+             "spec holds the Conductor object, with Conductor's field names.")  # fmt: skip
+    if len(problems) > errors_before or not isinstance(spec, dict):
+        return None
+    assert isinstance(kind, str) and isinstance(name, str)
+
+    spec_locator = locator.within("spec")
+    if lookup is not None:
+        unresolved: list[Unresolved] = []
+        spec = substitute(spec, lookup, unresolved)
+        for u in unresolved:
+            display = display_path(spec, u.path)
+            problems.append(Problem(u.message, spec_locator.locate(u.path, display), u.hint))
+        if unresolved:
+            return None
+        labels = substitute(labels, lookup, [])
+    spec_name = spec.get("name")
+    if spec_name is None:
+        spec = {"name": name, **spec}
+    elif spec_name != name:
+        fail(f"metadata.name {name!r} differs from spec.name {spec_name!r}", ("spec", "name"),
+             "They name the same resource: make them equal, or drop spec.name.")  # fmt: skip
+        return None
+
+    model = KINDS[kind].model
+    try:
+        model.model_validate(spec)
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, model, spec, spec_locator))
+        return None
+    version: int | None = None
+    if KINDS[kind].versioned:
+        version = spec.get("version", 1)
+    return Resource(kind, name, version, spec, labels, spec_locator)

@@ -1,0 +1,185 @@
+"""YAML reading with libyaml, line numbers kept, and errors a person can act on.
+
+Documents are composed and constructed by libyaml's ``CSafeLoader``; the node tree is kept so that a
+line can be found for any key path, but only when a problem is reported (the happy path pays nothing).
+Two departures from plain ``safe_load``: timestamps stay strings (Conductor JSON has no dates), and a
+key repeated in one mapping is an error instead of silently keeping the last value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metasync.errors import Location, ManifestError
+
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _Loader(yaml.CSafeLoader):
+    """CSafeLoader without timestamps and with duplicate keys as errors."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = key_node.value
+                if key in seen and key != "<<":
+                    first = seen[key].start_mark.line + 1
+                    raise yaml.constructor.ConstructorError(
+                        None, None,
+                        f"duplicate key {key!r} (first at line {first}); a key may appear once per mapping",
+                        key_node.start_mark,
+                    )  # fmt: skip
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class YamlDocument:
+    data: Any
+    node: yaml.Node
+    index: int  # 0-based position of the document in its file
+
+
+def line_of(node: yaml.Node, path: Sequence[str | int]) -> int:
+    """1-based line of ``path`` in ``node``; the deepest existing part when the path runs out."""
+    line: int = node.start_mark.line + 1
+    current = node
+    for part in path:
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                    line = key_node.start_mark.line + 1
+                    current = value_node
+                    break
+            else:
+                return line
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(current.value):
+                return line
+            current = current.value[part]
+            line = current.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentLocator:
+    """Locates key paths of one document (``base`` prefixes paths, e.g. ``("spec",)``)."""
+
+    file: str
+    node: yaml.Node
+    base: tuple[str | int, ...] = ()
+
+    def locate(self, path: Sequence[str | int], display: str = "") -> Location:
+        return Location(self.file, line_of(self.node, (*self.base, *path)), display)
+
+    def within(self, *base: str | int) -> DocumentLocator:
+        return DocumentLocator(self.file, self.node, (*self.base, *base))
+
+
+def read_text(path: Path, display: str) -> str:
+    """Read a UTF-8 text file, refusing binaries with a clear message."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read the file: {exc.strerror}", location=Location(display)) from None
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise ManifestError(
+            "not a text file (it contains NUL bytes); a manifest must be UTF-8 YAML",
+            location=Location(display, raw.count(b"\n", 0, nul) + 1),
+            hint="Remove the file or give it a name that does not end in .yaml/.yml.",
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "a manifest must be UTF-8 YAML",
+            location=Location(display, raw.count(b"\n", 0, exc.start) + 1),
+            hint="Re-save the file as UTF-8, or remove it if it is not a manifest.",
+        ) from None
+
+
+def parse_documents(text: str, display: str) -> list[YamlDocument]:
+    """Every non-empty document of ``text``; YAML errors become ManifestError with file:line."""
+    docs: list[YamlDocument] = []
+    loader = _Loader(text)
+    try:
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            data = loader.construct_document(node)
+            if data is not None:
+                docs.append(YamlDocument(data, node, index))
+            index += 1
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, text, display) from None
+    except yaml.YAMLError as exc:  # reader errors (control characters) carry no mark
+        raise ManifestError(f"invalid YAML: {exc}", location=Location(display)) from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+_UNQUOTED_EXPR = re.compile(r"(?P<key>[\w.-]+\s*:\s*)?(?P<expr>\$\{[^}\s]*\}?)")
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, text: str, display: str) -> ManifestError:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    location = Location(display, line)
+    context = exc.context or ""
+    if "flow mapping" in context or "flow sequence" in context:
+        hint = _flow_expression_hint(exc, text, "mapping" if "mapping" in context else "sequence")
+        if hint is not None:
+            expr, fix = hint
+            brackets = "{...}" if "mapping" in context else "[...]"
+            return ManifestError(
+                f"unquoted Conductor expression {expr} inside a {brackets} flow {context.split()[-1]}: "
+                "YAML reads its braces as structure",
+                location=location,
+                hint=f"Quote it: {fix} (or write the {context.split()[-1]} in block style).",
+            )
+    problem = exc.problem or "invalid YAML"
+    detail = f"invalid YAML: {problem}"
+    if exc.context and exc.context_mark is not None:
+        detail += f" ({exc.context} that starts at line {exc.context_mark.line + 1})"
+    hint = (
+        "Keep one of the two."
+        if problem.startswith("duplicate key")
+        else "Check the indentation and quoting here."
+    )
+    return ManifestError(detail, location=location, hint=hint)
+
+
+def _flow_expression_hint(exc: yaml.MarkedYAMLError, text: str, _kind: str) -> tuple[str, str] | None:
+    """Find an unquoted ``${...}`` between the flow collection's start and the error."""
+    start = exc.context_mark.index if exc.context_mark is not None else 0
+    end = exc.problem_mark.index if exc.problem_mark is not None else len(text)
+    segment = text[start : end + 1]
+    for match in _UNQUOTED_EXPR.finditer(segment):
+        before = segment[: match.start("expr")].rstrip()
+        if before.endswith(("'", '"')):
+            continue
+        expr = match.group("expr")
+        if not expr.endswith("}"):
+            rest = text[start + match.end("expr") :]
+            expr += rest[: rest.find("}") + 1] if "}" in rest else ""
+        key = (match.group("key") or "").strip()
+        return expr, f'{key} "{expr}"' if key else f'"{expr}"'
+    return None

@@ -1,0 +1,1 @@
+"""Conductor objects as typed models, the registry of kinds, and desired resources."""

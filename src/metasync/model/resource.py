@@ -1,0 +1,38 @@
+"""A desired resource: one manifest document after variables, with where it came from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from metasync.errors import Location
+from metasync.model.kinds import KINDS
+
+
+class Locator(Protocol):
+    """Maps a key path of a resource's document to a file and line."""
+
+    def locate(self, path: Sequence[str | int], display: str = "") -> Location: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    kind: str
+    name: str
+    version: int | None  # workflows only
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    origin: Locator | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str, int | None]:
+        """Identity: (kind, name) for task defs and event handlers, plus version for workflows."""
+        return (self.kind, self.name, self.version)
+
+    @property
+    def title(self) -> str:
+        return f"{self.kind} {self.name}" + (f" v{self.version}" if self.version is not None else "")
+
+    def sort_key(self) -> tuple[int, str, int]:
+        return (KINDS[self.kind].order, self.name, self.version or 0)

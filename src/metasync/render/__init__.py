@@ -1,0 +1,1 @@
+"""Formatting of rendered resources, plans, drift and status for people and programs."""
