@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,12 +71,15 @@ def _require_tool(name: str, install_hint: str) -> str:
 def check_java() -> str:
     """Return the java executable, or explain what is missing."""
     java = _require_tool(
-        "java", f"Install a Java {MIN_JAVA}+ runtime (Debian: apt-get install openjdk-17-jre-headless)."
+        "java",
+        f"Install a Java {MIN_JAVA}+ runtime (Debian: apt-get install openjdk-17-jre-headless).",
     )
     proc = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
     match = re.search(r'version "(\d+)(?:\.(\d+))?', proc.stderr + proc.stdout)
     if match is None:
-        raise ServerError(f"could not read the Java version from `{java} -version`: {proc.stderr.strip()}")
+        raise ServerError(
+            f"could not read the Java version from `{java} -version`: {proc.stderr.strip()}"
+        )
     major = int(match.group(1))
     if major == 1 and match.group(2):  # "1.8" style
         major = int(match.group(2))
@@ -96,9 +100,13 @@ def ensure_jar() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         cmd = [
-            mvn, "-B", "-q", f"{DEPENDENCY_PLUGIN}:copy",
-            f"-Dartifact={ARTIFACT}", f"-DoutputDirectory={tmp}",
-        ]  # fmt: skip
+            mvn,
+            "-B",
+            "-q",
+            f"{DEPENDENCY_PLUGIN}:copy",
+            f"-Dartifact={ARTIFACT}",
+            f"-DoutputDirectory={tmp}",
+        ]
         print(f"fetching {ARTIFACT} with Maven ...", file=sys.stderr)
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp)
         fetched = Path(tmp) / JAR_NAME
@@ -175,8 +183,14 @@ def _log_tail(log: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def start(name: str, port: int | None = None, *, log_dir: Path | None = None,
-          timeout: float = START_TIMEOUT_S, extra_args: Sequence[str] = ()) -> Server:  # fmt: skip
+def start(
+    name: str,
+    port: int | None = None,
+    *,
+    log_dir: Path | None = None,
+    timeout: float = START_TIMEOUT_S,
+    extra_args: Sequence[str] = (),
+) -> Server:
     """Start one server and wait until /health answers; raise ServerError when it cannot."""
     java = check_java()
     jar = ensure_jar()
@@ -191,15 +205,25 @@ def start(name: str, port: int | None = None, *, log_dir: Path | None = None,
     log = log_dir / f"{name}.log"
     java_opts = os.environ.get("METASYNC_CONDUCTOR_JAVA_OPTS", DEFAULT_JAVA_OPTS).split()
     cmd = [
-        java, *java_opts, "-jar", str(jar),
-        f"--server.port={port}", "--server.address=127.0.0.1",
-        "--conductor.queue.type=memory", "--loadSample=false", *extra_args,
-    ]  # fmt: skip
+        java,
+        *java_opts,
+        "-jar",
+        str(jar),
+        f"--server.port={port}",
+        "--server.address=127.0.0.1",
+        "--conductor.queue.type=memory",
+        "--loadSample=false",
+        *extra_args,
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=log_dir,
-        )  # fmt: skip
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=log_dir,
+        )
     server = Server(name=name, port=port, pid=proc.pid, log=str(log))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -222,8 +246,6 @@ def start_many(ports: dict[str, int | None], **kwargs: object) -> list[Server]:
     """Start several servers in parallel (each takes ~15 s to boot) and wait for all."""
     check_java()
     ensure_jar()
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=len(ports) or 1) as pool:
         futures = {name: pool.submit(start, name, port, **kwargs) for name, port in ports.items()}  # type: ignore[arg-type]
         servers: list[Server] = []
@@ -261,7 +283,9 @@ def _cmd_start(specs: Sequence[str]) -> None:
     for spec in specs:
         name, _, port = spec.partition("=")
         if not name or (port and not port.isdigit()):
-            raise ServerError(f"bad server spec {spec!r}: expected NAME or NAME=PORT, e.g. dev=18081")
+            raise ServerError(
+                f"bad server spec {spec!r}: expected NAME or NAME=PORT, e.g. dev=18081"
+            )
         ports[name] = int(port) if port else None
     for server in start_many(ports):
         _state_file(server.name).write_text(json.dumps(asdict(server)))
@@ -283,7 +307,9 @@ def _cmd_status() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="download the Conductor boot jar into the cache")
     p_start = sub.add_parser("start", help="start servers: NAME=PORT (PORT omitted: a free one)")

@@ -6,6 +6,7 @@ CLI maps it to exit 1 and prints it without a traceback. Anything else that esca
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -82,8 +83,6 @@ class ValidationFailed(MetasyncError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
-    import difflib
-
     options = list(choices)
     match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if not match:

@@ -15,7 +15,7 @@ from metasync.manifests.environment import (
     load_settings,
 )
 from metasync.manifests.loader import MANIFESTS_DIR, load_manifests
-from metasync.manifests.variables import manifest_lookup, unresolved_lookup
+from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
 from metasync.model.checks import check_resources
 from metasync.model.resource import Resource
 
@@ -57,6 +57,7 @@ class Project:
 
     def desired(self, env: str | None) -> Desired:
         """Load and check the manifests as ``env`` sees them (``None``: no variables at all)."""
+        lookup: Lookup
         if env is None:
             lookup = unresolved_lookup
         else:

@@ -17,9 +17,13 @@ from metasync.render.resources import write_json, write_yaml
 
 @click.group(cls=BoundaryGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
-    show_default=True, help="The metasync project (the folder holding manifests/ and environments/).",
-)  # fmt: skip
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="The metasync project (the folder holding manifests/ and environments/).",
+)
 @click.version_option(__version__, prog_name="metasync")
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path) -> None:
@@ -32,8 +36,13 @@ def _project(ctx: click.Context) -> Project:
 
 
 @cli.command()
-@click.option("--env", "envs", multiple=True, metavar="ENV",
-              help="Check as this environment sees the project (repeatable; default: every one).")  # fmt: skip
+@click.option(
+    "--env",
+    "envs",
+    multiple=True,
+    metavar="ENV",
+    help="Check as this environment sees the project (repeatable; default: every one).",
+)
 @click.pass_context
 def validate(ctx: click.Context, envs: tuple[str, ...]) -> int:
     """Check manifests offline: schema, references, variables."""
@@ -54,8 +63,9 @@ def validate(ctx: click.Context, envs: tuple[str, ...]) -> int:
 
 @cli.command()
 @click.option("--env", required=True, metavar="ENV", help="The environment to render.")
-@click.option("-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
-              show_default=True)  # fmt: skip
+@click.option(
+    "-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
 @click.pass_context
 def render(ctx: click.Context, env: str, fmt: str) -> int:
     """Print an environment's desired state (variables resolved, secrets masked)."""

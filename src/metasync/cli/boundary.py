@@ -55,17 +55,23 @@ def write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path:
 class BoundaryGroup(click.Group):
     """A click group whose ``main`` applies the error boundary (also under CliRunner)."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True,
-             **extra: Any) -> Any:  # fmt: skip
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         code = self.run(argv, prog_name, complete_var, **extra)
         if standalone_mode:
             sys.exit(code)
         return code
 
-    def run(self, argv: list[str], prog_name: str | None, complete_var: str | None,
-            **extra: Any) -> int:  # fmt: skip
+    def run(
+        self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any
+    ) -> int:
         try:
             result = super().main(
                 argv, prog_name or "metasync", complete_var, standalone_mode=False, **extra

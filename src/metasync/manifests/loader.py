@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,21 +43,21 @@ def manifest_files(root: Path) -> list[Path]:
     base = root / MANIFESTS_DIR
     if not base.is_dir():
         return []
-    return sorted(
-        p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
-    )
+    return sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_manifests(root: Path, lookup: Lookup,
-                   files: Iterable[tuple[str, Callable[[], str]]] | None = None) -> LoadResult:  # fmt: skip
+def load_manifests(
+    root: Path, lookup: Lookup, files: Iterable[tuple[str, Callable[[], str]]] | None = None
+) -> LoadResult:
     """Load every manifest; ``files`` (display name, text reader) overrides the working tree."""
     if files is None:
         files = [
-            (p.relative_to(root).as_posix(), lambda p=p, d=p.relative_to(root).as_posix(): read_text(p, d))  # type: ignore[misc]
-            for p in manifest_files(root)
+            (display, partial(read_text, path, display))
+            for path in manifest_files(root)
+            for display in [path.relative_to(root).as_posix()]
         ]
     result = LoadResult()
-    seen: dict[tuple[str, str, int | None], Resource] = {}
+    seen: dict[tuple[str, str, int | None], Location] = {}
     for display, read in files:
         try:
             text = read()
@@ -66,84 +67,112 @@ def load_manifests(root: Path, lookup: Lookup,
             continue
         for doc in docs:
             locator = DocumentLocator(display, doc.node)
-            resource = _document(doc.data, locator, lookup if "((" in text else None, result.problems)
+            resource = _document(
+                doc.data, locator, lookup if "((" in text else None, result.problems
+            )
             if resource is None:
                 continue
-            first = seen.get(resource.key)
-            if first is not None and first.origin is not None and resource.origin is not None:
-                here = resource.origin.locate(())
-                there = first.origin.locate(())
-                result.problems.append(Problem(
-                    f"{resource.title} is defined twice: here and at {there.file}:{there.line}",
-                    Location(here.file, here.line, "metadata.name"),
-                    "Keep one definition (a workflow's identity is its name and version).",
-                ))  # fmt: skip
+            here = locator.locate(("metadata", "name"), "metadata.name")
+            there = seen.get(resource.key)
+            if there is not None:
+                result.problems.append(
+                    Problem(
+                        f"{resource.title} is defined twice: here and at {there.file}:{there.line}",
+                        here,
+                        "Keep one definition (a workflow's identity is its name and version).",
+                    )
+                )
                 continue
-            seen[resource.key] = resource
+            seen[resource.key] = here
             result.resources.append(resource)
     result.resources.sort(key=Resource.sort_key)
     return result
 
 
-def _document(data: Any, locator: DocumentLocator, lookup: Lookup | None,
-              problems: list[Problem]) -> Resource | None:  # fmt: skip
+def _document(
+    data: Any, locator: DocumentLocator, lookup: Lookup | None, problems: list[Problem]
+) -> Resource | None:
     def fail(message: str, path: tuple[str | int, ...], hint: str | None = None) -> None:
         problems.append(Problem(message, locator.locate(path, ".".join(map(str, path))), hint))
 
     if not isinstance(data, dict):
         fail(
-            f"a manifest document must be a mapping, not a {type(data).__name__}", (),
+            f"a manifest document must be a mapping, not a {type(data).__name__}",
+            (),
             "Start the document with apiVersion, kind, metadata and spec.",
-        )  # fmt: skip
+        )
         return None
     errors_before = len(problems)
     for key in data:
         if key not in _ENVELOPE:
-            fail(f"unknown field {key!r}{did_you_mean(str(key), _ENVELOPE)}", (key,),
-                 "A manifest document has apiVersion, kind, metadata and spec; "
-                 "Conductor fields go under spec.")  # fmt: skip
+            fail(
+                f"unknown field {key!r}{did_you_mean(str(key), _ENVELOPE)}",
+                (key,),
+                "A manifest document has apiVersion, kind, metadata and spec; "
+                "Conductor fields go under spec.",
+            )
     api = data.get("apiVersion")
     if api != API_VERSION:
         fail(
             "missing apiVersion" if api is None else f"unsupported apiVersion {api!r}",
-            ("apiVersion",) if api is not None else (), f"Use `apiVersion: {API_VERSION}`.",
-        )  # fmt: skip
+            ("apiVersion",) if api is not None else (),
+            f"Use `apiVersion: {API_VERSION}`.",
+        )
     kind = data.get("kind")
     if kind not in KINDS:
         fail(
-            "missing kind" if kind is None else f"unknown kind {kind!r}{did_you_mean(str(kind), KINDS)}",
-            ("kind",) if kind is not None else (), f"kind is one of: {', '.join(KINDS)}.",
-        )  # fmt: skip
+            "missing kind"
+            if kind is None
+            else f"unknown kind {kind!r}{did_you_mean(str(kind), KINDS)}",
+            ("kind",) if kind is not None else (),
+            f"kind is one of: {', '.join(KINDS)}.",
+        )
     metadata = data.get("metadata")
     name: Any = None
     labels: dict[str, str] = {}
     if not isinstance(metadata, dict):
-        fail("missing metadata" if metadata is None else "metadata must be a mapping",
-             ("metadata",), "Add `metadata: {name: <resource name>}`.")  # fmt: skip
+        fail(
+            "missing metadata" if metadata is None else "metadata must be a mapping",
+            ("metadata",),
+            "Add `metadata: {name: <resource name>}`.",
+        )
     else:
         for key in metadata:
             if key not in _METADATA:
-                fail(f"unknown field {key!r}{did_you_mean(str(key), _METADATA)}", ("metadata", key),
-                     "metadata has name and labels.")  # fmt: skip
+                fail(
+                    f"unknown field {key!r}{did_you_mean(str(key), _METADATA)}",
+                    ("metadata", key),
+                    "metadata has name and labels.",
+                )
         name = metadata.get("name")
         if not isinstance(name, str) or not name:
-            fail("metadata.name must be a non-empty string", ("metadata", "name"),
-                 "Give the resource its Conductor name.")  # fmt: skip
+            fail(
+                "metadata.name must be a non-empty string",
+                ("metadata", "name"),
+                "Give the resource its Conductor name.",
+            )
         raw_labels = metadata.get("labels", {})
         if not isinstance(raw_labels, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in raw_labels.items()
         ):
-            fail("metadata.labels must map strings to strings", ("metadata", "labels"),
-                 'Quote values that YAML would read as numbers or booleans ("true", "1").')  # fmt: skip
+            fail(
+                "metadata.labels must map strings to strings",
+                ("metadata", "labels"),
+                'Quote values that YAML would read as numbers or booleans ("true", "1").',
+            )
         else:
             labels = raw_labels
     spec = data.get("spec")
     if not isinstance(spec, dict):
-        fail("missing spec" if spec is None else "spec must be a mapping", ("spec",),
-             "spec holds the Conductor object, with Conductor's field names.")  # fmt: skip
+        fail(
+            "missing spec" if spec is None else "spec must be a mapping",
+            ("spec",),
+            "spec holds the Conductor object, with Conductor's field names.",
+        )
     if len(problems) > errors_before or not isinstance(spec, dict):
         return None
-    assert isinstance(kind, str) and isinstance(name, str)
+    assert isinstance(kind, str)
+    assert isinstance(name, str)
 
     spec_locator = locator.within("spec")
     if lookup is not None:
@@ -159,8 +188,11 @@ def _document(data: Any, locator: DocumentLocator, lookup: Lookup | None,
     if spec_name is None:
         spec = {"name": name, **spec}
     elif spec_name != name:
-        fail(f"metadata.name {name!r} differs from spec.name {spec_name!r}", ("spec", "name"),
-             "They name the same resource: make them equal, or drop spec.name.")  # fmt: skip
+        fail(
+            f"metadata.name {name!r} differs from spec.name {spec_name!r}",
+            ("spec", "name"),
+            "They name the same resource: make them equal, or drop spec.name.",
+        )
         return None
 
     model = KINDS[kind].model

@@ -7,6 +7,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from metasync.errors import Problem, did_you_mean
@@ -40,6 +41,21 @@ def _yaml_type(value: Any) -> str:
     if isinstance(value, list):
         return "list"
     return type(value).__name__
+
+
+def _looks_like(kind: str, text: str) -> bool:
+    """Would ``text`` be the expected value without its quotes?"""
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    expected: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,)}
+    wanted = expected.get(kind.split("_", maxsplit=1)[0])
+    return (
+        wanted is not None
+        and isinstance(loaded, wanted)
+        and not (kind.startswith("int") and isinstance(loaded, bool))
+    )
 
 
 def _short(value: Any) -> str:
@@ -92,8 +108,9 @@ def _step(annotation: Any, part: str | int) -> Any:
     return None
 
 
-def problems_from(exc: ValidationError, model: type[BaseModel], data: Any, locator: Locator,
-                  prefix: str = "") -> list[Problem]:  # fmt: skip
+def problems_from(
+    exc: ValidationError, model: type[BaseModel], data: Any, locator: Locator, prefix: str = ""
+) -> list[Problem]:
     """One problem per pydantic error, placed at its line and key path."""
     problems = []
     for error in exc.errors(include_url=False):
@@ -120,7 +137,7 @@ def problems_from(exc: ValidationError, model: type[BaseModel], data: Any, locat
             hint = f"Use one of: {', '.join(choices)} (case-sensitive)."
         elif kind in _EXPECTED:
             message = f"wrong type for {key}: expected {_EXPECTED[kind]}, got {_yaml_type(value)} {_short(value)}"
-            if isinstance(value, str) and kind.startswith(("int", "float", "bool")):
+            if isinstance(value, str) and _looks_like(kind, value):
                 hint = "Remove the quotes around the value."
             elif value is None:
                 hint = "Give it a value, or remove the key to leave it unset."

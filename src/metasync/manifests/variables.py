@@ -32,20 +32,24 @@ class Unresolved:
 Lookup = Callable[[str, str], Any]
 
 
-def substitute(data: Any, lookup: Lookup, problems: list[Unresolved],
-               path: tuple[str | int, ...] = ()) -> Any:  # fmt: skip
+def substitute(
+    data: Any, lookup: Lookup, problems: list[Unresolved], path: tuple[str | int, ...] = ()
+) -> Any:
     """Return ``data`` with placeholders replaced; record what could not be resolved."""
     if isinstance(data, str):
         return _substitute_str(data, lookup, problems, path) if "((" in data else data
     if isinstance(data, dict):
-        return {key: substitute(value, lookup, problems, (*path, key)) for key, value in data.items()}
+        return {
+            key: substitute(value, lookup, problems, (*path, key)) for key, value in data.items()
+        }
     if isinstance(data, list):
         return [substitute(item, lookup, problems, (*path, i)) for i, item in enumerate(data)]
     return data
 
 
-def _substitute_str(text: str, lookup: Lookup, problems: list[Unresolved],
-                    path: tuple[str | int, ...]) -> Any:  # fmt: skip
+def _substitute_str(
+    text: str, lookup: Lookup, problems: list[Unresolved], path: tuple[str | int, ...]
+) -> Any:
     whole = PLACEHOLDER.fullmatch(text.strip())
     if whole is not None:
         try:
@@ -61,20 +65,23 @@ def _substitute_str(text: str, lookup: Lookup, problems: list[Unresolved],
             problems.append(Unresolved(path, *exc.args))
             return match.group(0)
         if isinstance(value, (dict, list)):
-            problems.append(Unresolved(
-                path,
-                f"{match.group(0)} is a {'map' if isinstance(value, dict) else 'list'} and cannot "
-                "be placed inside a longer string",
-                "Use the placeholder as the whole value, or make the variable a plain value.",
-            ))  # fmt: skip
+            problems.append(
+                Unresolved(
+                    path,
+                    f"{match.group(0)} is a {'map' if isinstance(value, dict) else 'list'} and cannot "
+                    "be placed inside a longer string",
+                    "Use the placeholder as the whole value, or make the variable a plain value.",
+                )
+            )
             return match.group(0)
         return value if isinstance(value, str) else json.dumps(value)
 
     return PLACEHOLDER.sub(one, text)
 
 
-def manifest_lookup(env_name: str, variables: Mapping[str, Any], secrets: Mapping[str, str],
-                    env_file: str) -> Lookup:  # fmt: skip
+def manifest_lookup(
+    env_name: str, variables: Mapping[str, Any], secrets: Mapping[str, str], env_file: str
+) -> Lookup:
     """Resolve placeholders in manifests and overlays for one environment."""
 
     def lookup(namespace: str, name: str) -> Any:

@@ -32,12 +32,13 @@ class _Loader(yaml.CSafeLoader):
                 if key in seen and key != "<<":
                     first = seen[key].start_mark.line + 1
                     raise yaml.constructor.ConstructorError(
-                        None, None,
+                        None,
+                        None,
                         f"duplicate key {key!r} (first at line {first}); a key may appear once per mapping",
                         key_node.start_mark,
-                    )  # fmt: skip
+                    )
                 seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -96,7 +97,9 @@ def read_text(path: Path, display: str) -> str:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ManifestError(f"cannot read the file: {exc.strerror}", location=Location(display)) from None
+        raise ManifestError(
+            f"cannot read the file: {exc.strerror}", location=Location(display)
+        ) from None
     nul = raw.find(b"\x00")
     if nul >= 0:
         raise ManifestError(
@@ -123,8 +126,8 @@ def parse_documents(text: str, display: str) -> list[YamlDocument]:
         index = 0
         while loader.check_node():
             node = loader.get_node()
-            data = loader.construct_document(node)
-            if data is not None:
+            data = loader.construct_document(node) if node is not None else None
+            if node is not None and data is not None:
                 docs.append(YamlDocument(data, node, index))
             index += 1
     except yaml.MarkedYAMLError as exc:
@@ -145,15 +148,16 @@ def _yaml_error(exc: yaml.MarkedYAMLError, text: str, display: str) -> ManifestE
     location = Location(display, line)
     context = exc.context or ""
     if "flow mapping" in context or "flow sequence" in context:
-        hint = _flow_expression_hint(exc, text, "mapping" if "mapping" in context else "sequence")
-        if hint is not None:
-            expr, fix = hint
-            brackets = "{...}" if "mapping" in context else "[...]"
+        found = _unquoted_expression(exc, text)
+        if found is not None:
+            expr, fix = found
+            collection = context.split()[-1]
+            brackets = "{...}" if collection == "mapping" else "[...]"
             return ManifestError(
-                f"unquoted Conductor expression {expr} inside a {brackets} flow {context.split()[-1]}: "
+                f"unquoted Conductor expression {expr} inside a {brackets} flow {collection}: "
                 "YAML reads its braces as structure",
                 location=location,
-                hint=f"Quote it: {fix} (or write the {context.split()[-1]} in block style).",
+                hint=f"Quote it: {fix} (or write the {collection} in block style).",
             )
     problem = exc.problem or "invalid YAML"
     detail = f"invalid YAML: {problem}"
@@ -167,7 +171,7 @@ def _yaml_error(exc: yaml.MarkedYAMLError, text: str, display: str) -> ManifestE
     return ManifestError(detail, location=location, hint=hint)
 
 
-def _flow_expression_hint(exc: yaml.MarkedYAMLError, text: str, _kind: str) -> tuple[str, str] | None:
+def _unquoted_expression(exc: yaml.MarkedYAMLError, text: str) -> tuple[str, str] | None:
     """Find an unquoted ``${...}`` between the flow collection's start and the error."""
     start = exc.context_mark.index if exc.context_mark is not None else 0
     end = exc.problem_mark.index if exc.problem_mark is not None else len(text)

@@ -50,11 +50,19 @@ class RateLimitConfig(ConductorModel):
 
 
 class TaskDef(ConductorModel):
-    OSS_ONLY = frozenset({
-        "runtimeMetadata", "maxRetryDelaySeconds", "backoffJitterMs", "baseType",
-        "totalTimeoutSeconds", "taskStatusListenerEnabled", "inputSchema", "outputSchema",
-        "enforceSchema",
-    })  # fmt: skip
+    OSS_ONLY = frozenset(
+        {
+            "runtimeMetadata",
+            "maxRetryDelaySeconds",
+            "backoffJitterMs",
+            "baseType",
+            "totalTimeoutSeconds",
+            "taskStatusListenerEnabled",
+            "inputSchema",
+            "outputSchema",
+            "enforceSchema",
+        }
+    )
     SERVER_MANAGED = _AUDIT | {"ownerApp", "accessPolicy"}
 
     name: str = Field(min_length=1)
@@ -113,9 +121,17 @@ class StateChangeEvent(ConductorModel):
 
 
 class WorkflowTask(ConductorModel):
-    OSS_ONLY = frozenset({
-        "items", "onStateChange", "joinStatus", "cacheConfig", "permissive", "joinMode", "metadata",
-    })  # fmt: skip
+    OSS_ONLY = frozenset(
+        {
+            "items",
+            "onStateChange",
+            "joinStatus",
+            "cacheConfig",
+            "permissive",
+            "joinMode",
+            "metadata",
+        }
+    )
 
     name: str = Field(min_length=1)
     taskReferenceName: str = Field(min_length=1)
@@ -157,10 +173,19 @@ class WorkflowTask(ConductorModel):
 
 
 class WorkflowDef(ConductorModel):
-    OSS_ONLY = frozenset({
-        "failureWorkflowVersion", "workflowStatusListenerSink", "rateLimitConfig", "inputSchema",
-        "outputSchema", "enforceSchema", "metadata", "cacheConfig", "maskedFields",
-    })  # fmt: skip
+    OSS_ONLY = frozenset(
+        {
+            "failureWorkflowVersion",
+            "workflowStatusListenerSink",
+            "rateLimitConfig",
+            "inputSchema",
+            "outputSchema",
+            "enforceSchema",
+            "metadata",
+            "cacheConfig",
+            "maskedFields",
+        }
+    )
     SERVER_MANAGED = _AUDIT | {"ownerApp", "accessPolicy"}
 
     name: str = Field(min_length=1)
@@ -220,9 +245,13 @@ class Action(ConductorModel):
     OSS_ONLY = frozenset({"terminate_workflow", "update_workflow_variables", "start_agent"})
 
     action: Literal[
-        "start_workflow", "complete_task", "fail_task",
-        "terminate_workflow", "update_workflow_variables", "start_agent",
-    ]  # fmt: skip
+        "start_workflow",
+        "complete_task",
+        "fail_task",
+        "terminate_workflow",
+        "update_workflow_variables",
+        "start_agent",
+    ]
     start_workflow: StartWorkflow | None = None
     complete_task: TaskDetails | None = None
     fail_task: TaskDetails | None = None

@@ -21,10 +21,7 @@ def display_path(root: Any, path: Sequence[str | int], prefix: str = "") -> str:
         if isinstance(part, int):
             item = node[part] if isinstance(node, list) and -len(node) <= part < len(node) else None
             ref = item.get("taskReferenceName") if isinstance(item, dict) else None
-            if isinstance(ref, str) and ref:
-                out = f"tasks[ref={ref}]"
-            else:
-                out = f"{out}[{part}]"
+            out = f"tasks[ref={ref}]" if isinstance(ref, str) and ref else f"{out}[{part}]"
             node = item
         else:
             out = f"{out}.{part}" if out else str(part)

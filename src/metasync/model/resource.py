@@ -32,7 +32,9 @@ class Resource:
 
     @property
     def title(self) -> str:
-        return f"{self.kind} {self.name}" + (f" v{self.version}" if self.version is not None else "")
+        return f"{self.kind} {self.name}" + (
+            f" v{self.version}" if self.version is not None else ""
+        )
 
     def sort_key(self) -> tuple[int, str, int]:
         return (KINDS[self.kind].order, self.name, self.version or 0)

@@ -9,12 +9,33 @@ from typing import Any
 from metasync.model.paths import RawPath
 
 #: Conductor's system task types (3.15 and OSS); any other type runs as a worker (SIMPLE) task
-SYSTEM_TASK_TYPES = frozenset({
-    "SIMPLE", "DYNAMIC", "FORK_JOIN", "FORK_JOIN_DYNAMIC", "DECISION", "SWITCH", "JOIN",
-    "EXCLUSIVE_JOIN", "DO_WHILE", "SUB_WORKFLOW", "START_WORKFLOW", "EVENT", "WAIT", "HUMAN",
-    "USER_DEFINED", "HTTP", "LAMBDA", "INLINE", "TERMINATE", "KAFKA_PUBLISH", "JSON_JQ_TRANSFORM",
-    "SET_VARIABLE", "NOOP",
-})  # fmt: skip
+SYSTEM_TASK_TYPES = frozenset(
+    {
+        "SIMPLE",
+        "DYNAMIC",
+        "FORK_JOIN",
+        "FORK_JOIN_DYNAMIC",
+        "DECISION",
+        "SWITCH",
+        "JOIN",
+        "EXCLUSIVE_JOIN",
+        "DO_WHILE",
+        "SUB_WORKFLOW",
+        "START_WORKFLOW",
+        "EVENT",
+        "WAIT",
+        "HUMAN",
+        "USER_DEFINED",
+        "HTTP",
+        "LAMBDA",
+        "INLINE",
+        "TERMINATE",
+        "KAFKA_PUBLISH",
+        "JSON_JQ_TRANSFORM",
+        "SET_VARIABLE",
+        "NOOP",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

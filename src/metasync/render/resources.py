@@ -35,7 +35,7 @@ class _Dumper(yaml.CSafeDumper):
     """Block style, multi-line strings (scripts, jq) as literal blocks."""
 
 
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _str(dumper: _Dumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value and not value.endswith((" ", "\t")) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
@@ -55,6 +55,12 @@ def write_yaml(stream: IO[str], environment: str, resources: Sequence[Resource])
             {"apiVersion": API_VERSION, "kind": r.kind, "metadata": metadata, "spec": r.spec}
         )
     yaml.dump_all(
-        documents, stream, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-        default_flow_style=False, explicit_start=True, width=100,
-    )  # fmt: skip
+        documents,
+        stream,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        explicit_start=True,
+        width=100,
+    )

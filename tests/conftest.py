@@ -1,0 +1,79 @@
+"""Shared fixtures: a real Conductor server per test session, unique name prefixes, guards."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import conductor_server
+from metasync.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def conductor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conductor_server.Server]:
+    """One real Conductor 3.15.0 server for the whole run, on a free port. Fails, never skips."""
+    log_dir = tmp_path_factory.mktemp("conductor")
+    try:
+        server = conductor_server.start("pytest", log_dir=log_dir)
+    except conductor_server.ServerError as exc:
+        pytest.fail(f"cannot start the Conductor server the tests need:\n{exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest) -> str:
+    """A name prefix unique to this test, for everything it creates on the shared server."""
+    name = re.sub(r"[^A-Za-z0-9]+", "_", request.node.name)[:40].strip("_")
+    return f"t{next(_counter)}_{name}_"
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection beyond loopback fails loudly (the tests talk to local servers only)."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = str(address[0]) if isinstance(address, tuple) else str(address)  # type: ignore[index]
+            if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
+                raise AssertionError(f"test tried to reach {address!r}; only loopback is allowed")
+        real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(autouse=True)
+def _crash_logs_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    crash = tmp_path / "crash"
+    monkeypatch.setenv("METASYNC_CRASH_DIR", str(crash))
+    return crash
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A copy of this repository's example project, free to edit."""
+    target = tmp_path / "project"
+    target.mkdir()
+    for part in ("manifests", "environments", "metasync.yaml"):
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, target / part)
+        else:
+            shutil.copy(source, target / part)
+    return target
+
+
+def run_cli(*args: str) -> Result:
+    """Run metasync in-process through its error boundary."""
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
