@@ -10,10 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 import conductor_server
-from metasync.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count(1)
@@ -45,7 +43,7 @@ def _no_stray_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def guarded(self: socket.socket, address: object) -> None:
         if self.family in (socket.AF_INET, socket.AF_INET6):
-            host = str(address[0]) if isinstance(address, tuple) else str(address)  # type: ignore[index]
+            host = str(address[0]) if isinstance(address, tuple) else str(address)
             if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
                 raise AssertionError(f"test tried to reach {address!r}; only loopback is allowed")
         real_connect(self, address)  # type: ignore[arg-type]
@@ -54,7 +52,8 @@ def _no_stray_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _crash_logs_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def crash_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Crash logs go to the test's own folder, never to the user's cache."""
     crash = tmp_path / "crash"
     monkeypatch.setenv("METASYNC_CRASH_DIR", str(crash))
     return crash
@@ -72,8 +71,3 @@ def example(tmp_path: Path) -> Path:
         else:
             shutil.copy(source, target / part)
     return target
-
-
-def run_cli(*args: str) -> Result:
-    """Run metasync in-process through its error boundary."""
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)

@@ -1,0 +1,92 @@
+"""The error boundary: exit codes of DESIGN.md section 4, crash logs, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli, write_project
+from metasync.project import Project
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_bug_exits_3_and_points_to_a_crash_log(
+    monkeypatch: pytest.MonkeyPatch, crash_dir: Path
+) -> None:
+    def broken(self: Project, envs: object = None) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(Project, "validate", broken)
+    result = run_cli("--project", str(ROOT), "validate")
+    assert result.exit_code == 3
+    assert "Traceback" not in result.output
+    logs = list(crash_dir.glob("metasync-*.log"))
+    assert len(logs) == 1
+    assert result.stderr == (
+        "error: metasync hit a bug (KeyError); this is not your input's fault.\n"
+        f"  crash log: {logs[0]}\n  Please report it with the crash log.\n"
+    )
+    log = logs[0].read_text()
+    assert "Traceback (most recent call last)" in log
+    assert "KeyError: 'boom'" in log
+    assert "arguments: ['--project'" in log
+
+
+def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(self: Project, envs: object = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Project, "validate", interrupted)
+    result = run_cli("--project", str(ROOT), "validate")
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "interrupted"
+
+
+def test_usage_errors_exit_1_not_2() -> None:
+    result = run_cli("render", "--env", "dev", "-o", "toml")
+    assert result.exit_code == 1
+    assert (
+        "Invalid value for '-o' / '--output': 'toml' is not one of 'yaml', 'json'." in result.stderr
+    )
+    assert run_cli("render").exit_code == 1  # --env missing
+
+
+def test_not_a_project(tmp_path: Path) -> None:
+    result = run_cli("--project", str(tmp_path), "validate")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {tmp_path}: not a metasync project: there is no manifests/ folder\n"
+        "  Run metasync from the project's root, or pass --project DIR.\n"
+    )
+
+
+def test_unknown_environment_suggests_one(tmp_path: Path) -> None:
+    write_project(tmp_path, {})
+    result = run_cli("--project", str(tmp_path), "render", "--env", "deev")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: environments/: unknown environment 'deev'; did you mean 'dev'?\n"
+        "  Environments in this project: dev. Each is a folder environments/<name>/ with an "
+        "environment.yaml.\n"
+    )
+
+
+def test_the_installed_command_runs_through_the_boundary(tmp_path: Path) -> None:
+    metasync = Path(sys.executable).parent / "metasync"
+    result = subprocess.run(
+        [str(metasync), "--project", str(tmp_path), "validate"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+    version = subprocess.run(
+        [str(metasync), "--version"], capture_output=True, text=True, check=False
+    )
+    assert (version.returncode, version.stdout) == (0, "metasync, version 0.1.0\n")

@@ -1,0 +1,150 @@
+"""YAML with positions, variables, environments: the pieces under `validate` and `render`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli, write_project
+from metasync.errors import ValidationFailed
+from metasync.manifests.environment import load_environment
+from metasync.manifests.variables import Unresolved, manifest_lookup, substitute
+from metasync.manifests.yamlio import line_of, parse_documents
+from metasync.project import Project
+
+
+def test_documents_keep_lines_and_skip_empty_ones() -> None:
+    docs = parse_documents("a: 1\n---\n---\nb:\n  - x\n  - {y: 2}\n", "f.yaml")
+    assert [(d.data, d.index) for d in docs] == [({"a": 1}, 0), ({"b": ["x", {"y": 2}]}, 2)]
+    assert line_of(docs[1].node, ("b", 1, "y")) == 6
+    assert line_of(docs[1].node, ("b", 7)) == 4  # runs out: the deepest existing part
+
+
+def test_dates_stay_strings() -> None:
+    (doc,) = parse_documents("until: 2030-01-01\n", "f.yaml")
+    assert doc.data == {"until": "2030-01-01"}
+
+
+LOOKUP = manifest_lookup(
+    "dev",
+    {"retries": 4, "url": "https://api", "flags": {"a": 1}},
+    {"token": "TOKEN_DEV"},
+    "environments/dev/environment.yaml",
+)
+
+
+def test_whole_placeholders_keep_their_type_and_embedded_ones_become_text() -> None:
+    problems: list[Unresolved] = []
+    data = {
+        "retryCount": "((vars.retries))",
+        "uri": "((vars.url))/v1?n=((vars.retries))",
+        "expr": "${workflow.input.x}",
+        "js": "((a.b))",
+    }
+    assert substitute(data, LOOKUP, problems) == {
+        "retryCount": 4,
+        "uri": "https://api/v1?n=4",
+        "expr": "${workflow.input.x}",
+        "js": "((a.b))",
+    }
+    assert problems == []
+
+
+def test_secrets_are_never_resolved_offline() -> None:
+    problems: list[Unresolved] = []
+    assert substitute({"h": "Bearer ((secrets.token))"}, LOOKUP, problems) == {
+        "h": "Bearer ((secrets.token))"
+    }
+    substitute({"h": "((secrets.tokne))"}, LOOKUP, problems)
+    assert [(p.path, p.message) for p in problems] == [
+        (("h",), "undefined secret ((secrets.tokne)) for environment 'dev'")
+    ]
+    assert problems[0].hint.endswith("; did you mean 'token'?")
+
+
+def test_a_map_cannot_be_embedded_in_text() -> None:
+    problems: list[Unresolved] = []
+    substitute({"x": ["prefix ((vars.flags))"]}, LOOKUP, problems)
+    assert [(p.path, p.message) for p in problems] == [
+        (("x", 0), "((vars.flags)) is a map and cannot be placed inside a longer string")
+    ]
+
+
+def test_env_placeholders_are_for_environment_yaml_only(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        {
+            "manifests/t.yaml": """\
+                apiVersion: metasync/v1
+                kind: TaskDef
+                metadata: {name: t}
+                spec: {ownerEmail: ((env.OWNER))}
+                """
+        },
+    )
+    result = run_cli("--project", str(tmp_path), "validate")
+    assert result.exit_code == 1
+    assert "manifests/t.yaml:4 ownerEmail: ((env.OWNER)) can only be used in environment.yaml" in (
+        result.stderr
+    )
+
+
+def test_environment_reads_process_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path, {}, environment="server:\n  url: ((env.DEV_URL))\n")
+    monkeypatch.setenv("DEV_URL", "http://127.0.0.1:9999")
+    env = load_environment(tmp_path, "dev")
+    assert env.config.server.url == "http://127.0.0.1:9999"
+    assert env.config.policy.versioning == "in-place"
+    assert env.config.policy.maxDeletes == 10
+
+    monkeypatch.delenv("DEV_URL")
+    with pytest.raises(ValidationFailed) as failure:
+        load_environment(tmp_path, "dev")
+    assert str(failure.value) == (
+        "error: environments/dev/environment.yaml:2 server.url: process environment variable "
+        "DEV_URL is not set (read by ((env.DEV_URL)))\n  Export DEV_URL before running metasync."
+    )
+
+
+def test_environment_yaml_is_strict(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        {},
+        environment=(
+            "server:\n  url: http://127.0.0.1:1\npolicy:\n  versioning: newest\n  maxDelete: 3\n"
+            "promotion:\n  from: dev\n"
+        ),
+    )
+    with pytest.raises(ValidationFailed) as failure:
+        load_environment(tmp_path, "dev")
+    assert str(failure.value) == (
+        "error: environments/dev/environment.yaml:4 policy.versioning: 'newest' is not a valid "
+        "versioning\n  Use one of: in-place, new-version (case-sensitive).\n"
+        "error: environments/dev/environment.yaml:5 policy.maxDelete: unknown field 'maxDelete'; "
+        "did you mean 'maxDeletes'?\n"
+        "  Fix the name or remove the field (field names are Conductor's, case-sensitive)."
+    )
+
+
+def test_validate_without_environments_reports_variables(tmp_path: Path) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "t.yaml").write_text(
+        "apiVersion: metasync/v1\nkind: TaskDef\nmetadata: {name: t}\nspec: {ownerEmail: ((vars.owner))}\n"
+    )
+    (desired,) = Project(tmp_path).validate()
+    assert desired.environment is None
+    assert [p.message for p in desired.errors] == [
+        "((vars.owner)) cannot be resolved without an environment"
+    ]
+
+
+def test_labels_and_versions() -> None:
+    root = Path(__file__).resolve().parent.parent
+    desired = Project(root).render("dev")
+    by_name = {r.name: r for r in desired.resources}
+    assert by_name["order_to_cash"].labels == {"team": "orders", "tier": "critical"}
+    assert by_name["order_to_cash"].key == ("WorkflowDef", "order_to_cash", 1)
+    assert by_name["charge_payment"].key == ("TaskDef", "charge_payment", None)
