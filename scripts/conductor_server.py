@@ -269,6 +269,11 @@ def _state_file(name: str) -> Path:
     return cache_dir() / "run" / f"{name}.json"
 
 
+def remember(server: Server) -> None:
+    """Record a running server so that `stop` and `status` find it from another process."""
+    _state_file(server.name).write_text(json.dumps(asdict(server)))
+
+
 def _saved() -> Iterator[Server]:
     run = cache_dir() / "run"
     for path in sorted(run.glob("*.json")) if run.is_dir() else []:
@@ -288,7 +293,7 @@ def _cmd_start(specs: Sequence[str]) -> None:
             )
         ports[name] = int(port) if port else None
     for server in start_many(ports):
-        _state_file(server.name).write_text(json.dumps(asdict(server)))
+        remember(server)
         print(f"{server.name}: {server.url} (pid {server.pid}, log {server.log})")
 
 
