@@ -33,8 +33,8 @@ $(ACTIONLINT):
 actionlint: $(ACTIONLINT)
 
 lint: install
-	$(BIN)/ruff check src scripts tests
-	$(BIN)/ruff format --check src scripts tests
+	$(BIN)/ruff check src scripts tests benchmarks
+	$(BIN)/ruff format --check src scripts tests benchmarks
 
 typecheck: install
 	$(BIN)/mypy

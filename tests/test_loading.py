@@ -7,18 +7,19 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli, write_project
-from metasync.errors import ValidationFailed
+from metasync.errors import Location, ValidationFailed
 from metasync.manifests.environment import load_environment
 from metasync.manifests.variables import Unresolved, manifest_lookup, substitute
-from metasync.manifests.yamlio import line_of, parse_documents
+from metasync.manifests.yamlio import parse_documents
 from metasync.project import Project
 
 
 def test_documents_keep_lines_and_skip_empty_ones() -> None:
     docs = parse_documents("a: 1\n---\n---\nb:\n  - x\n  - {y: 2}\n", "f.yaml")
-    assert [(d.data, d.index) for d in docs] == [({"a": 1}, 0), ({"b": ["x", {"y": 2}]}, 2)]
-    assert line_of(docs[1].node, ("b", 1, "y")) == 6
-    assert line_of(docs[1].node, ("b", 7)) == 4  # runs out: the deepest existing part
+    assert [(d.data, d.locator.index) for d in docs] == [({"a": 1}, 0), ({"b": ["x", {"y": 2}]}, 2)]
+    assert docs[1].locator.locate(("b", 1, "y"), "b[1].y") == Location("f.yaml", 6, "b[1].y")
+    assert docs[1].locator.locate(("b", 7)).line == 4  # runs out: the deepest existing part
+    assert docs[1].locator.within("b").locate((1,)).line == 6
 
 
 def test_dates_stay_strings() -> None:
@@ -148,3 +149,25 @@ def test_labels_and_versions() -> None:
     assert by_name["order_to_cash"].labels == {"team": "orders", "tier": "critical"}
     assert by_name["order_to_cash"].key == ("WorkflowDef", "order_to_cash", 1)
     assert by_name["charge_payment"].key == ("TaskDef", "charge_payment", None)
+
+
+def test_labels_take_variables_and_report_undefined_ones(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        {
+            "manifests/t.yaml": """\
+                apiVersion: metasync/v1
+                kind: TaskDef
+                metadata:
+                  name: t
+                  labels: {owner: ((vars.owner_email)), tier: ((vars.tier))}
+                spec: {ownerEmail: ((vars.owner_email))}
+                """
+        },
+    )
+    result = run_cli("--project", str(tmp_path), "validate")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: manifests/t.yaml:5 metadata.labels.tier: undefined variable ((vars.tier)) for "
+        "environment 'dev'\n"
+    )

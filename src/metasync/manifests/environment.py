@@ -77,9 +77,9 @@ def _single_mapping(path: Path, display: str) -> tuple[dict[str, Any], DocumentL
     if len(docs) != 1 or not isinstance(docs[0].data, dict):
         raise ConfigError(
             "expected exactly one YAML mapping in this file",
-            location=Location(display, docs[1].node.start_mark.line + 1 if len(docs) > 1 else 1),
+            location=docs[1].locator.locate(()) if len(docs) > 1 else Location(display, 1),
         )
-    return docs[0].data, DocumentLocator(display, docs[0].node)
+    return docs[0].data, docs[0].locator
 
 
 def load_environment(root: Path, name: str) -> Environment:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from metasync.errors import Location, MetasyncError, Problem, did_you_mean
+from metasync.errors import MetasyncError, Problem, did_you_mean
 from metasync.manifests.schema import problems_from
 from metasync.manifests.variables import Lookup, Unresolved, substitute
 from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
@@ -57,7 +57,7 @@ def load_manifests(
             for display in [path.relative_to(root).as_posix()]
         ]
     result = LoadResult()
-    seen: dict[tuple[str, str, int | None], Location] = {}
+    seen: dict[tuple[str, str, int | None], DocumentLocator] = {}
     for display, read in files:
         try:
             text = read()
@@ -66,15 +66,16 @@ def load_manifests(
             result.problems.extend(exc.problems)
             continue
         for doc in docs:
-            locator = DocumentLocator(display, doc.node)
+            locator = doc.locator
             resource = _document(
                 doc.data, locator, lookup if "((" in text else None, result.problems
             )
             if resource is None:
                 continue
-            here = locator.locate(("metadata", "name"), "metadata.name")
-            there = seen.get(resource.key)
-            if there is not None:
+            first = seen.get(resource.key)
+            if first is not None:  # lines are looked up only now: that costs a second parse
+                here = locator.locate(("metadata", "name"), "metadata.name")
+                there = first.locate(("metadata", "name"))
                 result.problems.append(
                     Problem(
                         f"{resource.title} is defined twice: here and at {there.file}:{there.line}",
@@ -83,7 +84,7 @@ def load_manifests(
                     )
                 )
                 continue
-            seen[resource.key] = here
+            seen[resource.key] = locator
             result.resources.append(resource)
     result.resources.sort(key=Resource.sort_key)
     return result
@@ -181,9 +182,14 @@ def _document(
         for u in unresolved:
             display = display_path(spec, u.path)
             problems.append(Problem(u.message, spec_locator.locate(u.path, display), u.hint))
-        if unresolved:
+        labels_locator = locator.within("metadata", "labels")
+        unresolved_labels: list[Unresolved] = []
+        labels = substitute(labels, lookup, unresolved_labels)
+        for u in unresolved_labels:
+            display = "metadata.labels." + ".".join(map(str, u.path))
+            problems.append(Problem(u.message, labels_locator.locate(u.path, display), u.hint))
+        if unresolved or unresolved_labels:
             return None
-        labels = substitute(labels, lookup, [])
     spec_name = spec.get("name")
     if spec_name is None:
         spec = {"name": name, **spec}

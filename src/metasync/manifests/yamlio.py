@@ -1,7 +1,8 @@
 """YAML reading with libyaml, line numbers kept, and errors a person can act on.
 
-Documents are composed and constructed by libyaml's ``CSafeLoader``; the node tree is kept so that a
-line can be found for any key path, but only when a problem is reported (the happy path pays nothing).
+Documents are composed and constructed by libyaml's ``CSafeLoader``. Node trees are not kept (they
+cost several times the data's memory): when a problem needs a line, the file's text is composed
+again and the key path looked up in its nodes, so the happy path pays nothing.
 Two departures from plain ``safe_load``: timestamps stay strings (Conductor JSON has no dates), and a
 key repeated in one mapping is an error instead of silently keeping the last value.
 """
@@ -47,11 +48,52 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+class _Source:
+    """A file's text; its node trees are composed again only when a line is asked for."""
+
+    __slots__ = ("_nodes", "text")
+
+    def __init__(self, text: str):
+        self.text = text
+        self._nodes: list[yaml.Node | None] | None = None
+
+    def node(self, index: int) -> yaml.Node | None:
+        if self._nodes is None:
+            nodes: list[yaml.Node | None] = []
+            loader = _Loader(self.text)
+            try:
+                while loader.check_node():
+                    nodes.append(loader.get_node())
+            except yaml.YAMLError:
+                pass  # only reached for text that parsed before: keep what was composed
+            finally:
+                loader.dispose()
+            self._nodes = nodes
+        return self._nodes[index] if index < len(self._nodes) else None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentLocator:
+    """Locates key paths of one document (``base`` prefixes paths, e.g. ``("spec",)``)."""
+
+    file: str
+    source: _Source
+    index: int
+    base: tuple[str | int, ...] = ()
+
+    def locate(self, path: Sequence[str | int], display: str = "") -> Location:
+        node = self.source.node(self.index)
+        line = line_of(node, (*self.base, *path)) if node is not None else None
+        return Location(self.file, line, display)
+
+    def within(self, *base: str | int) -> DocumentLocator:
+        return DocumentLocator(self.file, self.source, self.index, (*self.base, *base))
+
+
 @dataclass(frozen=True, slots=True)
 class YamlDocument:
     data: Any
-    node: yaml.Node
-    index: int  # 0-based position of the document in its file
+    locator: DocumentLocator
 
 
 def line_of(node: yaml.Node, path: Sequence[str | int]) -> int:
@@ -75,21 +117,6 @@ def line_of(node: yaml.Node, path: Sequence[str | int]) -> int:
         else:
             return line
     return line
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentLocator:
-    """Locates key paths of one document (``base`` prefixes paths, e.g. ``("spec",)``)."""
-
-    file: str
-    node: yaml.Node
-    base: tuple[str | int, ...] = ()
-
-    def locate(self, path: Sequence[str | int], display: str = "") -> Location:
-        return Location(self.file, line_of(self.node, (*self.base, *path)), display)
-
-    def within(self, *base: str | int) -> DocumentLocator:
-        return DocumentLocator(self.file, self.node, (*self.base, *base))
 
 
 def read_text(path: Path, display: str) -> str:
@@ -121,14 +148,15 @@ def read_text(path: Path, display: str) -> str:
 def parse_documents(text: str, display: str) -> list[YamlDocument]:
     """Every non-empty document of ``text``; YAML errors become ManifestError with file:line."""
     docs: list[YamlDocument] = []
+    source = _Source(text)
     loader = _Loader(text)
     try:
         index = 0
         while loader.check_node():
             node = loader.get_node()
             data = loader.construct_document(node) if node is not None else None
-            if node is not None and data is not None:
-                docs.append(YamlDocument(data, node, index))
+            if data is not None:
+                docs.append(YamlDocument(data, DocumentLocator(display, source, index)))
             index += 1
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(exc, text, display) from None

@@ -20,6 +20,7 @@ from metasync.model.tasks import SYSTEM_TASK_TYPES, TaskAt, walk_tasks
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _EXPR = re.compile(r"\$\{([^}]*)\}")
 _ENV_LIKE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_SPACE = re.compile(r"\s")
 TERMINATION_STATUSES = ("COMPLETED", "FAILED", "TERMINATED")
 #: task types whose required input may come from a task definition's inputTemplate instead
 _TEMPLATED_INPUT = {
@@ -321,7 +322,7 @@ def _references(at: TaskAt, params: Any, report: _Reporter, refs: Mapping[str, T
     """``${ref.output...}`` must name the workflow or a task of this workflow (reference §3)."""
     for key, text in _strings(params, ("inputParameters",)):
         for expr in _EXPR.findall(text):
-            if any(ch.isspace() for ch in expr):
+            if _SPACE.search(expr):
                 report(
                     "error",
                     f"expression ${{{expr}}} contains whitespace, which Conductor rejects",
