@@ -225,6 +225,79 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
         "tasks[ref=a].inputParameters.value: expression ${workflow.input. x} contains whitespace",
     ),
     (
+        "decision_no_case_param",
+        workflow(
+            "decision_no_case_param",
+            [
+                {
+                    "name": "d",
+                    "taskReferenceName": "d",
+                    "type": "DECISION",
+                    "decisionCases": {"a": [inline("a")]},
+                }
+            ],
+        ),
+        "tasks[ref=d]: DECISION task needs caseValueParam or caseExpression",
+    ),
+    (
+        "do_while_no_condition",
+        workflow(
+            "do_while_no_condition",
+            [
+                {
+                    "name": "l",
+                    "taskReferenceName": "l",
+                    "type": "DO_WHILE",
+                    "loopOver": [inline("a")],
+                }
+            ],
+        ),
+        "tasks[ref=l]: DO_WHILE task needs loopCondition",
+    ),
+    (
+        "dynamic_no_param",
+        workflow("dynamic_no_param", [{"name": "d", "taskReferenceName": "d", "type": "DYNAMIC"}]),
+        "tasks[ref=d]: DYNAMIC task needs dynamicTaskNameParam",
+    ),
+    (
+        "fork_dynamic_no_params",
+        workflow(
+            "fork_dynamic_no_params",
+            [
+                {"name": "f", "taskReferenceName": "f", "type": "FORK_JOIN_DYNAMIC"},
+                {"name": "j", "taskReferenceName": "j", "type": "JOIN"},
+            ],
+        ),
+        "tasks[ref=f]: FORK_JOIN_DYNAMIC task needs dynamicForkTasksParam and "
+        "dynamicForkTasksInputParamName",
+    ),
+    (
+        "fork_dynamic_both_styles",
+        workflow(
+            "fork_dynamic_both_styles",
+            [
+                {
+                    "name": "f",
+                    "taskReferenceName": "f",
+                    "type": "FORK_JOIN_DYNAMIC",
+                    "dynamicForkJoinTasksParam": "legacy",
+                    "dynamicForkTasksParam": "tasks",
+                    "dynamicForkTasksInputParamName": "inputs",
+                },
+                {"name": "j", "taskReferenceName": "j", "type": "JOIN"},
+            ],
+        ),
+        "tasks[ref=f]: FORK_JOIN_DYNAMIC takes dynamicForkJoinTasksParam alone",
+    ),
+    (
+        "kafka_no_request",
+        workflow(
+            "kafka_no_request",
+            [{"name": "no_such_kafka_def", "taskReferenceName": "k", "type": "KAFKA_PUBLISH"}],
+        ),
+        "tasks[ref=k].inputParameters: KAFKA_PUBLISH task needs inputParameters.kafka_request",
+    ),
+    (
         "bad_owner_email",
         workflow("bad_owner_email", [inline("a")], ownerEmail="payments team"),
         "ownerEmail: ownerEmail 'payments team' is not an e-mail address",

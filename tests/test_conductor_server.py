@@ -88,3 +88,21 @@ def test_the_session_server_is_healthy_and_has_no_sample_data(
     response = api.post("/metadata/taskdefs", json=[{"name": "no_owner_email"}])
     assert response.status_code == 400
     assert "ownerEmail cannot be empty" in response.text
+
+
+def test_server_tests_fail_not_skip_when_no_server_can_start(tmp_path: Path) -> None:
+    """Without Java the session fixture errors every server test; nothing is skipped."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PATH": str(tmp_path), "METASYNC_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+            "tests/test_conductor_server.py::test_the_session_server_is_healthy_and_has_no_sample_data",
+        ],
+        cwd=root, capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+    assert "cannot start the Conductor server the tests need" in result.stdout
+    assert "java is not installed or not on PATH" in result.stdout
+    assert "1 error" in result.stdout
+    assert "skipped" not in result.stdout
