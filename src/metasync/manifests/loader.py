@@ -7,9 +7,7 @@ object). Problems are collected, not raised one at a time, so one run reports al
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,21 +44,14 @@ def manifest_files(root: Path) -> list[Path]:
     return sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_manifests(
-    root: Path, lookup: Lookup, files: Iterable[tuple[str, Callable[[], str]]] | None = None
-) -> LoadResult:
-    """Load every manifest; ``files`` (display name, text reader) overrides the working tree."""
-    if files is None:
-        files = [
-            (display, partial(read_text, path, display))
-            for path in manifest_files(root)
-            for display in [path.relative_to(root).as_posix()]
-        ]
+def load_manifests(root: Path, lookup: Lookup) -> LoadResult:
+    """Load every manifest of the working tree under ``root``."""
     result = LoadResult()
     seen: dict[tuple[str, str, int | None], DocumentLocator] = {}
-    for display, read in files:
+    for path in manifest_files(root):
+        display = path.relative_to(root).as_posix()
         try:
-            text = read()
+            text = read_text(path, display)
             docs = parse_documents(text, display)
         except MetasyncError as exc:
             result.problems.extend(exc.problems)
