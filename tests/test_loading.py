@@ -102,11 +102,36 @@ def test_environment_reads_process_variables(
     assert env.config.policy.maxDeletes == 10
 
     monkeypatch.delenv("DEV_URL")
+    # offline commands need no server address: validate and render still work
+    offline = load_environment(tmp_path, "dev", connect=False)
+    assert offline.config.server.url == "((env.DEV_URL))"
+    assert run_cli("--project", str(tmp_path), "validate").exit_code == 0
     with pytest.raises(ValidationFailed) as failure:
         load_environment(tmp_path, "dev")
     assert str(failure.value) == (
         "error: environments/dev/environment.yaml:2 server.url: process environment variable "
         "DEV_URL is not set (read by ((env.DEV_URL)))\n  Export DEV_URL before running metasync."
+    )
+
+
+def test_variables_from_unset_process_variables_fail_even_offline(tmp_path: Path) -> None:
+    write_project(
+        tmp_path, {}, environment="server:\n  url: localhost:8080\nvars: {a: ((env.UNSET_X))}\n"
+    )
+    with pytest.raises(ValidationFailed) as failure:
+        load_environment(tmp_path, "dev", connect=False)
+    assert str(failure.value) == (
+        "error: environments/dev/environment.yaml:3 vars.a: process environment variable UNSET_X "
+        "is not set (read by ((env.UNSET_X)))\n  Export UNSET_X before running metasync."
+    )
+    (tmp_path / "environments" / "dev" / "environment.yaml").write_text(
+        "server:\n  url: localhost:8080\n"
+    )
+    with pytest.raises(ValidationFailed) as failure:
+        load_environment(tmp_path, "dev")
+    assert str(failure.value) == (
+        "error: environments/dev/environment.yaml:2 server.url: 'localhost:8080' is not an "
+        "http:// or https:// URL"
     )
 
 

@@ -61,7 +61,7 @@ class Project:
         if env is None:
             lookup = unresolved_lookup
         else:
-            environment = load_environment(self.root, env)
+            environment = load_environment(self.root, env, connect=False)
             config = environment.config
             lookup = manifest_lookup(env, config.vars, config.secrets, environment.file)
         loaded = load_manifests(self.root, lookup)

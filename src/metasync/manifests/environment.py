@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from metasync.errors import ConfigError, Location, Problem, ValidationFailed, did_you_mean
 from metasync.manifests.schema import problems_from
@@ -17,6 +19,9 @@ from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_tex
 ENVIRONMENTS_DIR = "environments"
 ENVIRONMENT_FILE = "environment.yaml"
 PROJECT_FILE = "metasync.yaml"
+
+
+_URL = re.compile(r"^(https?://[^\s/]+\S*|\(\(env\.\w+\)\))$")
 
 
 class _Strict(BaseModel):
@@ -29,7 +34,16 @@ class Auth(_Strict):
 
 
 class Server(_Strict):
-    url: str = Field(pattern=r"^https?://[^\s/]+", min_length=8)
+    #: an unresolved ``((env.NAME))`` is left for offline commands (see load_environment)
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not _URL.match(url):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return url.rstrip("/")
+
     auth: Auth | None = None
     timeoutSeconds: float = Field(30.0, gt=0)
 
@@ -82,8 +96,13 @@ def _single_mapping(path: Path, display: str) -> tuple[dict[str, Any], DocumentL
     return docs[0].data, docs[0].locator
 
 
-def load_environment(root: Path, name: str) -> Environment:
-    """Read, resolve ``((env.NAME))`` and validate one environment's settings."""
+def load_environment(root: Path, name: str, *, connect: bool = True) -> Environment:
+    """Read, resolve ``((env.NAME))`` and validate one environment's settings.
+
+    With ``connect=False`` (offline commands: validate, render) the ``server`` section may keep
+    ``((env.NAME))`` placeholders whose variable is not set: a CI job that only validates needs no
+    server URL or credentials.
+    """
     available = environment_names(root)
     if name not in available:
         listed = ", ".join(available) or "none"
@@ -96,21 +115,13 @@ def load_environment(root: Path, name: str) -> Environment:
     display = f"{ENVIRONMENTS_DIR}/{name}/{ENVIRONMENT_FILE}"
     data, locator = _single_mapping(root / ENVIRONMENTS_DIR / name / ENVIRONMENT_FILE, display)
 
-    def lookup(namespace: str, var: str) -> Any:
-        if namespace != "env":
-            raise LookupError(
-                f"(({namespace}.{var})) cannot be used in {ENVIRONMENT_FILE}",
-                f"Only ((env.NAME)) is read here; {namespace} are for manifests and overlays.",
-            )
-        if var not in os.environ:
-            raise LookupError(
-                f"process environment variable {var} is not set (read by ((env.{var})))",
-                f"Export {var} before running metasync.",
-            )
-        return os.environ[var]
-
     unresolved: list[Unresolved] = []
-    data = substitute(data, lookup, unresolved)
+    data = {
+        key: substitute(
+            value, _env_lookup(keep_unset=key == "server" and not connect), unresolved, (key,)
+        )
+        for key, value in data.items()
+    }
     problems = [
         Problem(u.message, locator.locate(u.path, ".".join(map(str, u.path))), u.hint)
         for u in unresolved
@@ -122,6 +133,25 @@ def load_environment(root: Path, name: str) -> Environment:
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, EnvironmentConfig, data, locator)) from None
     return Environment(name, display, config)
+
+
+def _env_lookup(keep_unset: bool) -> Callable[[str, str], Any]:
+    def lookup(namespace: str, var: str) -> Any:
+        if namespace != "env":
+            raise LookupError(
+                f"(({namespace}.{var})) cannot be used in {ENVIRONMENT_FILE}",
+                f"Only ((env.NAME)) is read here; {namespace} are for manifests and overlays.",
+            )
+        if var in os.environ:
+            return os.environ[var]
+        if keep_unset:
+            return f"((env.{var}))"
+        raise LookupError(
+            f"process environment variable {var} is not set (read by ((env.{var})))",
+            f"Export {var} before running metasync.",
+        )
+
+    return lookup
 
 
 def load_settings(root: Path) -> ProjectSettings:

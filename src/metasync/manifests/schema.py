@@ -141,6 +141,8 @@ def problems_from(
                 hint = "Remove the quotes around the value."
             elif value is None:
                 hint = "Give it a value, or remove the key to leave it unset."
+        elif kind == "value_error":
+            message = error["msg"].removeprefix("Value error, ")
         elif kind == "string_too_short":
             message = f"{key} must not be empty"
         elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
