@@ -90,3 +90,27 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
         if word.lower() in lowered:
             match = [lowered[word.lower()]]
     return f"; did you mean {match[0]!r}?" if match else ""
+
+
+class ServerError(MetasyncError):
+    """A Conductor server refused a request or could not be reached."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: Location | None = None,
+        hint: str | None = None,
+        status: int | None = None,
+        details: Sequence[Problem] = (),
+    ):
+        super().__init__(message, location=location, hint=hint)
+        self.status = status
+        self.details = tuple(details)
+
+    @property
+    def problems(self) -> Sequence[Problem]:
+        return (self.problem, *self.details)
+
+    def __str__(self) -> str:
+        return "\n".join(p.format() for p in self.problems)

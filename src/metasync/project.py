@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from metasync.errors import ConfigError, Location, Problem, ValidationFailed
+from metasync.apply.executor import execute
+from metasync.apply.steps import Step, steps_for
+from metasync.conductor.client import ConductorClient
+from metasync.conductor.live import LiveState, read_live
+from metasync.errors import ConfigError, Location, Problem, ServerError, ValidationFailed
 from metasync.manifests.environment import (
     ProjectSettings,
     environment_names,
@@ -17,7 +23,11 @@ from metasync.manifests.environment import (
 from metasync.manifests.loader import MANIFESTS_DIR, load_manifests
 from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
 from metasync.model.checks import check_resources
+from metasync.model.paths import display_path
 from metasync.model.resource import Resource
+from metasync.plan.model import Change, Outcome, Plan
+from metasync.plan.planner import build_plan
+from metasync.plan.select import Selector
 
 
 @dataclass(frozen=True)
@@ -81,3 +91,110 @@ class Project:
         if not names:
             return [self.desired(None)]
         return [self.desired(name) for name in names]
+
+    # -- live servers ---------------------------------------------------------------------------
+
+    def connect(self, env: str) -> ConductorClient:
+        environment = load_environment(self.root, env)
+        server = environment.config.server
+        key_id = key_secret = None
+        if server.auth is not None:
+            missing = [
+                v for v in (server.auth.keyIdEnv, server.auth.keySecretEnv) if v not in os.environ
+            ]
+            if missing:
+                raise ConfigError(
+                    f"the {env} server needs credentials: {', '.join(missing)} not set",
+                    location=Location(environment.file, None, "server.auth"),
+                    hint=f"Export {' and '.join(missing)} before running metasync.",
+                )
+            key_id = os.environ[server.auth.keyIdEnv]
+            key_secret = os.environ[server.auth.keySecretEnv]
+        return ConductorClient.connect(
+            server.url,
+            label=f"the {env} server ({server.url})",
+            timeout=server.timeoutSeconds,
+            key_id=key_id,
+            key_secret=key_secret,
+        )
+
+    def plan(self, env: str, selectors: Sequence[Selector] = ()) -> Planned:
+        """Render ``env``, read its server in bulk, plan, and let the server check what would change."""
+        desired = self.render(env)
+        with self.connect(env) as client:
+            live = read_live(client)
+            plan = build_plan(env, desired.resources, live, selectors)
+            problems = _server_checks(plan, desired.resources, client)
+        if problems:
+            raise ValidationFailed(problems)
+        return Planned(plan, desired, live)
+
+    def apply(self, planned: Planned, on_step: Callable[[Step], None] | None = None) -> Applied:
+        """Write the plan's changes in order, then read back: every applied object must be a noop."""
+        env = planned.plan.environment
+        with self.connect(env) as client:
+            outcomes = execute(steps_for(planned.plan), client, on_step)
+            live = read_live(client)
+        landed = {
+            (o.change.kind, o.change.name, o.change.version)
+            for o in outcomes
+            if o.status == "landed"
+        }
+        after = build_plan(env, [r for r in planned.desired.resources if r.key in landed], live)
+        drifted = tuple(c for c in after.changes if c.action != "noop")
+        return Applied(tuple(outcomes), drifted)
+
+
+@dataclass(frozen=True)
+class Planned:
+    plan: Plan
+    desired: Desired
+    live: LiveState
+
+
+@dataclass(frozen=True)
+class Applied:
+    outcomes: tuple[Outcome, ...]
+    #: objects written that still do not plan as noop on read-back
+    read_back: tuple[Change, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == "landed" for o in self.outcomes) and not self.read_back
+
+
+_INDEXED = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _server_checks(
+    plan: Plan, resources: Sequence[Resource], client: ConductorClient
+) -> list[Problem]:
+    """Ask the server to validate each workflow that would be written (nothing is stored)."""
+    by_key = {r.key: r for r in resources}
+    problems: list[Problem] = []
+    for change in plan.pending:
+        if change.kind != "WorkflowDef" or change.desired is None:
+            continue
+        try:
+            client.validate_workflow(dict(change.desired))
+        except ServerError as exc:
+            if exc.status != 400:
+                raise
+            resource = by_key[(change.kind, change.name, change.version)]
+            problems += [_place(detail, resource) for detail in exc.details] or [exc.problem]
+    return problems
+
+
+def _place(detail: Problem, resource: Resource) -> Problem:
+    """``workflowDef.tasks[0]: message`` -> the manifest's file and line for tasks[0]."""
+    server_path, _, message = detail.message.partition(": ")
+    raw: list[str | int] = []
+    for name, index in _INDEXED.findall(server_path.partition(".")[2]):
+        raw.append(int(index) if index else name)
+    display = display_path(resource.spec, raw)
+    location = resource.origin.locate(raw, display) if resource.origin else Location(resource.title)
+    return Problem(
+        f"the server refuses {resource.title}: {message}",
+        location,
+        "Fix it as the server says (POST /api/metadata/workflow/validate -> 400).",
+    )

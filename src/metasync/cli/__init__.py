@@ -8,9 +8,14 @@ from pathlib import Path
 import click
 
 from metasync import __version__
-from metasync.cli.boundary import EXIT_OK, EXIT_USER_ERROR, BoundaryGroup
-from metasync.errors import Problem
+from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR, BoundaryGroup
+from metasync.errors import MetasyncError, Problem
+from metasync.plan.select import parse_selectors
 from metasync.project import Project
+from metasync.render.apply_result import write_apply_result
+from metasync.render.plan_json import write_plan_json
+from metasync.render.plan_markdown import write_plan_markdown
+from metasync.render.plan_text import write_plan_text
 from metasync.render.problems import write_problems
 from metasync.render.resources import write_json, write_yaml
 
@@ -74,6 +79,66 @@ def render(ctx: click.Context, env: str, fmt: str) -> int:
     writer = write_json if fmt == "json" else write_yaml
     writer(sys.stdout, env, desired.resources)
     return EXIT_OK
+
+
+_select = click.option(
+    "--select", "select", multiple=True, metavar="SEL",
+    help="kind=...,name=GLOB,label.KEY=VALUE (comma: all must hold; repeated: any may hold).",
+)  # fmt: skip
+
+
+@cli.command()
+@click.option("--env", required=True, metavar="ENV", help="The environment to plan.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "markdown"]),
+              default="text", show_default=True)  # fmt: skip
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@_select
+@click.pass_context
+def plan(ctx: click.Context, env: str, fmt: str, detailed_exitcode: bool,
+         select: tuple[str, ...]) -> int:  # fmt: skip
+    """Show, field by field, what apply would change on ENV's server."""
+    selectors = parse_selectors(select)
+    planned = _project(ctx).plan(env, selectors)
+    write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
+    writer = {"text": write_plan_text, "json": write_plan_json, "markdown": write_plan_markdown}[
+        fmt
+    ]
+    writer(sys.stdout, planned.plan)
+    return EXIT_CHANGES if detailed_exitcode and planned.plan.has_changes else EXIT_OK
+
+
+@cli.command()
+@click.option("--env", required=True, metavar="ENV", help="The environment to change.")
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
+@_select
+@click.pass_context
+def apply(ctx: click.Context, env: str, auto_approve: bool, select: tuple[str, ...]) -> int:
+    """Make ENV's server match git: task defs, then workflows, then event handlers."""
+    project = _project(ctx)
+    planned = project.plan(env, parse_selectors(select))
+    write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
+    write_plan_text(sys.stdout, planned.plan)
+    if not planned.plan.has_changes:
+        click.echo("Nothing to apply: the server matches git.")
+        return EXIT_OK
+    if not auto_approve:
+        if not sys.stdin.isatty():
+            raise MetasyncError(
+                "apply needs a confirmation and there is no terminal to ask",
+                hint="Pass --auto-approve (CI), or run it in a terminal.",
+            )
+        answer = click.prompt(
+            f"Apply these {len(planned.plan.pending)} change(s) to {env}? Only 'yes' applies",
+            default="", show_default=False, err=True,
+        )  # fmt: skip
+        if answer != "yes":
+            click.echo("Not applied.", err=True)
+            return EXIT_USER_ERROR
+    applied = project.apply(
+        planned, on_step=lambda step: click.echo(f"applying {step.describe()}", err=True)
+    )
+    write_apply_result(sys.stdout, applied.outcomes, applied.read_back)
+    return EXIT_OK if applied.ok else EXIT_USER_ERROR
 
 
 def main() -> None:

@@ -1,0 +1,51 @@
+"""Runs write steps against a server and records, per object, whether it landed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from metasync.apply.steps import Step
+from metasync.conductor.client import LiveWriter
+from metasync.errors import MetasyncError
+from metasync.plan.model import Change, Outcome
+
+# task definition fields a 3.15 PUT takes from the body: echo the live ones to keep them
+_KEEP_ON_PUT = ("createTime", "createdBy")
+
+
+def execute(steps: Sequence[Step], writer: LiveWriter,
+            on_step: Callable[[Step], None] | None = None) -> list[Outcome]:  # fmt: skip
+    """Run every step; a refused step marks its objects not landed and the rest still run."""
+    outcomes: list[Outcome] = []
+    for step in steps:
+        if on_step is not None:
+            on_step(step)
+        try:
+            _run(step, writer)
+        except MetasyncError as exc:
+            outcomes += [Outcome(c, "not landed", tuple(exc.problems)) for c in step.changes]
+        else:
+            outcomes += [Outcome(c, "landed") for c in step.changes]
+    return outcomes
+
+
+def _payload(change: Change) -> dict[str, Any]:
+    assert change.desired is not None, change.title
+    payload = dict(change.desired)
+    if change.kind == "TaskDef" and change.action == "update" and change.live is not None:
+        payload |= {k: change.live[k] for k in _KEEP_ON_PUT if k in change.live}
+    return payload
+
+
+def _run(step: Step, writer: LiveWriter) -> None:
+    payloads = [_payload(c) for c in step.changes]
+    actions: Mapping[str, Callable[[], None]] = {
+        "create_taskdefs": lambda: writer.create_taskdefs(payloads),
+        "update_taskdef": lambda: writer.update_taskdef(payloads[0]),
+        "create_workflow": lambda: writer.create_workflow(payloads[0]),
+        "update_workflows": lambda: writer.update_workflows(payloads),
+        "create_event_handler": lambda: writer.create_event_handler(payloads[0]),
+        "update_event_handler": lambda: writer.update_event_handler(payloads[0]),
+    }
+    actions[step.operation]()

@@ -1,0 +1,90 @@
+"""A plan's changes as ordered write steps (DESIGN.md section 5). Pure: no I/O.
+
+Task definitions first (HTTP/JQ/Kafka tasks may take their input from them), then workflows with
+sub-workflows before their parents, then event handlers. Writes are batched where the server takes
+lists: new task definitions in one POST, changed workflows in one PUT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from metasync.model.tasks import walk_tasks
+from metasync.plan.model import Change, Plan
+
+Operation = Literal[
+    "create_taskdefs", "update_taskdef", "create_workflow", "update_workflows",
+    "create_event_handler", "update_event_handler",
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    operation: Operation
+    changes: tuple[Change, ...]
+
+    def describe(self) -> str:
+        names = ", ".join(c.title for c in self.changes)
+        return f"{self.operation.replace('_', ' ')}: {names}"
+
+
+def steps_for(plan: Plan) -> list[Step]:
+    pending = plan.pending
+    by = {
+        (kind, action): [c for c in pending if c.kind == kind and c.action == action]
+        for kind in ("TaskDef", "WorkflowDef", "EventHandler")
+        for action in ("create", "update")
+    }
+    steps: list[Step] = []
+    if by["TaskDef", "create"]:
+        steps.append(Step("create_taskdefs", tuple(by["TaskDef", "create"])))
+    steps += [Step("update_taskdef", (c,)) for c in by["TaskDef", "update"]]
+    workflows = _children_first(by["WorkflowDef", "create"] + by["WorkflowDef", "update"])
+    batch: list[Change] = []
+    for change in workflows:
+        if change.action == "create":
+            if batch:
+                steps.append(Step("update_workflows", tuple(batch)))
+                batch = []
+            steps.append(Step("create_workflow", (change,)))
+        else:
+            batch.append(change)
+    if batch:
+        steps.append(Step("update_workflows", tuple(batch)))
+    steps += [Step("create_event_handler", (c,)) for c in by["EventHandler", "create"]]
+    steps += [Step("update_event_handler", (c,)) for c in by["EventHandler", "update"]]
+    return steps
+
+
+def _children_first(changes: Sequence[Change]) -> list[Change]:
+    """Sub-workflows before the workflows that call them (stable otherwise; cycles kept as found)."""
+    names = {c.name for c in changes}
+    calls = {
+        c.name: {
+            str((at.task.get("subWorkflowParam") or {}).get("name"))
+            for at in walk_tasks(c.desired or {})
+            if at.type == "SUB_WORKFLOW"
+        }
+        & names
+        for c in changes
+    }
+    ordered: list[Change] = []
+    placed: set[int] = set()
+    visiting: set[str] = set()
+
+    def place(change: Change) -> None:
+        if id(change) in placed or change.name in visiting:
+            return
+        visiting.add(change.name)
+        for child in changes:
+            if child.name in calls[change.name] and child.name != change.name:
+                place(child)
+        visiting.discard(change.name)
+        placed.add(id(change))
+        ordered.append(change)
+
+    for change in changes:
+        place(change)
+    return ordered

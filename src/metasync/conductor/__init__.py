@@ -1,0 +1,1 @@
+"""Talking to Conductor servers: the httpx client, auth, and normalisation per server flavour."""

@@ -1,0 +1,167 @@
+"""One canonical form for both sides of a comparison (reference/conductor-api.md §2.7).
+
+The server fills defaults, writes audit fields and emits empty collections; a manifest states what
+its author cares about. Normalising both the same way makes them comparable without perpetual
+diffs: server-managed fields are dropped, a field that equals its default (for the target flavour)
+is dropped, an empty collection is the same as an absent one, and fields the target server does not
+know are dropped and reported (the server would silently drop them, so they could never match).
+Free-form maps (inputParameters, outputParameters, variables, ...) are data: kept as they are,
+nulls and empty values included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from metasync.model.conductor import (
+    Action,
+    ConductorModel,
+    EventHandler,
+    StartWorkflow,
+    SubWorkflowParams,
+    TaskDef,
+    TaskDetails,
+    WorkflowDef,
+    WorkflowTask,
+)
+
+Flavour = Literal["3.15", "oss"]
+
+# defaults the server fills in (§2.2-2.5); OSS-only fields are added for the oss flavour
+_DEFAULTS: dict[type[ConductorModel], dict[str, Any]] = {
+    TaskDef: {
+        "retryCount": 3,
+        "timeoutSeconds": 0,
+        "timeoutPolicy": "TIME_OUT_WF",
+        "retryLogic": "FIXED",
+        "retryDelaySeconds": 60,
+        "responseTimeoutSeconds": 3600,
+        "rateLimitPerFrequency": 0,
+        "rateLimitFrequencyInSeconds": 1,
+        "backoffScaleFactor": 1,
+        # oss
+        "maxRetryDelaySeconds": 0,
+        "backoffJitterMs": 0,
+        "totalTimeoutSeconds": 0,
+        "taskStatusListenerEnabled": True,
+        "enforceSchema": False,
+    },
+    WorkflowDef: {
+        "version": 1,
+        "schemaVersion": 2,
+        "restartable": True,
+        "workflowStatusListenerEnabled": False,
+        "timeoutPolicy": "ALERT_ONLY",
+        "timeoutSeconds": 0,
+        # oss
+        "enforceSchema": True,
+    },
+    WorkflowTask: {
+        "type": "SIMPLE",
+        "startDelay": 0,
+        "optional": False,
+        "asyncComplete": False,
+        # oss
+        "permissive": False,
+    },
+    EventHandler: {"active": False},
+    Action: {"expandInlineJSON": False},
+}
+
+# fields whose value is data, not structure: compared as they are
+_FREE_FORM = frozenset({
+    "inputParameters", "outputParameters", "variables", "inputTemplate", "input", "output",
+    "taskToDomain", "metadata", "workflowDefinition", "data", "inputMessage", "outputMessage",
+    "priority", "terminate_workflow", "update_workflow_variables", "start_agent",
+})  # fmt: skip
+
+# nested models, by the field that holds them (lists and maps of them included)
+_NESTED: dict[str, type[ConductorModel]] = {
+    "tasks": WorkflowTask,
+    "decisionCases": WorkflowTask,
+    "defaultCase": WorkflowTask,
+    "forkTasks": WorkflowTask,
+    "loopOver": WorkflowTask,
+    "subWorkflowParam": SubWorkflowParams,
+    "taskDefinition": TaskDef,
+    "actions": Action,
+    "start_workflow": StartWorkflow,
+    "complete_task": TaskDetails,
+    "fail_task": TaskDetails,
+}
+
+# written by the server (or by metasync as its mark): never part of a comparison
+SERVER_MANAGED = frozenset(
+    {"createTime", "updateTime", "createdBy", "updatedBy", "ownerApp", "accessPolicy"}
+)
+
+KIND_MODELS: dict[str, type[ConductorModel]] = {
+    "TaskDef": TaskDef,
+    "WorkflowDef": WorkflowDef,
+    "EventHandler": EventHandler,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A field the target server does not know: it would drop it on write."""
+
+    path: tuple[str | int, ...]  # raw path of the object that holds the field
+    field: str
+
+
+def flavour_of(version: str | None) -> Flavour:
+    """3.x before 3.21 behaves as 3.15; anything newer is conductor-oss (§0.2)."""
+    if not version:
+        return "3.15"
+    parts = [int(p) for p in version.split("-")[0].split(".")[:2] if p.isdigit()]
+    return "oss" if parts and (parts[0], parts[1] if len(parts) > 1 else 0) >= (3, 21) else "3.15"
+
+
+def normalize(kind: str, spec: Mapping[str, Any], flavour: Flavour,
+              unknown: list[Unknown] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The canonical form of ``spec``: only what differs from the server's defaults."""
+    return _model(KIND_MODELS[kind], spec, flavour, unknown if unknown is not None else [], ())
+
+
+def _model(model: type[ConductorModel], data: Mapping[str, Any], flavour: Flavour,
+           unknown: list[Unknown], path: tuple[str | int, ...]) -> dict[str, Any]:  # fmt: skip
+    defaults = _DEFAULTS.get(model, {})
+    oss_only = model.OSS_ONLY
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SERVER_MANAGED or value is None:
+            continue
+        if flavour == "3.15" and key in oss_only:
+            unknown.append(Unknown(path, key))
+            continue
+        if key in defaults and value == defaults[key] and (flavour == "oss" or key not in oss_only):
+            continue
+        if key in _FREE_FORM:
+            if value not in ({}, []):  # the server emits {} for an absent map
+                out[key] = value
+            continue
+        nested = _NESTED.get(key)
+        canonical = _value(nested, value, flavour, unknown, (*path, key))
+        if canonical in ([], {}):
+            continue
+        out[key] = canonical
+    return out
+
+
+def _value(nested: type[ConductorModel] | None, value: Any, flavour: Flavour,
+           unknown: list[Unknown], path: tuple[str | int, ...]) -> Any:  # fmt: skip
+    if nested is None:
+        return value
+    if isinstance(value, Mapping):
+        if nested is WorkflowTask and "taskReferenceName" not in value:  # decisionCases
+            return {
+                case: _value(nested, tasks, flavour, unknown, (*path, case))
+                for case, tasks in value.items()
+            }
+        return _model(nested, value, flavour, unknown, path)
+    if isinstance(value, list):
+        return [_value(nested, item, flavour, unknown, (*path, i)) for i, item in enumerate(value)]
+    return value

@@ -1,0 +1,1 @@
+"""Pure planning: desired resources + live state -> Plan. Never talks to a server."""

@@ -1,0 +1,87 @@
+"""A plan is data: changes over a closed set of actions, each with field-level before and after."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from metasync.errors import Problem
+
+Action = Literal["create", "update", "delete", "noop"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "delete", "noop")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One changed value; ``before`` None: added, ``after`` None: removed."""
+
+    path: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: str
+    name: str
+    version: int | None
+    action: Action
+    fields: tuple[FieldChange, ...] = ()
+    live_fingerprint: str | None = None
+    desired_fingerprint: str | None = None
+    reason: str = ""  # for people only: apply never reads it
+    #: the rendered manifest (what apply sends) and the live object (what it replaces)
+    desired: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    live: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def title(self) -> str:
+        return f"{self.kind} {self.name}" + (
+            f" v{self.version}" if self.version is not None else ""
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Unmanaged:
+    """On the server, not in git (and inside the selection)."""
+
+    kind: str
+    name: str
+    version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    environment: str
+    server: str
+    flavour: str
+    changes: tuple[Change, ...]
+    unmanaged: tuple[Unmanaged, ...] = ()
+    warnings: tuple[Problem, ...] = ()
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(ACTIONS, 0)
+        for change in self.changes:
+            counts[change.action] += 1
+        return counts
+
+    @property
+    def pending(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action != "noop")
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.pending)
+
+
+Status = Literal["landed", "not landed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one change when apply ran it."""
+
+    change: Change
+    status: Status
+    problems: tuple[Problem, ...] = ()

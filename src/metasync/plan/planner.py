@@ -1,0 +1,82 @@
+"""Desired resources + live state -> Plan. Fingerprints first; field diffs only for changed objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from metasync.conductor.live import LiveState
+from metasync.conductor.normalize import Unknown, normalize
+from metasync.errors import Location, Problem
+from metasync.model.fingerprint import fingerprint
+from metasync.model.kinds import KINDS
+from metasync.model.paths import display_path
+from metasync.model.resource import Resource
+from metasync.plan.diff import diff
+from metasync.plan.model import Change, Plan, Unmanaged
+from metasync.plan.select import Selector, selected
+
+
+def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
+               selectors: Sequence[Selector] = ()) -> Plan:  # fmt: skip
+    changes: list[Change] = []
+    warnings: list[Problem] = []
+    labels: dict[tuple[str, str, int | None], Mapping[str, str]] = {}
+    for resource in desired:
+        labels[resource.key] = resource.labels
+        if not selected(selectors, resource.kind, resource.name, resource.labels):
+            continue
+        unknown: list[Unknown] = []
+        wanted = normalize(resource.kind, resource.spec, live.flavour, unknown)
+        warnings += [_unknown_warning(resource, u, live.flavour) for u in unknown]
+        wanted_fp = fingerprint(wanted)
+        current = live.objects.get(resource.key)
+        if current is None:
+            changes.append(Change(
+                resource.kind, resource.name, resource.version, "create",
+                tuple(diff(resource.kind, {}, wanted)),
+                desired_fingerprint=wanted_fp, reason="not on the server",
+                desired=resource.spec,
+            ))  # fmt: skip
+            continue
+        have = normalize(resource.kind, current, live.flavour)
+        have_fp = fingerprint(have)
+        if have_fp == wanted_fp:
+            changes.append(Change(
+                resource.kind, resource.name, resource.version, "noop",
+                live_fingerprint=have_fp, desired_fingerprint=wanted_fp,
+                desired=resource.spec, live=current,
+            ))  # fmt: skip
+            continue
+        fields = diff(resource.kind, have, wanted)
+        changes.append(Change(
+            resource.kind, resource.name, resource.version, "update", tuple(fields),
+            have_fp, wanted_fp, reason=f"{len(fields)} field(s) differ",
+            desired=resource.spec, live=current,
+        ))  # fmt: skip
+    unmanaged = [
+        Unmanaged(*key)
+        for key in sorted(live.objects, key=_order)
+        if key not in labels and selected(selectors, key[0], key[1], {})
+    ]
+    changes.sort(key=lambda c: _order((c.kind, c.name, c.version)))
+    return Plan(
+        environment, live.server, live.flavour, tuple(changes), tuple(unmanaged), tuple(warnings)
+    )
+
+
+def _order(key: tuple[str, str, int | None]) -> tuple[int, str, int]:
+    return (KINDS[key[0]].order, key[1], key[2] or 0)
+
+
+def _unknown_warning(resource: Resource, unknown: Unknown, flavour: str) -> Problem:
+    path = (*unknown.path, unknown.field)
+    display = display_path(resource.spec, path)
+    origin = resource.origin
+    location = origin.locate(path, display) if origin else Location(resource.title, None, display)
+    return Problem(
+        f"{unknown.field} is not known to this server (Conductor {flavour}), which drops it on "
+        "write: it is left out of the plan",
+        location,
+        "Remove it, or keep it for environments that run conductor-oss 3.21 or newer.",
+        "warning",
+    )

@@ -1,0 +1,41 @@
+"""The table that ends every apply: what landed and what did not."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import IO
+
+from rich.console import Console
+from rich.table import Table
+
+from metasync.plan.model import Change, Outcome
+
+_STYLE = {"landed": "green", "not landed": "bold red"}
+
+
+def write_apply_result(stream: IO[str], outcomes: Sequence[Outcome], read_back: Sequence[Change],
+                       color: bool | None = None) -> None:  # fmt: skip
+    console = Console(file=stream, highlight=False, soft_wrap=True, no_color=color is False,
+                      force_terminal=color, width=120)  # fmt: skip
+    if not outcomes:
+        console.print("Nothing to apply: the server matches git.")
+        return
+    table = Table(title="Apply result", title_justify="left", show_lines=False)
+    table.add_column("object")
+    table.add_column("action")
+    table.add_column("result")
+    for outcome in outcomes:
+        table.add_row(outcome.change.title, outcome.change.action,
+                      f"[{_STYLE[outcome.status]}]{outcome.status}[/]")  # fmt: skip
+    console.print(table)
+    for outcome in outcomes:
+        for problem in outcome.problems:
+            console.print(f"[red]{outcome.change.title}[/]: {problem.format()}")
+    for change in read_back:
+        paths = ", ".join(f.path for f in change.fields) or change.action
+        console.print(
+            f"[yellow]read-back[/]: {change.title} landed but the server now holds something else "
+            f"({paths}); it will show in the next plan."
+        )
+    landed = sum(o.status == "landed" for o in outcomes)
+    console.print(f"{landed} of {len(outcomes)} change(s) landed.")

@@ -1,0 +1,43 @@
+"""``plan -o json`` (DESIGN.md section 5, formatVersion 1)."""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+from metasync.plan.model import Plan
+
+FORMAT_VERSION = 1
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    return {
+        "formatVersion": FORMAT_VERSION,
+        "environment": plan.environment,
+        "server": plan.server,
+        "flavour": plan.flavour,
+        "changes": [
+            {
+                "kind": c.kind,
+                "name": c.name,
+                "version": c.version,
+                "action": c.action,
+                "fields": [
+                    {"path": f.path, "before": f.before, "after": f.after} for f in c.fields
+                ],
+                "liveFingerprint": c.live_fingerprint,
+                "desiredFingerprint": c.desired_fingerprint,
+                "reason": c.reason,
+            }
+            for c in plan.changes
+        ],
+        "unmanaged": [
+            {"kind": u.kind, "name": u.name, "version": u.version} for u in plan.unmanaged
+        ],
+        "summary": plan.summary(),
+    }
+
+
+def write_plan_json(stream: IO[str], plan: Plan) -> None:
+    json.dump(plan_document(plan), stream, indent=2, ensure_ascii=False)
+    stream.write("\n")

@@ -1,0 +1,59 @@
+"""``plan -o markdown``: a pull-request comment, one collapsible section per resource, size-capped."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from metasync.plan.model import Change, Plan
+from metasync.render.plan_text import field_lines
+from metasync.render.values import summary_line
+
+#: GitHub refuses comments over 65,536 characters; keep room for a sticky-comment header
+DEFAULT_LIMIT = 60_000
+_MARK = {"create": "+", "update": "~", "delete": "-"}
+
+
+def _section(change: Change) -> str:
+    detail = (
+        change.action if change.action != "update" else f"update, {len(change.fields)} field(s)"
+    )
+    lines = [
+        f"<details><summary><code>{_MARK[change.action]} {change.title}</code> ({detail})</summary>",
+        "",
+        "```diff",
+    ]
+    for field in change.fields:
+        for mark, _, text in field_lines(field):
+            lines.append(f"{'!' if mark == '~' else mark} {text}")
+    lines += ["```", "", "</details>", ""]
+    return "\n".join(lines)
+
+
+def render_plan_markdown(plan: Plan, limit: int = DEFAULT_LIMIT, full_plan_hint: str = "") -> str:
+    head = [
+        f"### metasync plan: `{plan.environment}`",
+        "",
+        f"**{summary_line(plan.summary())}** on `{plan.server}` (Conductor {plan.flavour})",
+        "",
+    ]
+    if not plan.has_changes:
+        head.append("No changes: the server matches git.")
+    out = "\n".join(head) + "\n"
+    pending = plan.pending
+    for shown, change in enumerate(pending):
+        section = _section(change)
+        rest = len(pending) - shown
+        footer = (
+            f"\n**{rest} more resource(s) not shown** (comment size limit). "
+            f"{full_plan_hint or 'The full plan is in the job log (`metasync plan`).'}\n"
+        )
+        if len(out) + len(section) + len(footer) > limit:
+            return out + footer
+        out += section
+    if plan.unmanaged:
+        out += f"\n<sub>{len(plan.unmanaged)} object(s) on the server are not in git and are left alone.</sub>\n"
+    return out
+
+
+def write_plan_markdown(stream: IO[str], plan: Plan) -> None:
+    stream.write(render_plan_markdown(plan))

@@ -1,0 +1,63 @@
+"""``plan`` for a terminal: grouped by resource, +/-/~ like a code review, coloured on a tty."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from rich.console import Console
+from rich.text import Text
+
+from metasync.plan.model import Change, FieldChange, Plan
+from metasync.render.values import compact, summary_line
+
+_MARK = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
+
+
+def field_lines(change: FieldChange) -> list[tuple[str, str, str]]:
+    """(mark, style, text) lines for one field change."""
+    if change.before is None:
+        return [("+", "green", f"{change.path}: {compact(change.after)}")]
+    if change.after is None:
+        return [("-", "red", f"{change.path}: {compact(change.before)}")]
+    before, after = change.before, change.after
+    if _same_members(before, after):
+        return [("~", "yellow", f"{change.path} (order): {compact(before)} -> {compact(after)}")]
+    return [("~", "yellow", f"{change.path}: {compact(change.before)} -> {compact(change.after)}")]
+
+
+def _same_members(before: object, after: object) -> bool:
+    return (
+        isinstance(before, list)
+        and isinstance(after, list)
+        and all(isinstance(x, str) for x in [*before, *after])
+        and sorted(before) == sorted(after)
+    )
+
+
+def _heading(change: Change) -> str:
+    detail = (
+        change.action if change.action != "update" else f"update, {len(change.fields)} field(s)"
+    )
+    return f"{change.title}  ({detail})"
+
+
+def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> None:
+    console = Console(file=stream, highlight=False, soft_wrap=True, no_color=color is False,
+                      force_terminal=color)  # fmt: skip
+    console.print(
+        Text(f"Plan for {plan.environment}: {plan.server}, Conductor {plan.flavour}", style="bold")
+    )
+    for change in plan.pending:
+        mark, style = _MARK[change.action]
+        console.print(Text.assemble("\n", (f"{mark} ", style), (_heading(change), "bold")))
+        for field in change.fields:
+            for sub_mark, sub_style, text in field_lines(field):
+                console.print(Text.assemble("    ", (f"{sub_mark} ", sub_style), text))
+    if plan.unmanaged:
+        names = ", ".join(
+            f"{u.kind} {u.name}" + (f" v{u.version}" if u.version is not None else "")
+            for u in plan.unmanaged
+        )
+        console.print(Text(f"\nOn the server but not in git (left alone): {names}", style="dim"))
+    counts = plan.summary()
+    console.print(Text(f"\nPlan: {summary_line(counts)}.", style="bold"))
