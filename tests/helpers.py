@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -42,3 +44,32 @@ def write_project(
 def run_cli(*args: str) -> Result:
     """Run metasync in-process, through its error boundary."""
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def prefixed_example(target: Path, prefix: str, server_url: str) -> Path:
+    """The example project, every resource renamed with ``prefix`` and dev pointed at ``server_url``.
+
+    Tests share one server; the prefix keeps each test's objects apart. References (task names,
+    sub-workflows, failure workflows, event names) are renamed with the names they point to.
+    """
+    for part in ("manifests", "environments"):
+        shutil.copytree(ROOT / part, target / part)
+    shutil.copy(ROOT / "metasync.yaml", target / "metasync.yaml")
+    names = set()
+    for path in (target / "manifests").rglob("*.yaml"):
+        names.update(re.findall(r"^metadata:\s*\n\s+name:\s*(\S+)", path.read_text(), re.M))
+        names.update(re.findall(r"^metadata:\s*\{name:\s*([^,}\s]+)", path.read_text(), re.M))
+    pattern = re.compile(
+        r"\b(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b"
+    )
+    for path in (target / "manifests").rglob("*.yaml"):
+        path.write_text(pattern.sub(lambda m: prefix + m.group(1), path.read_text()))
+    for env in ("dev", "qa", "prod"):
+        env_file = target / "environments" / env / "environment.yaml"
+        env_file.write_text(
+            re.sub(r"url: http://127\.0\.0\.1:\d+", f"url: {server_url}", env_file.read_text())
+        )
+    return target

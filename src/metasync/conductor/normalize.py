@@ -121,47 +121,63 @@ def flavour_of(version: str | None) -> Flavour:
 
 
 def normalize(kind: str, spec: Mapping[str, Any], flavour: Flavour,
-              unknown: list[Unknown] | None = None) -> dict[str, Any]:  # fmt: skip
-    """The canonical form of ``spec``: only what differs from the server's defaults."""
-    return _model(KIND_MODELS[kind], spec, flavour, unknown if unknown is not None else [], ())
+              unknown: list[Unknown] | None = None, *, fill: bool = True) -> dict[str, Any]:  # fmt: skip
+    """The canonical form of ``spec``.
+
+    ``fill=True`` (for comparing): every scalar default the server fills in is present, so an
+    explicit default and an omitted one are the same, and a diff reads ``true -> false``.
+    ``fill=False`` (for showing what is created): only what differs from the defaults.
+    """
+    ctx = _Context(flavour, unknown if unknown is not None else [], fill)
+    return _model(KIND_MODELS[kind], spec, ctx, ())
 
 
-def _model(model: type[ConductorModel], data: Mapping[str, Any], flavour: Flavour,
-           unknown: list[Unknown], path: tuple[str | int, ...]) -> dict[str, Any]:  # fmt: skip
+@dataclass(frozen=True, slots=True)
+class _Context:
+    flavour: Flavour
+    unknown: list[Unknown]
+    fill: bool
+
+    def knows(self, model: type[ConductorModel], key: str) -> bool:
+        return self.flavour == "oss" or key not in model.OSS_ONLY
+
+
+def _model(model: type[ConductorModel], data: Mapping[str, Any], ctx: _Context,
+           path: tuple[str | int, ...]) -> dict[str, Any]:  # fmt: skip
     defaults = _DEFAULTS.get(model, {})
-    oss_only = model.OSS_ONLY
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key in SERVER_MANAGED or value is None:
             continue
-        if flavour == "3.15" and key in oss_only:
-            unknown.append(Unknown(path, key))
-            continue
-        if key in defaults and value == defaults[key] and (flavour == "oss" or key not in oss_only):
+        if not ctx.knows(model, key):
+            ctx.unknown.append(Unknown(path, key))
             continue
         if key in _FREE_FORM:
             if value not in ({}, []):  # the server emits {} for an absent map
                 out[key] = value
             continue
-        nested = _NESTED.get(key)
-        canonical = _value(nested, value, flavour, unknown, (*path, key))
-        if canonical in ([], {}):
+        if not ctx.fill and key in defaults and value == defaults[key]:
             continue
-        out[key] = canonical
+        canonical = _value(_NESTED.get(key), value, ctx, (*path, key))
+        if canonical not in ([], {}):
+            out[key] = canonical
+    if ctx.fill:
+        for key, default in defaults.items():
+            if key not in out and ctx.knows(model, key):
+                out[key] = default
     return out
 
 
-def _value(nested: type[ConductorModel] | None, value: Any, flavour: Flavour,
-           unknown: list[Unknown], path: tuple[str | int, ...]) -> Any:  # fmt: skip
+def _value(nested: type[ConductorModel] | None, value: Any, ctx: _Context,
+           path: tuple[str | int, ...]) -> Any:  # fmt: skip
     if nested is None:
         return value
     if isinstance(value, Mapping):
         if nested is WorkflowTask and "taskReferenceName" not in value:  # decisionCases
             return {
-                case: _value(nested, tasks, flavour, unknown, (*path, case))
-                for case, tasks in value.items()
+                case: _value(nested, tasks, ctx, (*path, case)) for case, tasks in value.items()
             }
-        return _model(nested, value, flavour, unknown, path)
+        return _model(nested, value, ctx, path)
     if isinstance(value, list):
-        return [_value(nested, item, flavour, unknown, (*path, i)) for i, item in enumerate(value)]
+        return [_value(nested, item, ctx, (*path, i)) for i, item in enumerate(value)]
     return value

@@ -33,7 +33,7 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         if current is None:
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "create",
-                tuple(diff(resource.kind, {}, wanted)),
+                tuple(diff(resource.kind, {}, normalize(resource.kind, resource.spec, live.flavour, fill=False))),
                 desired_fingerprint=wanted_fp, reason="not on the server",
                 desired=resource.spec,
             ))  # fmt: skip

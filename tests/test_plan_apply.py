@@ -1,0 +1,246 @@
+"""plan and apply against a real Conductor 3.15.0 server, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import conductor_server
+import httpx
+import pytest
+from helpers import prefixed_example, run_cli
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def api(conductor: conductor_server.Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{conductor.url}/api", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def project(tmp_path: Path, prefix: str, conductor: conductor_server.Server) -> Path:
+    return prefixed_example(tmp_path / "project", prefix, conductor.url)
+
+
+@pytest.fixture
+def requests_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every request metasync sends, as "METHOD /path"."""
+    sent: list[str] = []
+    real_send = httpx.Client.send
+
+    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        sent.append(f"{request.method} {request.url.path}")
+        return real_send(self, request, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "send", send)
+    return sent
+
+
+def plan_json(project: Path, *args: str) -> dict[str, Any]:
+    result = run_cli("--project", str(project), "plan", "--env", "dev", "-o", "json", *args)
+    assert result.exit_code == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def mine(document: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    return [c for c in document["changes"] if c["name"].startswith(prefix)]
+
+
+def apply(project: Path) -> str:
+    result = run_cli("--project", str(project), "apply", "--env", "dev", "--auto-approve")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def put_workflow(api: httpx.Client, workflow: dict[str, Any]) -> None:
+    response = api.put("/metadata/workflow", json=[workflow])
+    assert response.status_code == 200, response.text
+
+
+def test_example_applies_then_plans_as_noop_and_a_second_apply_writes_nothing(
+    project: Path, prefix: str, requests_sent: list[str]
+) -> None:
+    first = plan_json(project)
+    assert {c["action"] for c in mine(first, prefix)} == {"create"}
+    assert len(mine(first, prefix)) == 17
+
+    output = apply(project)
+    assert "17 of 17 change(s) landed." in output
+    assert "read-back" not in output
+
+    result = run_cli("--project", str(project), "plan", "--env", "dev", "--detailed-exitcode")
+    assert result.exit_code == 0, result.stdout
+    assert "0 to create, 0 to update, 0 to delete, 17 unchanged" in result.stdout
+
+    requests_sent.clear()
+    output = apply(project)
+    assert "Nothing to apply: the server matches git." in output
+    assert requests_sent, "the second apply read the server"
+    assert [r for r in requests_sent if not r.startswith("GET ")] == []
+
+
+def test_a_live_edit_inside_a_loop_inside_a_fork_branch_is_one_field_and_apply_heals_it(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    apply(project)
+    name = f"{prefix}order_fulfillment"
+    live = api.get(f"/metadata/workflow/{name}", params={"version": 1}).json()
+    pick = live["tasks"][1]["forkTasks"][0][0]["loopOver"][0]
+    assert pick["taskReferenceName"] == "pick"
+    pick["optional"] = True
+    put_workflow(api, live)
+
+    document = plan_json(project)
+    changed = [c for c in mine(document, prefix) if c["action"] != "noop"]
+    assert [(c["kind"], c["name"], c["version"], c["action"]) for c in changed] == [
+        ("WorkflowDef", name, 1, "update")
+    ]
+    assert changed[0]["fields"] == [
+        {"path": "tasks[ref=pick].optional", "before": True, "after": False}
+    ]
+    assert changed[0]["liveFingerprint"] != changed[0]["desiredFingerprint"]
+
+    apply(project)
+    healed = api.get(f"/metadata/workflow/{name}", params={"version": 1}).json()
+    assert healed["tasks"][1]["forkTasks"][0][0]["loopOver"][0]["optional"] is False
+    assert all(c["action"] == "noop" for c in mine(plan_json(project), prefix))
+
+
+def test_a_task_inserted_in_the_middle_is_one_added_task(project: Path, prefix: str) -> None:
+    apply(project)
+    manifest = project / "manifests" / "workflows" / "invoicing.yaml"
+    text = manifest.read_text()
+    inserted = (
+        "    - name: audit_invoice\n"
+        "      taskReferenceName: audit_invoice\n"
+        "      type: INLINE\n"
+        "      inputParameters:\n"
+        "        evaluatorType: javascript\n"
+        '        expression: "true"\n\n'
+    )
+    manifest.write_text(
+        text.replace("    - name: send_invoice\n", inserted + "    - name: send_invoice\n")
+    )
+
+    changed = [c for c in mine(plan_json(project), prefix) if c["action"] != "noop"]
+    assert len(changed) == 1
+    assert changed[0]["name"] == f"{prefix}invoicing"
+    assert changed[0]["fields"] == [
+        {
+            "path": "tasks[ref=audit_invoice]",
+            "before": None,
+            "after": {
+                "name": "audit_invoice",
+                "taskReferenceName": "audit_invoice",
+                "type": "INLINE",
+                "inputParameters": {"evaluatorType": "javascript", "expression": "true"},
+                "startDelay": 0,
+                "optional": False,
+                "asyncComplete": False,
+            },
+        }
+    ]
+
+
+def test_a_task_definition_edited_live_plans_as_that_one_field(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    apply(project)
+    name = f"{prefix}charge_payment"
+    live = api.get(f"/metadata/taskdefs/{name}").json()
+    live["retryCount"] = 9
+    assert api.put("/metadata/taskdefs", json=live).status_code == 200
+
+    changed = [c for c in mine(plan_json(project), prefix) if c["action"] != "noop"]
+    assert [(c["name"], c["fields"]) for c in changed] == [
+        (name, [{"path": "retryCount", "before": 9, "after": 1}])
+    ]
+    created = live["createTime"]
+    apply(project)
+    healed = api.get(f"/metadata/taskdefs/{name}").json()
+    assert healed["retryCount"] == 1
+    assert healed["createTime"] == created  # PUT echoes the live audit fields
+
+
+def test_explicit_defaults_and_omitted_ones_plan_identically(project: Path, prefix: str) -> None:
+    apply(project)
+    taskdef = project / "manifests" / "taskdefs" / "billing.yaml"
+    taskdef.write_text(
+        taskdef.read_text().replace(
+            "  retryCount: 2\n",
+            "  retryCount: 2\n  rateLimitPerFrequency: 0\n  backoffScaleFactor: 1\n  inputKeys: []\n"
+            "  timeoutPolicy: TIME_OUT_WF\n  inputTemplate: {}\n",
+        )
+    )
+    workflow = project / "manifests" / "workflows" / "invoicing.yaml"
+    workflow.write_text(
+        workflow.read_text()
+        .replace(
+            "  version: 1\n",
+            "  version: 1\n  schemaVersion: 2\n  restartable: true\n  variables: {}\n",
+        )
+        .replace(
+            "      taskReferenceName: invoice\n",
+            "      taskReferenceName: invoice\n      optional: false\n      type: SIMPLE\n      startDelay: 0\n",
+        )
+    )
+    assert all(c["action"] == "noop" for c in mine(plan_json(project), prefix))
+
+
+def test_a_value_the_server_would_reject_fails_at_plan_with_its_message(
+    project: Path, prefix: str, requests_sent: list[str]
+) -> None:
+    manifest = project / "manifests" / "workflows" / "invoicing.yaml"
+    # a javascript SWITCH expression that throws: 3.15 runs it at registration and refuses it
+    manifest.write_text(
+        manifest.read_text().replace(
+            "      evaluatorType: value-param\n      expression: status\n",
+            "      evaluatorType: javascript\n      expression: $.nothing.status\n",
+        )
+    )
+    result = run_cli("--project", str(project), "plan", "--env", "dev")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith(
+        f"error: manifests/workflows/invoicing.yaml:38 tasks[ref=payment_status]: the server "
+        f"refuses WorkflowDef {prefix}invoicing v1: "
+    )
+    assert "Expression is not well formatted: TypeError" in result.stderr  # the server's words
+    assert "(POST /api/metadata/workflow/validate -> 400)" in result.stderr
+    # nothing was written: the only POSTs are the server's dry-run validation
+    assert [r for r in requests_sent if r.startswith(("PUT", "DELETE"))] == []
+    assert {r for r in requests_sent if r.startswith("POST")} == {
+        "POST /api/metadata/workflow/validate"
+    }
+
+
+def test_select_limits_both_sides(project: Path, prefix: str) -> None:
+    document = plan_json(
+        project, "--select", f"kind=TaskDef,name={prefix}*", "--select", "label.tier=critical"
+    )
+    titles = sorted((c["kind"], c["name"]) for c in document["changes"])
+    assert ("WorkflowDef", f"{prefix}order_to_cash") in titles  # label.tier=critical
+    assert ("WorkflowDef", f"{prefix}invoicing") not in titles
+    assert sum(k == "TaskDef" for k, _ in titles) == 10
+    assert document["unmanaged"] == []  # other tests' objects are outside the selection
+
+
+def test_apply_without_a_terminal_needs_auto_approve(project: Path) -> None:
+    result = run_cli("--project", str(project), "apply", "--env", "dev")
+    assert result.exit_code == 1
+    assert "error: apply needs a confirmation and there is no terminal to ask" in result.stderr
+
+
+def test_an_unreachable_server_is_a_user_error(tmp_path: Path, prefix: str) -> None:
+    project = prefixed_example(tmp_path / "p", prefix, "http://127.0.0.1:9")
+    result = run_cli("--project", str(project), "plan", "--env", "dev")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: GET /api/metadata/taskdefs: cannot reach the dev server (http://127.0.0.1:9)"
+    )
+    assert "Is the server running, and is server.url in environment.yaml right?" in result.stderr
