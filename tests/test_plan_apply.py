@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import conductor_server
 import httpx
 import pytest
+
+import conductor_server
 from helpers import prefixed_example, run_cli
 
 pytestmark = pytest.mark.server
