@@ -1,0 +1,185 @@
+"""Text, JSON and Markdown plans, exactly, on a fixed plan."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from metasync.plan.model import Change, FieldChange, Plan, Unmanaged
+from metasync.render.plan_json import write_plan_json
+from metasync.render.plan_markdown import render_plan_markdown
+from metasync.render.plan_text import write_plan_text
+
+PLAN = Plan(
+    environment="qa",
+    server="the qa server (http://127.0.0.1:18082)",
+    flavour="3.15",
+    changes=(
+        Change(
+            "TaskDef", "charge_payment", None, "update",
+            (FieldChange("retryCount", 3, 5),),
+            "sha256:aaaa", "sha256:bbbb", "1 field(s) differ",
+        ),
+        Change(
+            "TaskDef", "refund_payment", None, "create",
+            (FieldChange("name", None, "refund_payment"), FieldChange("retryCount", None, 2)),
+            None, "sha256:cccc", "not on the server",
+        ),
+        Change(
+            "WorkflowDef", "order_fulfillment", 1, "update",
+            (
+                FieldChange("tasks[ref=pick].optional", True, False),
+                FieldChange("tasks[ref=audit]", None, {"name": "audit", "taskReferenceName": "audit"}),
+                FieldChange("tasks[ref=old]", {"name": "old", "taskReferenceName": "old"}, None),
+                FieldChange("tasks", ["a", "b"], ["b", "a"]),
+            ),
+            "sha256:dddd", "sha256:eeee", "4 field(s) differ",
+        ),
+        Change("EventHandler", "on_order_shipped", None, "noop", (), "sha256:ffff", "sha256:ffff"),
+    ),
+    unmanaged=(Unmanaged("WorkflowDef", "made_in_the_ui", 3),),
+)  # fmt: skip
+
+
+def test_text() -> None:
+    out = io.StringIO()
+    write_plan_text(out, PLAN, color=False)
+    assert out.getvalue() == (
+        "Plan for qa: the qa server (http://127.0.0.1:18082), Conductor 3.15\n"
+        "\n"
+        "~ TaskDef charge_payment  (update, 1 field(s))\n"
+        "    ~ retryCount: 3 -> 5\n"
+        "\n"
+        "+ TaskDef refund_payment  (create)\n"
+        '    + name: "refund_payment"\n'
+        "    + retryCount: 2\n"
+        "\n"
+        "~ WorkflowDef order_fulfillment v1  (update, 4 field(s))\n"
+        "    ~ tasks[ref=pick].optional: true -> false\n"
+        '    + tasks[ref=audit]: {"name": "audit", "taskReferenceName": "audit"}\n'
+        '    - tasks[ref=old]: {"name": "old", "taskReferenceName": "old"}\n'
+        '    ~ tasks (order): ["a", "b"] -> ["b", "a"]\n'
+        "\n"
+        "On the server but not in git (left alone): WorkflowDef made_in_the_ui v3\n"
+        "\n"
+        "Plan: 1 to create, 2 to update, 0 to delete, 1 unchanged.\n"
+    )
+
+
+def test_text_is_coloured_on_a_terminal() -> None:
+    out = io.StringIO()
+    write_plan_text(out, PLAN, color=True)
+    assert "\x1b[32m+ \x1b[0m" in out.getvalue()  # green +
+    assert "\x1b[33m~ \x1b[0m" in out.getvalue()  # yellow ~
+
+
+def test_json() -> None:
+    out = io.StringIO()
+    write_plan_json(out, PLAN)
+    document = json.loads(out.getvalue())
+    assert document == {
+        "formatVersion": 1,
+        "environment": "qa",
+        "server": "the qa server (http://127.0.0.1:18082)",
+        "flavour": "3.15",
+        "changes": [
+            {
+                "kind": "TaskDef", "name": "charge_payment", "version": None, "action": "update",
+                "fields": [{"path": "retryCount", "before": 3, "after": 5}],
+                "liveFingerprint": "sha256:aaaa", "desiredFingerprint": "sha256:bbbb",
+                "reason": "1 field(s) differ",
+            },
+            {
+                "kind": "TaskDef", "name": "refund_payment", "version": None, "action": "create",
+                "fields": [
+                    {"path": "name", "before": None, "after": "refund_payment"},
+                    {"path": "retryCount", "before": None, "after": 2},
+                ],
+                "liveFingerprint": None, "desiredFingerprint": "sha256:cccc",
+                "reason": "not on the server",
+            },
+            {
+                "kind": "WorkflowDef", "name": "order_fulfillment", "version": 1, "action": "update",
+                "fields": [
+                    {"path": "tasks[ref=pick].optional", "before": True, "after": False},
+                    {"path": "tasks[ref=audit]", "before": None,
+                     "after": {"name": "audit", "taskReferenceName": "audit"}},
+                    {"path": "tasks[ref=old]",
+                     "before": {"name": "old", "taskReferenceName": "old"}, "after": None},
+                    {"path": "tasks", "before": ["a", "b"], "after": ["b", "a"]},
+                ],
+                "liveFingerprint": "sha256:dddd", "desiredFingerprint": "sha256:eeee",
+                "reason": "4 field(s) differ",
+            },
+            {
+                "kind": "EventHandler", "name": "on_order_shipped", "version": None,
+                "action": "noop", "fields": [],
+                "liveFingerprint": "sha256:ffff", "desiredFingerprint": "sha256:ffff", "reason": "",
+            },
+        ],
+        "unmanaged": [{"kind": "WorkflowDef", "name": "made_in_the_ui", "version": 3}],
+        "summary": {"create": 1, "update": 2, "delete": 0, "noop": 1},
+    }  # fmt: skip
+    assert out.getvalue().startswith('{\n  "formatVersion": 1,\n  "environment": "qa",')
+
+
+def test_markdown() -> None:
+    assert render_plan_markdown(PLAN) == (
+        "### metasync plan: `qa`\n"
+        "\n"
+        "**1 to create, 2 to update, 0 to delete, 1 unchanged** on "
+        "`the qa server (http://127.0.0.1:18082)` (Conductor 3.15)\n"
+        "\n"
+        "<details><summary><code>~ TaskDef charge_payment</code> (update, 1 field(s))</summary>\n"
+        "\n"
+        "```diff\n"
+        "! retryCount: 3 -> 5\n"
+        "```\n"
+        "\n"
+        "</details>\n"
+        "<details><summary><code>+ TaskDef refund_payment</code> (create)</summary>\n"
+        "\n"
+        "```diff\n"
+        '+ name: "refund_payment"\n'
+        "+ retryCount: 2\n"
+        "```\n"
+        "\n"
+        "</details>\n"
+        "<details><summary><code>~ WorkflowDef order_fulfillment v1</code> (update, 4 field(s))"
+        "</summary>\n"
+        "\n"
+        "```diff\n"
+        "! tasks[ref=pick].optional: true -> false\n"
+        '+ tasks[ref=audit]: {"name": "audit", "taskReferenceName": "audit"}\n'
+        '- tasks[ref=old]: {"name": "old", "taskReferenceName": "old"}\n'
+        '! tasks (order): ["a", "b"] -> ["b", "a"]\n'
+        "```\n"
+        "\n"
+        "</details>\n"
+        "\n"
+        "<sub>1 object(s) on the server are not in git and are left alone.</sub>\n"
+    )
+
+
+def test_markdown_is_capped_and_says_where_the_rest_is() -> None:
+    many = Plan(
+        "prod", "the prod server", "3.15",
+        tuple(
+            Change("WorkflowDef", f"wf_{i:03d}", 1, "update",
+                   tuple(FieldChange(f"tasks[ref=t{j}].retryCount", j, j + 1) for j in range(20)))
+            for i in range(500)
+        ),
+    )  # fmt: skip
+    text = render_plan_markdown(many)
+    assert len(text) <= 60_000
+    shown = text.count("<details>")
+    assert 0 < shown < 500
+    assert text.endswith(
+        f"\n**{500 - shown} more resource(s) not shown** (comment size limit). "
+        "The full plan is in the job log (`metasync plan`).\n"
+    )
+
+
+def test_markdown_without_changes() -> None:
+    plan = Plan("dev", "s", "3.15", (Change("TaskDef", "t", None, "noop"),))
+    assert "No changes: the server matches git." in render_plan_markdown(plan)
