@@ -17,12 +17,15 @@ from metasync.errors import ServerError
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def client(handler: Handler, **kwargs: str) -> ConductorClient:
+def client(
+    handler: Handler, key_id: str | None = None, key_secret: str | None = None
+) -> ConductorClient:
     return ConductorClient.connect(
         "http://conductor.test",
         label="the dev server",
         transport=httpx.MockTransport(handler),
-        **kwargs,
+        key_id=key_id,
+        key_secret=key_secret,
     )
 
 
