@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The demo: real dev, qa and prod Conductor servers, and the example project validated and rendered.
+"""The demo: real dev, qa and prod Conductor servers; the example project validated, planned, applied.
 
 Run it with `make demo` (which installs metasync and fetches the server first). The servers listen
 on the ports named in environments/*/environment.yaml and are stopped at the end (`--keep` leaves
@@ -30,33 +30,17 @@ def step(title: str) -> None:
     print(f"\n{bold}== {title}{plain}", flush=True)
 
 
-def differences(before: object, after: object, path: str = "") -> list[str]:
-    """`path: before -> after` for every value that differs (demo output only)."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        return [
-            line
-            for key in dict.fromkeys([*before, *after])
-            for line in differences(
-                before.get(key), after.get(key), f"{path}.{key}" if path else key
-            )
-        ]
-    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [
-            line
-            for i, (b, a) in enumerate(zip(before, after, strict=True))
-            for line in differences(b, a, f"{path}[{i}]")
-        ]
-    return [] if before == after else [f"{path}: {json.dumps(before)} -> {json.dumps(after)}"]
-
-
-def metasync(*args: str, show: int | None = None) -> str:
+def metasync(*args: str, show: int | None = None, expect: int = 0) -> str:
     """Run the installed CLI as a user would, echo the command, and return its output."""
     exe = shutil.which("metasync") or str(Path(sys.executable).parent / "metasync")
     print(f"$ metasync {' '.join(args)}", flush=True)
     result = subprocess.run([exe, *args], cwd=ROOT, capture_output=True, text=True, check=False)
     sys.stderr.write(result.stderr)
-    if result.returncode != 0:
-        raise SystemExit(f"demo failed: `metasync {' '.join(args)}` exited {result.returncode}")
+    if result.returncode != expect:
+        sys.stdout.write(result.stdout)
+        raise SystemExit(
+            f"demo failed: `metasync {' '.join(args)}` exited {result.returncode}, not {expect}"
+        )
     lines = result.stdout.splitlines()
     shown = lines if show is None else lines[:show]
     if shown:
@@ -85,6 +69,23 @@ def definitions_on(server: conductor_server.Server) -> tuple[int, int, int]:
     return count("/metadata/taskdefs"), count("/metadata/workflow"), count("/event")
 
 
+def edit_live(server: conductor_server.Server) -> None:
+    """Change one nested task on the server behind git's back, through the REST API."""
+    url = f"{server.url}/api/metadata/workflow/order_fulfillment?version=1"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        workflow = json.load(resp)
+    workflow["tasks"][1]["forkTasks"][0][0]["loopOver"][0]["retryCount"] = 7
+    request = urllib.request.Request(
+        f"{server.url}/api/metadata/workflow",
+        data=json.dumps([workflow]).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    print("PUT /api/metadata/workflow: tasks[ref=pick].retryCount = 7 on dev")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave the servers running")
@@ -111,35 +112,31 @@ def main() -> int:
         metasync("validate")
 
         step("Render dev: the desired state, variables resolved (first lines)")
-        metasync("render", "--env", "dev", show=30)
+        metasync("render", "--env", "dev", show=14)
 
-        step("Render qa and prod as JSON, and show how prod differs from qa")
-        rendered = {
-            env: json.loads(metasync("render", "--env", env, "-o", "json", show=0))
-            for env in ("qa", "prod")
-        }
-        for env, document in rendered.items():
-            kinds: dict[str, int] = {}
-            for resource in document["resources"]:
-                kinds[resource["kind"]] = kinds.get(resource["kind"], 0) + 1
-            print(f"{env}: formatVersion {document['formatVersion']}, {kinds}")
-        specs = {
-            env: {f"{r['kind']} {r['name']}": r["spec"] for r in document["resources"]}
-            for env, document in rendered.items()
-        }
-        changed = [
-            f"{title}  {line}"
-            for title in specs["qa"]
-            for line in differences(specs["qa"][title], specs["prod"].get(title))
-        ]
-        print(
-            "\n".join(changed[:12])
-            + (f"\n... ({len(changed) - 12} more)" if len(changed) > 12 else "")
-        )
-        print(f"({len(changed)} values differ between qa and prod, all from their vars)")
+        step("Plan dev: everything is new on an empty server (first lines)")
+        metasync("plan", "--env", "dev", "--detailed-exitcode", show=24, expect=2)
+
+        step("Apply dev")
+        metasync("apply", "--env", "dev", "--auto-approve")
+
+        step("Plan dev again: nothing to do (no perpetual diffs from server defaults)")
+        metasync("plan", "--env", "dev", "--detailed-exitcode", show=0)
+        print("exit code 0: dev matches git")
+
+        step("Someone edits dev by hand: retryCount of a task inside a loop inside a fork branch")
+        edit_live(servers[0])
+        metasync("plan", "--env", "dev", "--detailed-exitcode", expect=2)
+        metasync("apply", "--env", "dev", "--auto-approve", show=0)
+        metasync("plan", "--env", "dev", "--detailed-exitcode", show=0)
+        print("healed: exit code 0")
+
+        step("Plan qa: what the project would create there (first lines)")
+        out = metasync("plan", "--env", "qa", show=10)
+        print(out.splitlines()[-1])
 
         step("Done")
-        print("The three servers are real and empty; the project above is what they will hold.")
+        print("dev holds the example project; qa and prod are ready for it.")
     finally:
         if args.keep:
             for server in servers:
