@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -126,8 +127,8 @@ def main(sizes: list[int]) -> None:
             desired = project.render("dev")  # warm-up, and a correctness check
             assert len(desired.resources) == n + 4, len(desired.resources)
             assert not desired.problems, desired.problems[:3]
-            t_floor = best_of(3, lambda root=root: floor(root))  # type: ignore[misc]
-            t_render = best_of(3, lambda project=project: project.render("dev"))  # type: ignore[misc]
+            t_floor = best_of(3, partial(floor, root))
+            t_render = best_of(3, partial(project.render, "dev"))
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(
                 f"{n:>9,} {size / 1e6:>6.1f} {t_floor:>8.2f} {t_render:>9.2f} "

@@ -145,3 +145,16 @@ def test_no_auth_header_without_credentials() -> None:
         return httpx.Response(200, json=[])
 
     assert client(handler).taskdefs() == []
+
+
+def test_a_wrong_base_url_is_named_as_such() -> None:
+    handler: Handler = lambda r: httpx.Response(404, json={"status": 404, "error": "Not Found"})  # noqa: E731
+    with pytest.raises(ServerError) as failure:
+        client(handler).taskdefs()
+    assert failure.value.problem.message == (
+        "GET /api/metadata/taskdefs -> 404: the dev server has no such endpoint"
+    )
+    assert (
+        failure.value.problem.hint
+        == "Is server.url the Conductor server's base URL (without /api)?"
+    )

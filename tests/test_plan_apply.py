@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,9 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 import conductor_server
 from helpers import prefixed_example, run_cli
+from metasync.project import Project
+from metasync.render.apply_result import write_apply_result
 
 pytestmark = pytest.mark.server
 
@@ -245,3 +249,72 @@ def test_an_unreachable_server_is_a_user_error(tmp_path: Path, prefix: str) -> N
         "error: GET /api/metadata/taskdefs: cannot reach the dev server (http://127.0.0.1:9)"
     )
     assert "Is the server running, and is server.url in environment.yaml right?" in result.stderr
+
+
+def test_apply_asks_and_only_yes_applies(
+    project: Path, prefix: str, monkeypatch: pytest.MonkeyPatch, requests_sent: list[str]
+) -> None:
+    import metasync.cli
+
+    monkeypatch.setattr(metasync.cli, "_interactive", lambda: True)
+    runner = CliRunner()
+    refused = runner.invoke(
+        metasync.cli.cli,
+        ["--project", str(project), "apply", "--env", "dev", "--select", f"name={prefix}pick_item"],
+        input="y\n",
+    )
+    assert refused.exit_code == 1
+    assert "Apply these 1 change(s) to dev? Only 'yes' applies:" in refused.stderr
+    assert "Not applied." in refused.stderr
+    assert [r for r in requests_sent if r.startswith(("PUT", "DELETE"))] == []
+    assert {r for r in requests_sent if r.startswith("POST")} <= {
+        "POST /api/metadata/workflow/validate"
+    }
+
+    accepted = runner.invoke(
+        metasync.cli.cli,
+        ["--project", str(project), "apply", "--env", "dev", "--select", f"name={prefix}pick_item"],
+        input="yes\n",
+    )
+    assert accepted.exit_code == 0, accepted.stderr
+    assert "1 of 1 change(s) landed." in accepted.stdout
+
+
+def test_what_did_not_land_is_reported_and_apply_exits_1(
+    tmp_path: Path, prefix: str, api: httpx.Client, conductor: conductor_server.Server
+) -> None:
+    """A workflow created by someone else between plan and apply: 409, not landed, the rest lands."""
+    project_dir = prefixed_example(tmp_path / "p", prefix, conductor.url)
+    project = Project(project_dir)
+    planned = project.plan("dev")
+    name = f"{prefix}invoicing"
+    raced = next(c.desired for c in planned.plan.changes if c.name == name)
+    assert raced is not None
+    assert (
+        api.post("/metadata/workflow", json=dict(raced) | {"description": "theirs"}).status_code
+        == 200
+    )
+
+    applied = project.apply(planned)
+    assert not applied.ok
+    outcomes = {o.change.name: o for o in applied.outcomes}
+    assert outcomes[name].status == "not landed"
+    assert outcomes[name].problems[0].message == (
+        f"POST /api/metadata/workflow -> 409: Workflow with {name}.1 already exists!"
+    )
+    assert sum(o.status == "landed" for o in applied.outcomes) == 16
+    # the other workflow was not overwritten
+    live = api.get(f"/metadata/workflow/{name}", params={"version": 1}).json()
+    assert live["description"] == "theirs"
+
+    out = io.StringIO()
+    write_apply_result(out, applied.outcomes, applied.read_back, color=False)
+    text = out.getvalue()
+    assert f"WorkflowDef {name} v1" in text
+    assert "not landed" in text
+    assert "16 of 17 change(s) landed." in text
+    # and the next plan shows exactly that one difference
+    after = Project(project_dir).plan("dev").plan
+    assert [(c.name, [f.path for f in c.fields]) for c in after.pending] == [
+        (name, ["description"])
+    ]

@@ -122,7 +122,7 @@ def apply(ctx: click.Context, env: str, auto_approve: bool, select: tuple[str, .
         click.echo("Nothing to apply: the server matches git.")
         return EXIT_OK
     if not auto_approve:
-        if not sys.stdin.isatty():
+        if not _interactive():
             raise MetasyncError(
                 "apply needs a confirmation and there is no terminal to ask",
                 hint="Pass --auto-approve (CI), or run it in a terminal.",
@@ -139,6 +139,10 @@ def apply(ctx: click.Context, env: str, auto_approve: bool, select: tuple[str, .
     )
     write_apply_result(sys.stdout, applied.outcomes, applied.read_back)
     return EXIT_OK if applied.ok else EXIT_USER_ERROR
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
 
 
 def main() -> None:

@@ -177,7 +177,16 @@ class ConductorClient:
     # -- plumbing -------------------------------------------------------------------------------
 
     def _list(self, method: str, path: str) -> list[Json]:
-        data = _json(self._call(method, path))
+        try:
+            data = _json(self._call(method, path))
+        except ServerError as exc:
+            if exc.status != 404:
+                raise
+            raise ServerError(
+                f"{method} /api{path} -> 404: {self.label} has no such endpoint",
+                status=404,
+                hint="Is server.url the Conductor server's base URL (without /api)?",
+            ) from None
         if not isinstance(data, list):
             raise ServerError(
                 f"{method} /api{path}: expected a JSON list from {self.label}, got "
