@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -62,12 +61,16 @@ def floor(root: Path, url: str) -> None:
 
 
 def plan_peak_rss_mb(root: Path) -> float:
-    """One plan in a fresh process: its peak resident memory, without this script's own data."""
-    code = "import sys; from metasync.project import Project; Project(sys.argv[1]).plan('dev')"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([sys.executable, "-c", code, str(root)], check=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(after, before) / 1024
+    """One plan in a fresh process: its own peak resident memory, without this script's data."""
+    code = (
+        "import resource, sys, pathlib; from metasync.project import Project; "
+        "Project(pathlib.Path(sys.argv[1])).plan('dev'); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root)], check=True, capture_output=True, text=True
+    )
+    return int(out.stdout.split()[-1]) / 1024
 
 
 def main(sizes: list[int]) -> None:
