@@ -196,3 +196,34 @@ def test_labels_take_variables_and_report_undefined_ones(tmp_path: Path) -> None
         "error: manifests/t.yaml:5 metadata.labels.tier: undefined variable ((vars.tier)) for "
         "environment 'dev'\n"
     )
+
+
+def test_plan_refuses_to_send_a_secret_placeholder(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        {
+            "manifests/wf.yaml": """\
+                apiVersion: metasync/v1
+                kind: WorkflowDef
+                metadata: {name: wf}
+                spec:
+                  ownerEmail: ((vars.owner_email))
+                  tasks:
+                    - name: call
+                      taskReferenceName: call
+                      type: HTTP
+                      inputParameters:
+                        http_request:
+                          uri: ((vars.base_url))/x
+                          method: GET
+                          headers: {Authorization: "Bearer ((secrets.api_token))"}
+                """
+        },
+    )
+    result = run_cli("--project", str(tmp_path), "plan", "--env", "dev")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: manifests/wf.yaml:14 tasks[ref=call].inputParameters.http_request.headers.Authorization: "
+        "WorkflowDef wf v1 uses a secret; plan and apply do not resolve secrets yet\n"
+        "  Leave this resource out with --select until secrets are supported, or use a var.\n"
+    )

@@ -27,7 +27,7 @@ from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.model import Change, Outcome, Plan
 from metasync.plan.planner import build_plan
-from metasync.plan.select import Selector
+from metasync.plan.select import Selector, selected
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,9 @@ class Project:
     def plan(self, env: str, selectors: Sequence[Selector] = ()) -> Planned:
         """Render ``env``, read its server in bulk, plan, and let the server check what would change."""
         desired = self.render(env)
+        _refuse_unresolved_secrets(
+            [r for r in desired.resources if selected(selectors, r.kind, r.name, r.labels)]
+        )
         with self.connect(env) as client:
             live = read_live(client)
             plan = build_plan(env, desired.resources, live, selectors)
@@ -161,6 +164,32 @@ class Applied:
     @property
     def ok(self) -> bool:
         return all(o.status == "landed" for o in self.outcomes) and not self.read_back
+
+
+def _refuse_unresolved_secrets(resources: Sequence[Resource]) -> None:
+    """Secret values are not read yet: never send a placeholder to a server as if it were one."""
+    problems = []
+    for resource in resources:
+        for path in _secret_paths(resource.spec, ()):
+            display = display_path(resource.spec, path)
+            location = resource.origin.locate(path, display) if resource.origin else None
+            problems.append(Problem(
+                f"{resource.title} uses a secret; plan and apply do not resolve secrets yet",
+                location,
+                "Leave this resource out with --select until secrets are supported, or use a var.",
+            ))  # fmt: skip
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def _secret_paths(value: object, path: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
+    if isinstance(value, str):
+        return [path] if "((secrets." in value else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _secret_paths(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _secret_paths(v, (*path, i))]
+    return []
 
 
 _INDEXED = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

@@ -10,6 +10,7 @@ key repeated in one mapping is an error instead of silently keeping the last val
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,14 @@ class _Loader(yaml.CSafeLoader):
                     )
                 seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        # thousands of workflows repeat the same keys and short values: share one copy of each
+        value: str = self.construct_scalar(node)
+        return sys.intern(value) if len(value) <= 64 else value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:str", _Loader.construct_yaml_str)
 
 
 _Loader.yaml_implicit_resolvers = {
