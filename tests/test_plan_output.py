@@ -12,7 +12,7 @@ from metasync.render.plan_text import write_plan_text
 
 PLAN = Plan(
     environment="qa",
-    server="the qa server (http://127.0.0.1:18082)",
+    server="http://127.0.0.1:18082",
     flavour="3.15",
     changes=(
         Change(
@@ -45,7 +45,7 @@ def test_text() -> None:
     out = io.StringIO()
     write_plan_text(out, PLAN, color=False)
     assert out.getvalue() == (
-        "Plan for qa: the qa server (http://127.0.0.1:18082), Conductor 3.15\n"
+        "Plan for qa: http://127.0.0.1:18082, Conductor 3.15\n"
         "\n"
         "~ TaskDef charge_payment  (update, 1 field(s))\n"
         "    ~ retryCount: 3 -> 5\n"
@@ -80,7 +80,7 @@ def test_json() -> None:
     assert document == {
         "formatVersion": 1,
         "environment": "qa",
-        "server": "the qa server (http://127.0.0.1:18082)",
+        "server": "http://127.0.0.1:18082",
         "flavour": "3.15",
         "changes": [
             {
@@ -128,7 +128,7 @@ def test_markdown() -> None:
         "### metasync plan: `qa`\n"
         "\n"
         "**1 to create, 2 to update, 0 to delete, 1 unchanged** on "
-        "`the qa server (http://127.0.0.1:18082)` (Conductor 3.15)\n"
+        "`http://127.0.0.1:18082` (Conductor 3.15)\n"
         "\n"
         "<details><summary><code>~ TaskDef charge_payment</code> (update, 1 field(s))</summary>\n"
         "\n"
@@ -163,7 +163,7 @@ def test_markdown() -> None:
 
 def test_markdown_is_capped_and_says_where_the_rest_is() -> None:
     many = Plan(
-        "prod", "the prod server", "3.15",
+        "prod", "http://127.0.0.1:18083", "3.15",
         tuple(
             Change("WorkflowDef", f"wf_{i:03d}", 1, "update",
                    tuple(FieldChange(f"tasks[ref=t{j}].retryCount", j, j + 1) for j in range(20)))

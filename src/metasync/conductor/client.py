@@ -23,6 +23,7 @@ class LiveReader(Protocol):
     """What plan, drift and status may do with a server: read."""
 
     label: str
+    url: str
 
     def server_version(self) -> str | None: ...
     def taskdefs(self) -> list[Json]: ...
@@ -82,6 +83,7 @@ class ConductorClient:
     def __init__(self, http: httpx.Client, label: str):
         self._http = http
         self.label = label
+        self.url = str(http.base_url).removesuffix("/").removesuffix("/api")
 
     @classmethod
     def connect(

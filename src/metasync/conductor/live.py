@@ -29,4 +29,4 @@ def read_live(reader: LiveReader) -> LiveState:
         objects[("WorkflowDef", spec["name"], int(spec.get("version", 1)))] = spec
     for spec in reader.event_handlers():
         objects[("EventHandler", spec["name"], None)] = spec
-    return LiveState(reader.label, version, flavour_of(version), objects)
+    return LiveState(reader.url, version, flavour_of(version), objects)
