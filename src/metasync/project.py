@@ -21,6 +21,7 @@ from metasync.manifests.environment import (
     load_settings,
 )
 from metasync.manifests.loader import MANIFESTS_DIR, load_manifests
+from metasync.manifests.overlays import apply_overlays
 from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
 from metasync.model.checks import check_resources
 from metasync.model.paths import display_path
@@ -75,8 +76,11 @@ class Project:
             config = environment.config
             lookup = manifest_lookup(env, config.vars, config.secrets, environment.file)
         loaded = load_manifests(self.root, lookup)
-        problems = loaded.problems + check_resources(loaded.resources)
-        return Desired(env, loaded.resources, problems)
+        resources, problems = loaded.resources, loaded.problems
+        if env is not None:
+            overlaid = apply_overlays(self.root, env, resources, lookup)
+            resources, problems = overlaid.resources, problems + overlaid.problems
+        return Desired(env, resources, problems + check_resources(resources))
 
     def render(self, env: str) -> Desired:
         """The desired state of ``env``; raises with every problem when any is an error."""
