@@ -198,7 +198,11 @@ def test_labels_take_variables_and_report_undefined_ones(tmp_path: Path) -> None
     )
 
 
-def test_plan_refuses_to_send_a_secret_placeholder(tmp_path: Path) -> None:
+def test_plan_needs_the_secret_variables_it_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked before any request: the server address is never even contacted."""
+    monkeypatch.delenv("API_TOKEN_DEV", raising=False)
     write_project(
         tmp_path,
         {
@@ -223,7 +227,7 @@ def test_plan_refuses_to_send_a_secret_placeholder(tmp_path: Path) -> None:
     result = run_cli("--project", str(tmp_path), "plan", "--env", "dev")
     assert result.exit_code == 1
     assert result.stderr == (
-        "error: manifests/wf.yaml:14 tasks[ref=call].inputParameters.http_request.headers.Authorization: "
-        "WorkflowDef wf v1 uses a secret; plan and apply do not resolve secrets yet\n"
-        "  Leave this resource out with --select until secrets are supported, or use a var.\n"
+        "error: environments/dev/environment.yaml secrets.api_token: secret api_token: process "
+        "environment variable API_TOKEN_DEV is not set\n"
+        "  Export API_TOKEN_DEV before running plan or apply.\n"
     )

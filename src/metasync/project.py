@@ -22,6 +22,7 @@ from metasync.manifests.environment import (
 )
 from metasync.manifests.loader import MANIFESTS_DIR, load_manifests
 from metasync.manifests.overlays import apply_overlays
+from metasync.manifests.secrets import Secrets, used_secrets
 from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
 from metasync.model.checks import check_resources
 from metasync.model.paths import display_path
@@ -125,29 +126,40 @@ class Project:
     def plan(self, env: str, selectors: Sequence[Selector] = ()) -> Planned:
         """Render ``env``, read its server in bulk, plan, and let the server check what would change."""
         desired = self.render(env)
-        _refuse_unresolved_secrets(
-            [r for r in desired.resources if selected(selectors, r.kind, r.name, r.labels)]
-        )
+        environment = load_environment(self.root, env)
+        used = {
+            name
+            for r in desired.resources
+            if selected(selectors, r.kind, r.name, r.labels)
+            for name in used_secrets(r.spec)
+        }
+        secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
         with self.connect(env) as client:
             live = read_live(client)
-            plan = build_plan(env, desired.resources, live, selectors)
-            problems = _server_checks(plan, desired.resources, client)
+            plan = build_plan(env, desired.resources, live, selectors, secrets)
+            problems = _server_checks(plan, desired.resources, client, secrets)
         if problems:
             raise ValidationFailed(problems)
-        return Planned(plan, desired, live)
+        return Planned(plan, desired, live, secrets)
 
     def apply(self, planned: Planned, on_step: Callable[[Step], None] | None = None) -> Applied:
         """Write the plan's changes in order, then read back: every applied object must be a noop."""
         env = planned.plan.environment
         with self.connect(env) as client:
-            outcomes = execute(steps_for(planned.plan), client, on_step)
+            outcomes = [
+                Outcome(
+                    o.change, o.status, tuple(_mask_problem(p, planned.secrets) for p in o.problems)
+                )
+                for o in execute(steps_for(planned.plan), client, on_step)
+            ]
             live = read_live(client)
         landed = {
             (o.change.kind, o.change.name, o.change.version)
             for o in outcomes
             if o.status == "landed"
         }
-        after = build_plan(env, [r for r in planned.desired.resources if r.key in landed], live)
+        written = [r for r in planned.desired.resources if r.key in landed]
+        after = build_plan(env, written, live, secrets=planned.secrets)
         drifted = tuple(c for c in after.changes if c.action != "noop")
         return Applied(tuple(outcomes), drifted)
 
@@ -157,6 +169,7 @@ class Planned:
     plan: Plan
     desired: Desired
     live: LiveState
+    secrets: Secrets  # values in memory only, for the writes; never rendered
 
 
 @dataclass(frozen=True)
@@ -170,37 +183,15 @@ class Applied:
         return all(o.status == "landed" for o in self.outcomes) and not self.read_back
 
 
-def _refuse_unresolved_secrets(resources: Sequence[Resource]) -> None:
-    """Secret values are not read yet: never send a placeholder to a server as if it were one."""
-    problems = []
-    for resource in resources:
-        for path in _secret_paths(resource.spec, ()):
-            display = display_path(resource.spec, path)
-            location = resource.origin.locate(path, display) if resource.origin else None
-            problems.append(Problem(
-                f"{resource.title} uses a secret; plan and apply do not resolve secrets yet",
-                location,
-                "Leave this resource out with --select until secrets are supported, or use a var.",
-            ))  # fmt: skip
-    if problems:
-        raise ValidationFailed(problems)
-
-
-def _secret_paths(value: object, path: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
-    if isinstance(value, str):
-        return [path] if "((secrets." in value else []
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _secret_paths(v, (*path, k))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _secret_paths(v, (*path, i))]
-    return []
-
-
 _INDEXED = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
+def _mask_problem(problem: Problem, secrets: Secrets) -> Problem:
+    return Problem(secrets.mask(problem.message), problem.location, problem.hint, problem.severity)
+
+
 def _server_checks(
-    plan: Plan, resources: Sequence[Resource], client: ConductorClient
+    plan: Plan, resources: Sequence[Resource], client: ConductorClient, secrets: Secrets
 ) -> list[Problem]:
     """Ask the server to validate each workflow that would be written (nothing is stored)."""
     by_key = {r.key: r for r in resources}
@@ -214,7 +205,8 @@ def _server_checks(
             if exc.status != 400:
                 raise
             resource = by_key[(change.kind, change.name, change.version)]
-            problems += [_place(detail, resource) for detail in exc.details] or [exc.problem]
+            found = [_place(detail, resource) for detail in exc.details] or [exc.problem]
+            problems += [_mask_problem(p, secrets) for p in found]
     return problems
 
 

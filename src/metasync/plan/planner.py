@@ -7,17 +7,18 @@ from collections.abc import Mapping, Sequence
 from metasync.conductor.live import LiveState
 from metasync.conductor.normalize import Unknown, normalize
 from metasync.errors import Location, Problem
-from metasync.model.fingerprint import fingerprint
+from metasync.manifests.secrets import SENSITIVE, Secrets
+from metasync.model.fingerprint import canonical_json, fingerprint
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.diff import diff
-from metasync.plan.model import Change, Plan, Unmanaged
+from metasync.plan.model import Change, FieldChange, Plan, Unmanaged
 from metasync.plan.select import Selector, selected
 
 
 def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
-               selectors: Sequence[Selector] = ()) -> Plan:  # fmt: skip
+               selectors: Sequence[Selector] = (), secrets: Secrets | None = None) -> Plan:  # fmt: skip
     changes: list[Change] = []
     warnings: list[Problem] = []
     labels: dict[tuple[str, str, int | None], Mapping[str, str]] = {}
@@ -26,16 +27,17 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         if not selected(selectors, resource.kind, resource.name, resource.labels):
             continue
         unknown: list[Unknown] = []
-        wanted = normalize(resource.kind, resource.spec, live.flavour, unknown)
+        spec = secrets.resolve(resource.spec) if secrets is not None else resource.spec
+        wanted = normalize(resource.kind, spec, live.flavour, unknown)
         warnings += [_unknown_warning(resource, u, live.flavour) for u in unknown]
         wanted_fp = fingerprint(wanted)
         current = live.objects.get(resource.key)
         if current is None:
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "create",
-                tuple(diff(resource.kind, {}, normalize(resource.kind, resource.spec, live.flavour, fill=False))),
+                _masked(diff(resource.kind, {}, normalize(resource.kind, spec, live.flavour, fill=False)), secrets),
                 desired_fingerprint=wanted_fp, reason="not on the server",
-                desired=resource.spec,
+                desired=spec,
             ))  # fmt: skip
             continue
         have = normalize(resource.kind, current, live.flavour)
@@ -44,14 +46,14 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "noop",
                 live_fingerprint=have_fp, desired_fingerprint=wanted_fp,
-                desired=resource.spec, live=current,
+                desired=spec, live=current,
             ))  # fmt: skip
             continue
-        fields = diff(resource.kind, have, wanted)
+        fields = _masked(diff(resource.kind, have, wanted), secrets)
         changes.append(Change(
-            resource.kind, resource.name, resource.version, "update", tuple(fields),
+            resource.kind, resource.name, resource.version, "update", fields,
             have_fp, wanted_fp, reason=f"{len(fields)} field(s) differ",
-            desired=resource.spec, live=current,
+            desired=spec, live=current,
         ))  # fmt: skip
     unmanaged = [
         Unmanaged(*key)
@@ -62,6 +64,20 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
     return Plan(
         environment, live.server, live.flavour, tuple(changes), tuple(unmanaged), tuple(warnings)
     )
+
+
+def _masked(fields: Sequence[FieldChange], secrets: Secrets | None) -> tuple[FieldChange, ...]:
+    """No secret value in a plan: values become placeholders, and what the server holds where git
+    has a secret (an old value after a rotation, say) becomes ``(sensitive)``."""
+    if secrets is None or not secrets.values:
+        return tuple(fields)
+    masked = []
+    for field in fields:
+        before, after = secrets.mask(field.before), secrets.mask(field.after)
+        if before is not None and after is not None and "((secrets." in canonical_json(after):
+            before = SENSITIVE if before != after else before
+        masked.append(FieldChange(field.path, before, after))
+    return tuple(masked)
 
 
 def _order(key: tuple[str, str, int | None]) -> tuple[int, str, int]:

@@ -1,0 +1,90 @@
+"""Secret values: read from the process environment only when a server is contacted, never shown.
+
+``((secrets.NAME))`` stays a placeholder in everything metasync renders. Plan and apply resolve it
+from the process environment variable that environment.yaml maps NAME to; what they show is masked
+again: every occurrence of a secret's value becomes its placeholder, and a value the server holds
+where git now has a secret (an old, rotated value, say) is shown as ``(sensitive)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from metasync.errors import Location, MetasyncError, Problem, ValidationFailed
+
+_SECRET = re.compile(r"\(\(\s*secrets\.([A-Za-z_][A-Za-z0-9_.-]*)\s*\)\)")
+SENSITIVE = "(sensitive)"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Resolved secret values of one environment (name -> value)."""
+
+    values: Mapping[str, str]
+
+    @classmethod
+    def from_environment(cls, mapping: Mapping[str, str], used: set[str], env_file: str) -> Secrets:
+        """Read the variables of the secrets in ``used``; a missing one is an error naming it."""
+        problems = []
+        values = {}
+        for name in sorted(used):
+            variable = mapping.get(name)
+            if variable is None:
+                continue  # reported by the manifests' own check (undefined secret)
+            value = os.environ.get(variable)
+            if not value:
+                problems.append(Problem(
+                    f"secret {name}: process environment variable {variable} is not set",
+                    Location(env_file, None, f"secrets.{name}"),
+                    f"Export {variable} before running plan or apply.",
+                ))  # fmt: skip
+            else:
+                values[name] = value
+        if problems:
+            raise ValidationFailed(problems)
+        return cls(values)
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every placeholder replaced by its secret."""
+        if isinstance(value, str):
+            if "((" not in value:
+                return value
+            return _SECRET.sub(lambda m: self._value(m.group(1)), value)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def _value(self, name: str) -> str:
+        if name not in self.values:
+            raise MetasyncError(f"secret {name} has no value", hint="Declare it under secrets:.")
+        return self.values[name]
+
+    def mask(self, value: Any) -> Any:
+        """``value`` with every secret value replaced by its placeholder."""
+        if not self.values:
+            return value
+        if isinstance(value, str):
+            for name, secret in self.values.items():
+                value = value.replace(secret, f"((secrets.{name}))")
+            return value
+        if isinstance(value, dict):
+            return {k: self.mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.mask(v) for v in value]
+        return value
+
+
+def used_secrets(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return set(_SECRET.findall(value)) if "((" in value else set()
+    if isinstance(value, dict):
+        return {n for v in value.values() for n in used_secrets(v)}
+    if isinstance(value, list):
+        return {n for v in value for n in used_secrets(v)}
+    return set()

@@ -1,0 +1,113 @@
+"""A secret reaches the real server on apply, and its value appears in no output, log or error."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+import conductor_server
+from helpers import run_cli, write_project
+
+pytestmark = pytest.mark.server
+
+VARIABLE = "METASYNC_TEST_API_TOKEN"
+
+
+def project(root: Path, prefix: str, url: str) -> Path:
+    environment = (
+        f"server:\n  url: {url}\nvars:\n  owner_email: team@example.com\n"
+        f"secrets:\n  api_token: {VARIABLE}\n"
+    )
+    manifest = f"""\
+        apiVersion: metasync/v1
+        kind: WorkflowDef
+        metadata: {{name: {prefix}billing}}
+        spec:
+          version: 1
+          ownerEmail: ((vars.owner_email))
+          tasks:
+            - name: post_invoice
+              taskReferenceName: post_invoice
+              type: HTTP
+              inputParameters:
+                http_request:
+                  uri: https://ledger.example.internal/v1/invoices
+                  method: POST
+                  headers:
+                    Authorization: "Bearer ((secrets.api_token))"
+                    X-Api-Key: ((secrets.api_token))
+        """
+    return write_project(root, {"manifests/billing.yaml": manifest}, environment=environment)
+
+
+def test_secret_reaches_the_server_and_never_the_output(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server,
+    monkeypatch: pytest.MonkeyPatch, crash_dir: Path,
+) -> None:  # fmt: skip
+    root = project(tmp_path / "p", prefix, conductor.url)
+    first, second = f"s3cr3t-{uuid.uuid4().hex}", f"r0tated-{uuid.uuid4().hex}"
+    monkeypatch.setenv(VARIABLE, first)
+    outputs: list[str] = []
+
+    def run(*args: str, expect: int = 0) -> str:
+        result = run_cli("--project", str(root), *args)
+        outputs.append(result.stdout + result.stderr)
+        assert result.exit_code == expect, result.stdout + result.stderr
+        return result.stdout
+
+    assert "Bearer ((secrets.api_token))" in run("render", "--env", "dev")
+    assert "((secrets.api_token))" in run("render", "--env", "dev", "-o", "json")
+    for fmt in ("text", "json", "markdown"):
+        assert "((secrets.api_token))" in run("plan", "--env", "dev", "-o", fmt)
+    run("apply", "--env", "dev", "--auto-approve")
+    run("plan", "--env", "dev", "--detailed-exitcode")  # resolved on both sides: no perpetual diff
+
+    api = httpx.Client(base_url=f"{conductor.url}/api", timeout=30)
+    live = api.get(f"/metadata/workflow/{prefix}billing", params={"version": 1}).json()
+    headers = live["tasks"][0]["inputParameters"]["http_request"]["headers"]
+    assert headers == {"Authorization": f"Bearer {first}", "X-Api-Key": first}
+
+    # rotation: the plan shows that the secret changed without showing either value
+    monkeypatch.setenv(VARIABLE, second)
+    document = json.loads(
+        run("plan", "--env", "dev", "-o", "json", "--detailed-exitcode", expect=2)
+    )
+    (change,) = document["changes"]
+    assert change["action"] == "update"
+    assert change["fields"] == [
+        {
+            "path": "tasks[ref=post_invoice].inputParameters.http_request.headers.Authorization",
+            "before": "(sensitive)",
+            "after": "Bearer ((secrets.api_token))",
+        },
+        {
+            "path": "tasks[ref=post_invoice].inputParameters.http_request.headers.X-Api-Key",
+            "before": "(sensitive)",
+            "after": "((secrets.api_token))",
+        },
+    ]
+    run("plan", "--env", "dev", "-o", "markdown")
+    run("apply", "--env", "dev", "--auto-approve")
+    live = api.get(f"/metadata/workflow/{prefix}billing", params={"version": 1}).json()
+    assert live["tasks"][0]["inputParameters"]["http_request"]["headers"]["X-Api-Key"] == second
+
+    # an error while the secret is in play: the server refuses the workflow at plan
+    manifest = root / "manifests" / "billing.yaml"
+    manifest.write_text(
+        manifest.read_text()
+        + "    - name: route\n      taskReferenceName: route\n      type: SWITCH\n"
+        "      evaluatorType: javascript\n      expression: $.nothing.x\n"
+        "      decisionCases: {a: [{name: n, taskReferenceName: n, type: INLINE}]}\n"
+    )
+    assert "the server refuses" in run_cli("--project", str(root), "plan", "--env", "dev").stderr
+    run("plan", "--env", "dev", expect=1)
+
+    logs = [p.read_text() for p in crash_dir.glob("*")] if crash_dir.exists() else []
+    for text in outputs + logs:
+        assert first not in text
+        assert second not in text
+    assert len(outputs) == 11
