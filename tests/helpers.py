@@ -65,7 +65,10 @@ def prefixed_example(target: Path, prefix: str, server_url: str) -> Path:
     pattern = re.compile(
         r"\b(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b"
     )
-    for path in [*(target / "manifests").rglob("*.yaml"), *(target / "environments").rglob("overlays/*.yaml")]:
+    for path in [
+        *(target / "manifests").rglob("*.yaml"),
+        *(target / "environments").rglob("overlays/*.yaml"),
+    ]:
         path.write_text(pattern.sub(lambda m: prefix + m.group(1), path.read_text()))
     for env in ("dev", "qa", "prod"):
         env_file = target / "environments" / env / "environment.yaml"

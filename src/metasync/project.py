@@ -20,16 +20,26 @@ from metasync.manifests.environment import (
     load_environment,
     load_settings,
 )
-from metasync.manifests.loader import MANIFESTS_DIR, load_manifests
+from metasync.manifests.gitref import (
+    commit_file_on_branch,
+    manifests_at,
+    open_repo,
+    push_branch,
+    resolve_commit,
+    set_pin,
+)
+from metasync.manifests.loader import MANIFESTS_DIR, ManifestSource, load_manifests
 from metasync.manifests.overlays import apply_overlays
 from metasync.manifests.secrets import Secrets, used_secrets
 from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
 from metasync.model.checks import check_resources
+from metasync.model.fingerprint import canonical_json
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.model import Change, Outcome, Plan
 from metasync.plan.planner import build_plan
 from metasync.plan.select import Selector, selected
+from metasync.render.values import summary_line
 
 
 @dataclass(frozen=True)
@@ -67,25 +77,37 @@ class Project:
     def environments(self) -> list[str]:
         return environment_names(self.root)
 
-    def desired(self, env: str | None) -> Desired:
-        """Load and check the manifests as ``env`` sees them (``None``: no variables at all)."""
+    def desired(self, env: str | None, pin: str | None = None) -> Desired:
+        """Load and check the manifests as ``env`` sees them (``None``: no variables at all).
+
+        ``pin`` reads manifests/ at that commit instead of the environment's own promotion.ref.
+        """
         lookup: Lookup
+        source = None
         if env is None:
             lookup = unresolved_lookup
         else:
             environment = load_environment(self.root, env, connect=False)
             config = environment.config
             lookup = manifest_lookup(env, config.vars, config.secrets, environment.file)
-        loaded = load_manifests(self.root, lookup)
+            if pin or config.promotion.ref:
+                source = self.manifests_at(pin or config.promotion.ref or "", environment.file)
+        loaded = load_manifests(self.root, lookup, source)
         resources, problems = loaded.resources, loaded.problems
         if env is not None:
             overlaid = apply_overlays(self.root, env, resources, lookup)
             resources, problems = overlaid.resources, problems + overlaid.problems
         return Desired(env, resources, problems + check_resources(resources))
 
-    def render(self, env: str) -> Desired:
+    def manifests_at(self, ref: str, where: str = "") -> ManifestSource:
+        """manifests/ as committed at ``ref`` (an environment's promotion pin)."""
+        repo = open_repo(self.root)
+        commit = resolve_commit(repo, ref, Location(where, None, "promotion.ref"))
+        return manifests_at(self.root, commit)
+
+    def render(self, env: str, pin: str | None = None) -> Desired:
         """The desired state of ``env``; raises with every problem when any is an error."""
-        desired = self.desired(env)
+        desired = self.desired(env, pin)
         if desired.errors:
             raise ValidationFailed(desired.problems)
         return desired
@@ -123,9 +145,9 @@ class Project:
             key_secret=key_secret,
         )
 
-    def plan(self, env: str, selectors: Sequence[Selector] = ()) -> Planned:
+    def plan(self, env: str, selectors: Sequence[Selector] = (), pin: str | None = None) -> Planned:
         """Render ``env``, read its server in bulk, plan, and let the server check what would change."""
-        desired = self.render(env)
+        desired = self.render(env, pin)
         environment = load_environment(self.root, env)
         used = {
             name
@@ -162,6 +184,85 @@ class Project:
         after = build_plan(env, written, live, secrets=planned.secrets)
         drifted = tuple(c for c in after.changes if c.action != "noop")
         return Applied(tuple(outcomes), drifted)
+
+    # -- promotion ------------------------------------------------------------------------------
+
+    def promote(self, source: str, target: str, *, branch: str | None = None,
+                push: str | None = None) -> Promotion:  # fmt: skip
+        """Pin ``target`` to the commit ``source`` runs, on a new branch; the checkout is untouched."""
+        repo = open_repo(self.root)
+        origin = load_environment(self.root, source, connect=False)
+        destination = load_environment(self.root, target, connect=False)
+        if origin.config.promotion.ref:
+            where = Location(origin.file, None, "promotion.ref")
+            commit = resolve_commit(repo, origin.config.promotion.ref, where)
+        else:
+            if repo.is_dirty(untracked_files=True, path=str(self.root / MANIFESTS_DIR)):
+                raise ConfigError(
+                    f"{source} follows the working tree and manifests/ has uncommitted changes, so "
+                    f"no commit holds what {source} runs",
+                    location=Location(f"{MANIFESTS_DIR}/"),
+                    hint="Commit (or stash) the changes under manifests/, then promote.",
+                )
+            commit = repo.head.commit
+        short = commit.hexsha[:7]
+        summary = self._promotion_summary(target, commit.hexsha)
+        base = repo.head.commit
+        repo_root = Path(repo.working_tree_dir or self.root).resolve()
+        env_path = (self.root / destination.file).relative_to(repo_root).as_posix()
+        try:
+            current = (base.tree / env_path).data_stream.read().decode()
+        except KeyError:
+            raise ConfigError(
+                f"{destination.file} is not committed", location=Location(destination.file),
+                hint="Commit the environment first.",
+            ) from None  # fmt: skip
+        name = branch or f"promote/{target}-{short}"
+        message = f"Promote {source} to {target}: {target} runs {short}\n\n" + "\n".join(summary)
+        new = commit_file_on_branch(repo, base, env_path, set_pin(current, commit.hexsha),
+                                    branch=name, message=message)  # fmt: skip
+        if push:
+            push_branch(repo, push, name)
+        return Promotion(source, target, name, new.hexsha, commit.hexsha, tuple(summary))
+
+    def _promotion_summary(self, target: str, commit: str) -> list[str]:
+        """What changes in ``target``: its plan against the live server, or a manifest diff."""
+        try:
+            plan = self.plan(target, pin=commit).plan
+        except ServerError as exc:
+            lines = [
+                f"{target}'s server could not be read ({exc.problem.message}); manifest changes:"
+            ]
+            before = {r.key: r for r in self.render(target).resources}
+            after = {r.key: r for r in self.render(target, pin=commit).resources}
+            for key in sorted(set(before) | set(after), key=lambda k: (k[0], k[1], k[2] or 0)):
+                title = (after.get(key) or before[key]).title
+                if key not in before:
+                    lines.append(f"  + {title}")
+                elif key not in after:
+                    lines.append(f"  - {title}")
+                elif canonical_json(before[key].spec) != canonical_json(after[key].spec):
+                    lines.append(f"  ~ {title}")
+            return lines if len(lines) > 1 else [*lines, "  (none)"]
+        counts = plan.summary()
+        lines = [f"Plan for {target} ({plan.server}): {summary_line(counts)}."]
+        for change in plan.pending:
+            mark = {"create": "+", "update": "~", "delete": "-"}[change.action]
+            fields = ", ".join(f.path for f in change.fields[:5])
+            more = f" (+{len(change.fields) - 5} more)" if len(change.fields) > 5 else ""
+            detail = f": {fields}{more}" if change.action == "update" else ""
+            lines.append(f"  {mark} {change.title}{detail}")
+        return lines
+
+
+@dataclass(frozen=True)
+class Promotion:
+    source: str
+    target: str
+    branch: str
+    commit: str  # the new commit on ``branch``
+    pinned: str  # the commit ``target`` now runs
+    summary: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,29 @@ def apply(ctx: click.Context, env: str, auto_approve: bool, select: tuple[str, .
     return EXIT_OK if applied.ok else EXIT_USER_ERROR
 
 
+@cli.command()
+@click.argument("source", metavar="FROM")
+@click.argument("target", metavar="TO")
+@click.option("--branch", metavar="NAME", help="Branch to create (default: promote/TO-<commit>).")
+@click.option("--push", "push", metavar="REMOTE", is_flag=False, flag_value="origin", default=None,
+              help="Push the branch (to REMOTE, default origin).")  # fmt: skip
+@click.pass_context
+def promote(
+    ctx: click.Context, source: str, target: str, branch: str | None, push: str | None
+) -> int:
+    """Pin TO to the commit FROM runs, on a new branch ready for a pull request."""
+    done = _project(ctx).promote(source, target, branch=branch, push=push)
+    click.echo(
+        f"{done.target} now runs {done.pinned[:7]} (what {done.source} runs) on branch {done.branch}"
+    )
+    click.echo(f"commit {done.commit[:7]}; your checkout is unchanged.")
+    for line in done.summary:
+        click.echo(line)
+    if not push:
+        click.echo(f"Next: git push <remote> {done.branch}, and open a pull request.")
+    return EXIT_OK
+
+
 def _interactive() -> bool:
     return sys.stdin.isatty()
 

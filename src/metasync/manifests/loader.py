@@ -7,7 +7,9 @@ object). Problems are collected, not raised one at a time, so one run reports al
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +46,25 @@ def manifest_files(root: Path) -> list[Path]:
     return sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_manifests(root: Path, lookup: Lookup) -> LoadResult:
-    """Load every manifest of the working tree under ``root``."""
+ManifestSource = Iterable[tuple[str, Callable[[], str]]]
+
+
+def working_tree(root: Path) -> ManifestSource:
+    """The manifests as they are on disk: (display name, reader) pairs."""
+    return [
+        (display, partial(read_text, path, display))
+        for path in manifest_files(root)
+        for display in [path.relative_to(root).as_posix()]
+    ]
+
+
+def load_manifests(root: Path, lookup: Lookup, source: ManifestSource | None = None) -> LoadResult:
+    """Load every manifest of ``source`` (default: the working tree under ``root``)."""
     result = LoadResult()
     seen: dict[tuple[str, str, int | None], DocumentLocator] = {}
-    for path in manifest_files(root):
-        display = path.relative_to(root).as_posix()
+    for display, read in working_tree(root) if source is None else source:
         try:
-            text = read_text(path, display)
+            text = read()
             docs = parse_documents(text, display)
         except MetasyncError as exc:
             result.problems.extend(exc.problems)

@@ -136,6 +136,11 @@ def read_text(path: Path, display: str) -> str:
         raise ManifestError(
             f"cannot read the file: {exc.strerror}", location=Location(display)
         ) from None
+    return decode_text(raw, display)
+
+
+def decode_text(raw: bytes, display: str) -> str:
+    """UTF-8 text from bytes (a file or a git blob); binaries are refused with a clear message."""
     nul = raw.find(b"\x00")
     if nul >= 0:
         raise ManifestError(

@@ -1,0 +1,137 @@
+"""manifests/ as they were at a commit, read from git objects (no checkout, no clone)."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from functools import partial
+from pathlib import Path, PurePosixPath
+
+import git
+
+from metasync.errors import ConfigError, Location
+from metasync.manifests.loader import MANIFESTS_DIR, ManifestSource
+from metasync.manifests.yamlio import decode_text
+
+
+def open_repo(root: Path) -> git.Repo:
+    try:
+        return git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise ConfigError(
+            "the project is not in a git repository, so promotion pins cannot be read",
+            location=Location(str(root)),
+            hint="Run `git init` and commit the project, or set promotion.ref: null.",
+        ) from None
+
+
+def resolve_commit(repo: git.Repo, ref: str, where: Location) -> git.Commit:
+    try:
+        return repo.commit(ref)
+    except (git.BadName, ValueError, git.GitCommandError):
+        raise ConfigError(
+            f"promotion.ref {ref!r} is not a commit in this repository",
+            location=where,
+            hint="Use a commit hash (or a tag or branch) that exists; `git log` lists them.",
+        ) from None
+
+
+def manifests_at(root: Path, commit: git.Commit) -> ManifestSource:
+    """(display name, reader) for every manifest file of ``commit``; names read ``file@abc1234``."""
+    repo_root = Path(commit.repo.working_tree_dir or root).resolve()
+    prefix = PurePosixPath(root.resolve().relative_to(repo_root).as_posix()) / MANIFESTS_DIR
+    short = commit.hexsha[:7]
+    try:
+        tree = commit.tree / prefix.as_posix()
+    except KeyError:
+        return []
+    project = prefix.parent
+    source = []
+    for item in tree.traverse():
+        if not isinstance(item, git.Blob):
+            continue
+        path = PurePosixPath(str(item.path))
+        if path.suffix in (".yaml", ".yml"):
+            relative = path if str(project) == "." else path.relative_to(project)
+            display = f"{relative.as_posix()}@{short}"
+            source.append((display, partial(_read_blob, item, display)))
+    return sorted(source, key=lambda pair: pair[0])
+
+
+def _read_blob(blob: git.Blob, display: str) -> str:
+    return decode_text(blob.data_stream.read(), display)
+
+
+def commit_file_on_branch(repo: git.Repo, base: git.Commit, path: str, content: str, *,
+                          branch: str, message: str) -> git.Commit:  # fmt: skip
+    """A commit on a new ``branch``: ``base`` with ``path`` set to ``content``.
+
+    Built with a private index and plumbing commands, so the user's checkout, index and current
+    branch are untouched.
+    """
+    if branch in [h.name for h in repo.heads]:
+        raise ConfigError(
+            f"branch {branch!r} already exists",
+            hint="Pass another name with --branch, or delete the old branch.",
+        )
+    env = {**os.environ, **_identity(repo)}
+    with tempfile.TemporaryDirectory() as tmp:
+        env["GIT_INDEX_FILE"] = os.path.join(tmp, "index")
+        blob_file = Path(tmp) / "blob"
+        blob_file.write_text(content)
+        repo.git.read_tree(base.hexsha, env=env)
+        blob = repo.git.hash_object("-w", str(blob_file), env=env)
+        repo.git.update_index("--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+        tree = repo.git.write_tree(env=env)
+        sha = repo.git.commit_tree(tree, "-p", base.hexsha, "-m", message, env=env)
+    repo.git.update_ref(f"refs/heads/{branch}", sha)
+    return repo.commit(sha)
+
+
+def _identity(repo: git.Repo) -> dict[str, str]:
+    """Commit as the user when git knows them, else as metasync."""
+    reader = repo.config_reader()
+    name = reader.get_value("user", "name", default="")
+    email = reader.get_value("user", "email", default="")
+    if name and email:
+        return {}
+    return {
+        "GIT_AUTHOR_NAME": "metasync", "GIT_AUTHOR_EMAIL": "metasync@localhost",
+        "GIT_COMMITTER_NAME": "metasync", "GIT_COMMITTER_EMAIL": "metasync@localhost",
+    }  # fmt: skip
+
+
+_PIN = re.compile(
+    r"^(promotion:[^\n]*\n(?:[ \t]+[^\n]*\n|[ \t]*\n)*?[ \t]+ref:[ \t]*)([^\n#]*?)([ \t]*(#[^\n]*)?)$",
+    re.M,
+)
+
+
+def set_pin(text: str, commit: str) -> str:
+    """environment.yaml with ``promotion.ref`` set to ``commit``, comments and layout kept."""
+    if not text.endswith("\n"):
+        text += "\n"
+    match = _PIN.search(text)
+    if match is not None:
+        return text[: match.start(2)] + commit + text[match.end(2) :]
+    block = re.search(r"^promotion:[ \t]*\n", text, re.M)
+    if block is not None:
+        return text[: block.end()] + f"  ref: {commit}\n" + text[block.end() :]
+    if re.search(r"^promotion:", text, re.M):
+        raise ConfigError(
+            "cannot set promotion.ref: write promotion as a block (promotion:\\n  ref: ...)",
+            hint="Edit environment.yaml so that promotion is a block mapping.",
+        )
+    return text + f"promotion:\n  ref: {commit}\n"
+
+
+def push_branch(repo: git.Repo, remote: str, branch: str) -> None:
+    try:
+        repo.git.push(remote, f"refs/heads/{branch}:refs/heads/{branch}")
+    except git.GitCommandError as exc:
+        raise ConfigError(
+            f"the branch {branch} was created but could not be pushed to {remote}: "
+            f"{str(exc.stderr).strip()}",
+            hint=f"Push it yourself: git push {remote} {branch}",
+        ) from None

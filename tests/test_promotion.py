@@ -1,0 +1,155 @@
+"""Pinned commits and `promote`, in a real git repository, planned against a real server."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import git
+import pytest
+
+import conductor_server
+from helpers import prefixed_example, run_cli
+from metasync.project import Project
+
+
+def commit_all(repo: git.Repo, message: str) -> str:
+    repo.git.add(A=True)
+    repo.index.commit(message)
+    return repo.head.commit.hexsha
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def set_qa_pin(root: Path, commit: str) -> None:
+    env = root / "environments" / "qa" / "environment.yaml"
+    env.write_text(re.sub(r"(?m)^  ref: .*$", f"  ref: {commit}", env.read_text()))
+
+
+@pytest.fixture
+def history(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> tuple[Path, list[str]]:
+    """Three commits: the example; qa pinned to the first plus change A; change B."""
+    root = prefixed_example(tmp_path / "repo", prefix, conductor.url)
+    repo = git.Repo.init(root, initial_branch="main")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "Test")
+        config.set_value("user", "email", "test@example.com")
+    first = commit_all(repo, "the example project")
+    set_qa_pin(root, first)
+    edit(
+        root / "manifests" / "taskdefs" / "fulfillment.yaml",
+        "  retryCount: 3\n",
+        "  retryCount: 4\n",
+    )
+    second = commit_all(repo, "qa runs the first commit; pick_item retries 4 times")
+    edit(
+        root / "manifests" / "workflows" / "invoicing.yaml",
+        "  description: Issue an invoice and book it once paid.\n",
+        "  description: Issue an invoice, book it once paid.\n",
+    )
+    third = commit_all(repo, "reword invoicing")
+    return root, [first, second, third]
+
+
+def specs(root: Path, env: str) -> dict[str, dict[str, object]]:
+    result = run_cli("--project", str(root), "render", "--env", env, "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    return {r["name"]: r["spec"] for r in json.loads(result.stdout)["resources"]}
+
+
+@pytest.mark.server
+def test_pins_render_old_commits_and_promote_moves_them(
+    history: tuple[Path, list[str]], prefix: str, tmp_path: Path
+) -> None:
+    root, (_, _, third) = history
+    dev, qa = specs(root, "dev"), specs(root, "qa")
+    assert dev[f"{prefix}pick_item"]["retryCount"] == 4  # the working tree
+    assert qa[f"{prefix}pick_item"]["retryCount"] == 3  # the first commit
+    assert qa[f"{prefix}invoicing"]["description"] == "Issue an invoice and book it once paid."
+    assert qa[f"{prefix}order_to_cash"]["timeoutSeconds"] == 86400  # qa's overlay still applies
+
+    result = run_cli("--project", str(root), "apply", "--env", "qa", "--auto-approve")
+    assert result.exit_code == 0, result.stdout + result.stderr
+
+    repo = git.Repo(root)
+    head_before = repo.head.commit.hexsha
+    result = run_cli("--project", str(root), "promote", "dev", "qa")
+    assert result.exit_code == 0, result.stderr
+    branch = f"promote/qa-{third[:7]}"
+    assert result.stdout.startswith(f"qa now runs {third[:7]} (what dev runs) on branch {branch}\n")
+
+    # the user's checkout did not move
+    assert repo.active_branch.name == "main"
+    assert repo.head.commit.hexsha == head_before
+    assert not repo.is_dirty(untracked_files=True)
+
+    promoted = repo.commit(branch)
+    message = str(promoted.message)
+    assert promoted.parents[0].hexsha == head_before
+    assert message.startswith(f"Promote dev to qa: qa runs {third[:7]}\n")
+    env_text = (promoted.tree / "environments/qa/environment.yaml").data_stream.read().decode()
+    assert f"  ref: {third}\n" in env_text
+    assert "# The qa environment" in env_text  # comments kept
+
+    # on that branch, the plan for qa shows exactly the promoted changes
+    worktree = tmp_path / "review"
+    repo.git.worktree("add", str(worktree), branch)
+    plan = Project(worktree).plan("qa").plan
+    assert sorted((c.name, [(f.path, f.before, f.after) for f in c.fields]) for c in plan.pending) == [
+        (f"{prefix}invoicing", [("description", "Issue an invoice and book it once paid.",
+                                 "Issue an invoice, book it once paid.")]),
+        (f"{prefix}pick_item", [("retryCount", 3, 4)]),
+    ]  # fmt: skip
+    assert "Plan for qa (" in message
+    assert f"~ WorkflowDef {prefix}invoicing v1: description" in message
+    assert f"~ TaskDef {prefix}pick_item: retryCount" in message
+
+
+def test_a_pin_that_does_not_exist(tmp_path: Path, prefix: str) -> None:
+    root = prefixed_example(tmp_path / "repo", prefix, "http://127.0.0.1:9")
+    repo = git.Repo.init(root)
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "Test")
+        config.set_value("user", "email", "test@example.com")
+    commit_all(repo, "init")
+    set_qa_pin(root, "0123456789abcdef0123456789abcdef01234567")
+    result = run_cli("--project", str(root), "render", "--env", "qa")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: environments/qa/environment.yaml promotion.ref: promotion.ref "
+        "'0123456789abcdef0123456789abcdef01234567' is not a commit in this repository\n"
+        "  Use a commit hash (or a tag or branch) that exists; `git log` lists them.\n"
+    )
+
+
+def test_promote_refuses_uncommitted_manifests_and_uses_the_manifest_diff_offline(
+    tmp_path: Path, prefix: str
+) -> None:
+    root = prefixed_example(tmp_path / "repo", prefix, "http://127.0.0.1:9")  # no server there
+    repo = git.Repo.init(root, initial_branch="main")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "Test")
+        config.set_value("user", "email", "test@example.com")
+    first = commit_all(repo, "init")
+    set_qa_pin(root, first)
+    commit_all(repo, "pin qa")
+    edit(root / "manifests" / "taskdefs" / "billing.yaml", "  retryCount: 2\n", "  retryCount: 3\n")
+
+    result = run_cli("--project", str(root), "promote", "dev", "qa")
+    assert result.exit_code == 1
+    assert "dev follows the working tree and manifests/ has uncommitted changes" in result.stderr
+
+    commit_all(repo, "generate_invoice retries 3 times")
+    result = run_cli("--project", str(root), "promote", "dev", "qa", "--branch", "release-qa")
+    assert result.exit_code == 0, result.stderr
+    message = str(repo.commit("release-qa").message)
+    assert "qa's server could not be read" in message
+    assert f"  ~ TaskDef {prefix}generate_invoice" in message
+    assert message.count("  ~ ") == 1
