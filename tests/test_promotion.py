@@ -153,3 +153,29 @@ def test_promote_refuses_uncommitted_manifests_and_uses_the_manifest_diff_offlin
     assert "qa's server could not be read" in message
     assert f"  ~ TaskDef {prefix}generate_invoice" in message
     assert message.count("  ~ ") == 1
+
+
+@pytest.mark.server
+def test_status_matrix(history: tuple[Path, list[str]], prefix: str) -> None:
+    root, _ = history
+    assert run_cli("--project", str(root), "apply", "--env", "qa", "--auto-approve").exit_code == 0
+    result = run_cli("--project", str(root), "status", "--env", "qa", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["formatVersion"] == 1
+    assert document["environments"][0]["environment"] == "qa"
+    cells = {r["name"]: r["cells"]["qa"] for r in document["resources"]}
+    # qa runs the first commit, in sync with its server; dev (working tree) has two changes not yet in qa
+    assert cells[f"{prefix}pick_item"]["state"] == "in-sync"
+    assert cells[f"{prefix}pick_item"]["promotionPending"] is True
+    assert cells[f"{prefix}invoicing"]["promotionPending"] is True
+    assert cells[f"{prefix}validate_order"] == {
+        "state": "in-sync",
+        "fingerprint": cells[f"{prefix}validate_order"]["fingerprint"],
+        "promotionPending": False,
+    }
+    assert sum(c["promotionPending"] for c in cells.values()) == 2
+
+    text = run_cli("--project", str(root), "status", "--env", "qa").stdout
+    assert f"TaskDef {prefix}pick_item" in text
+    assert "(promotion pending)" in text

@@ -36,7 +36,7 @@ from metasync.model.checks import check_resources
 from metasync.model.fingerprint import canonical_json
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
-from metasync.plan.model import Change, Outcome, Plan
+from metasync.plan.model import Cell, Change, Outcome, Plan, StatusMatrix
 from metasync.plan.planner import build_plan
 from metasync.plan.select import Selector, selected
 from metasync.render.values import summary_line
@@ -77,10 +77,11 @@ class Project:
     def environments(self) -> list[str]:
         return environment_names(self.root)
 
-    def desired(self, env: str | None, pin: str | None = None) -> Desired:
+    def desired(self, env: str | None, pin: str | None = None, worktree: bool = False) -> Desired:
         """Load and check the manifests as ``env`` sees them (``None``: no variables at all).
 
-        ``pin`` reads manifests/ at that commit instead of the environment's own promotion.ref.
+        ``pin`` reads manifests/ at that commit instead of the environment's own promotion.ref;
+        ``worktree`` reads the working tree whatever the pin.
         """
         lookup: Lookup
         source = None
@@ -90,7 +91,7 @@ class Project:
             environment = load_environment(self.root, env, connect=False)
             config = environment.config
             lookup = manifest_lookup(env, config.vars, config.secrets, environment.file)
-            if pin or config.promotion.ref:
+            if (pin or config.promotion.ref) and not worktree:
                 source = self.manifests_at(pin or config.promotion.ref or "", environment.file)
         loaded = load_manifests(self.root, lookup, source)
         resources, problems = loaded.resources, loaded.problems
@@ -253,6 +254,52 @@ class Project:
             detail = f": {fields}{more}" if change.action == "update" else ""
             lines.append(f"  {mark} {change.title}{detail}")
         return lines
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def status(self, envs: Sequence[str] = ()) -> StatusMatrix:
+        """Each resource in each environment: in sync, drifted, missing, or waiting for promotion."""
+        names = list(envs) or self.environments
+        cells: dict[tuple[str, str, int | None], dict[str, Cell]] = {}
+        servers: dict[str, str] = {}
+        for env in names:
+            upstream = self._upstream(env)
+            try:
+                planned = self.plan(env)
+                desired = planned.desired
+                servers[env] = planned.plan.server
+                states = {(c.kind, c.name, c.version): c for c in planned.plan.changes}
+            except ServerError as exc:
+                desired = self.render(env)
+                servers[env] = f"unreachable: {exc.problem.message}"
+                states = {}
+            for resource in desired.resources:
+                change = states.get(resource.key)
+                state = {"noop": "in-sync", "update": "drifted", "create": "missing"}.get(
+                    change.action if change else "", "unknown"
+                )
+                pending = upstream is not None and (
+                    resource.key not in upstream
+                    or canonical_json(upstream[resource.key]) != canonical_json(resource.spec)
+                )
+                fingerprint = change.desired_fingerprint if change else None
+                cells.setdefault(resource.key, {})[env] = Cell(state, fingerprint, pending)
+            for key in upstream or {}:
+                if key not in {r.key for r in desired.resources}:
+                    cells.setdefault(key, {})[env] = Cell("absent", None, True)
+        rows = sorted(cells.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or 0))
+        return StatusMatrix(tuple(names), servers, tuple(rows))
+
+    def _upstream(self, env: str) -> dict[tuple[str, str, int | None], object] | None:
+        """``env``'s resources as they would be after promoting from its promotion.from."""
+        environment = load_environment(self.root, env, connect=False)
+        source = environment.config.promotion.from_
+        if not source:
+            return None
+        origin = load_environment(self.root, source, connect=False)
+        pin = origin.config.promotion.ref
+        desired = self.render(env, pin=pin) if pin else self.desired(env, worktree=True)
+        return {r.key: r.spec for r in desired.resources}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from metasync.render.plan_markdown import write_plan_markdown
 from metasync.render.plan_text import write_plan_text
 from metasync.render.problems import write_problems
 from metasync.render.resources import write_json, write_yaml
+from metasync.render.status import write_status_json, write_status_text
 
 
 @click.group(cls=BoundaryGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -161,6 +162,18 @@ def promote(
         click.echo(line)
     if not push:
         click.echo(f"Next: git push <remote> {done.branch}, and open a pull request.")
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("--env", "envs", multiple=True, metavar="ENV", help="Environments (default: all).")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)  # fmt: skip
+@click.pass_context
+def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
+    """Each resource in each environment: in sync, drifted, missing, promotion pending."""
+    result = _project(ctx).status(envs)
+    (write_status_json if fmt == "json" else write_status_text)(sys.stdout, result)
     return EXIT_OK
 
 

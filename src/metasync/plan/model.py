@@ -75,7 +75,7 @@ class Plan:
         return bool(self.pending)
 
 
-Status = Literal["landed", "not landed"]
+Landing = Literal["landed", "not landed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,5 +83,23 @@ class Outcome:
     """What became of one change when apply ran it."""
 
     change: Change
-    status: Status
+    status: Landing
     problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One resource in one environment."""
+
+    state: (
+        str  # in-sync | drifted | missing | unknown (server unreachable) | absent (not in git here)
+    )
+    fingerprint: str | None
+    pending: bool  # the environment it is promoted from runs something else
+
+
+@dataclass(frozen=True)
+class StatusMatrix:
+    environments: tuple[str, ...]
+    servers: Mapping[str, str]
+    rows: tuple[tuple[tuple[str, str, int | None], Mapping[str, Cell]], ...]
