@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,6 +25,32 @@ import conductor_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("dev", "qa", "prod")
+#: the demo works on a copy of the example project in its own git repository (set in main)
+WORK = ROOT
+
+
+def git(*args: str, quiet: bool = False) -> str:
+    if not quiet:
+        print(f"$ git {' '.join(args)}", flush=True)
+    result = subprocess.run(["git", *args], cwd=WORK, capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+def make_repository(target: Path) -> None:
+    """The example project, copied into a new git repository with one commit."""
+    for part in ("manifests", "environments"):
+        shutil.copytree(ROOT / part, target / part)
+    shutil.copy(ROOT / "metasync.yaml", target / "metasync.yaml")
+    git("init", "-q", "-b", "main", quiet=True)
+    git("config", "user.name", "metasync demo", quiet=True)
+    git("config", "user.email", "demo@example.com", quiet=True)
+    git("add", "-A", quiet=True)
+    git("commit", "-q", "-m", "the example project", quiet=True)
+
+
+def pin(env: str, commit: str) -> None:
+    path = WORK / "environments" / env / "environment.yaml"
+    path.write_text(re.sub(r"(?m)^  ref: .*$", f"  ref: {commit}", path.read_text()))
 
 
 def step(title: str) -> None:
@@ -34,7 +62,7 @@ def metasync(*args: str, show: int | None = None, expect: int = 0) -> str:
     """Run the installed CLI as a user would, echo the command, and return its output."""
     exe = shutil.which("metasync") or str(Path(sys.executable).parent / "metasync")
     print(f"$ metasync {' '.join(args)}", flush=True)
-    result = subprocess.run([exe, *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run([exe, *args], cwd=WORK, capture_output=True, text=True, check=False)
     sys.stderr.write(result.stderr)
     if result.returncode != expect:
         sys.stdout.write(result.stdout)
@@ -100,7 +128,14 @@ def main() -> int:
                 "`python scripts/conductor_server.py stop --all` after an earlier `--keep`."
             )
     servers = conductor_server.start_many(dict(ports.items()))
+    global WORK  # noqa: PLW0603 - the demo's working copy, for the helpers above
+    WORK = Path(tempfile.mkdtemp(prefix="metasync-demo-"))
     try:
+        make_repository(WORK)
+        first = git("rev-parse", "HEAD", quiet=True)
+        pin("qa", first)
+        git("commit", "-q", "-am", f"qa runs {first[:7]}", quiet=True)
+        print(f"demo project: a copy of the example in a new git repository, {WORK}")
         for server in servers:
             taskdefs, workflows, handlers = definitions_on(server)
             print(
@@ -131,12 +166,38 @@ def main() -> int:
         metasync("plan", "--env", "dev", "--detailed-exitcode", show=0)
         print("healed: exit code 0")
 
-        step("Plan qa: what the project would create there (first lines)")
-        out = metasync("plan", "--env", "qa", show=10)
-        print(out.splitlines()[-1])
+        step("qa runs a pinned commit: apply it there too")
+        metasync("apply", "--env", "qa", "--auto-approve", show=0)
+        metasync("plan", "--env", "qa", "--detailed-exitcode", show=0)
+        print("exit code 0: qa matches its pinned commit")
+
+        step("dev gets a change: the payments team backs off longer between capture retries")
+        path = WORK / "manifests" / "taskdefs" / "payments.yaml"
+        path.write_text(
+            path.read_text().replace("  retryDelaySeconds: 2\n", "  retryDelaySeconds: 5\n", 1)
+        )
+        git("commit", "-q", "-am", "payments: back off longer between captures")
+        metasync("plan", "--env", "dev", "--detailed-exitcode", expect=2)
+        metasync("apply", "--env", "dev", "--auto-approve", show=0)
+
+        step("Status: dev has it, qa is waiting for the promotion")
+        out = metasync("status", "--env", "dev", "--env", "qa", show=0)
+        print(
+            "\n".join(
+                line for line in out.splitlines() if "charge_payment" in line or "resource" in line
+            )
+        )
+
+        step("Promote dev to qa: a branch that moves qa's pin, ready for a pull request")
+        out = metasync("promote", "dev", "qa")
+        branch = out.split(" on branch ", 1)[1].split()[0]
+        git("worktree", "add", "-q", str(WORK / ".review"), branch)
+
+        step("The pull request's plan for qa shows exactly the promoted change")
+        metasync("--project", ".review", "plan", "--env", "qa", "--detailed-exitcode", expect=2)
 
         step("Done")
-        print("dev holds the example project; qa and prod are ready for it.")
+        print(f"dev runs the change; the branch {branch} promotes it to qa once reviewed.")
     finally:
         if args.keep:
             for server in servers:
@@ -146,6 +207,10 @@ def main() -> int:
             for server in servers:
                 server.stop()
             print("servers stopped")
+        if args.keep:
+            print(f"demo project kept in {WORK}")
+        else:
+            shutil.rmtree(WORK, ignore_errors=True)
     return 0
 
 
