@@ -147,8 +147,13 @@ def test_promote_refuses_uncommitted_manifests_and_uses_the_manifest_diff_offlin
     assert "dev follows the working tree and manifests/ has uncommitted changes" in result.stderr
 
     commit_all(repo, "generate_invoice retries 3 times")
-    result = run_cli("--project", str(root), "promote", "dev", "qa", "--branch", "release-qa")
+    remote = git.Repo.init(tmp_path / "remote.git", bare=True)
+    repo.create_remote("origin", str(tmp_path / "remote.git"))
+    result = run_cli(
+        "--project", str(root), "promote", "dev", "qa", "--branch", "release-qa", "--push"
+    )
     assert result.exit_code == 0, result.stderr
+    assert remote.commit("release-qa").hexsha == repo.commit("release-qa").hexsha
     message = str(repo.commit("release-qa").message)
     assert "qa's server could not be read" in message
     assert f"  ~ TaskDef {prefix}generate_invoice" in message
