@@ -318,3 +318,73 @@ def test_what_did_not_land_is_reported_and_apply_exits_1(
     assert [(c.name, [f.path for f in c.fields]) for c in after.pending] == [
         (name, ["description"])
     ]
+
+
+def test_a_saved_plan_refuses_what_moved_on_the_server_and_applies_the_rest(
+    project: Path, prefix: str, api: httpx.Client, tmp_path: Path
+) -> None:
+    apply(project)
+    edit_taskdef = project / "manifests" / "taskdefs" / "orders.yaml"
+    edit_taskdef.write_text(
+        edit_taskdef.read_text().replace("  retryCount: 2\n", "  retryCount: 7\n", 1)
+    )
+    release = project / "manifests" / "taskdefs" / "orders.yaml"
+    release.write_text(release.read_text().replace("  retryCount: 5\n", "  retryCount: 6\n", 1))
+    saved = tmp_path / "plan.json"
+    result = run_cli("--project", str(project), "plan", "--env", "dev", "--out", str(saved))
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(saved.read_text())
+    assert document["kind"] == "metasync-plan"
+    assert document["commit"] is None  # not a git repository here
+    changed = sorted(c["name"] for c in document["changes"] if c["action"] == "update")
+    assert changed == [f"{prefix}release_inventory", f"{prefix}validate_order"]
+
+    # someone edits validate_order on the server after the review
+    live = api.get(f"/metadata/taskdefs/{prefix}validate_order").json()
+    live["description"] = "edited in the UI"
+    assert api.put("/metadata/taskdefs", json=live).status_code == 200
+
+    result = run_cli("--project", str(project), "apply", str(saved))
+    assert result.exit_code == 1
+    assert (
+        f"error: TaskDef {prefix}validate_order is not applied: it changed on the server since the "
+        f"plan was made\n  Plan again (metasync plan --env dev --out {saved}) and review.\n"
+    ) in result.stderr
+    assert f"TaskDef {prefix}release_inventory" in result.stdout
+    assert "1 of 1 change(s) landed." in result.stdout
+    survived = api.get(f"/metadata/taskdefs/{prefix}validate_order").json()
+    assert survived["description"] == "edited in the UI"
+    assert survived["retryCount"] == 2
+    assert api.get(f"/metadata/taskdefs/{prefix}release_inventory").json()["retryCount"] == 6
+
+    # an untouched saved plan applies as a whole
+    result = run_cli("--project", str(project), "plan", "--env", "dev", "--out", str(saved))
+    assert result.exit_code == 0
+    result = run_cli("--project", str(project), "apply", str(saved))
+    assert result.exit_code == 0, result.stderr
+    assert "1 of 1 change(s) landed." in result.stdout
+    assert api.get(f"/metadata/taskdefs/{prefix}validate_order").json()["retryCount"] == 7
+
+
+def test_a_saved_plan_is_refused_when_the_manifests_moved(project: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    assert (
+        run_cli("--project", str(project), "plan", "--env", "dev", "--out", str(saved)).exit_code
+        == 0
+    )
+    billing = project / "manifests" / "taskdefs" / "billing.yaml"
+    billing.write_text(billing.read_text().replace("  retryCount: 2\n", "  retryCount: 9\n", 1))
+    result = run_cli("--project", str(project), "apply", str(saved))
+    assert result.exit_code == 1
+    assert (
+        "generate_invoice is not applied: its manifests changed since the plan was made"
+        in result.stderr
+    )
+    assert "16 of 16 change(s) landed." in result.stdout
+    assert "cannot read the saved plan" in run_cli("apply", str(billing)).stderr
+    other = tmp_path / "other.json"
+    other.write_text('{"formatVersion": 1, "environment": "dev"}')
+    assert (
+        f"error: {other} is not a metasync saved plan (formatVersion 1)"
+        in run_cli("apply", str(other)).stderr
+    )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from metasync.manifests.environment import (
 )
 from metasync.manifests.gitref import (
     commit_file_on_branch,
+    head_commit,
     manifests_at,
     open_repo,
     push_branch,
@@ -38,7 +40,9 @@ from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.model import Cell, Change, Outcome, Plan, StatusMatrix
 from metasync.plan.planner import build_plan
+from metasync.plan.saved import SAVED_KIND, Refusal, SavedPlan, reconcile
 from metasync.plan.select import Selector, selected
+from metasync.render.plan_json import plan_document
 from metasync.render.values import summary_line
 
 
@@ -186,6 +190,47 @@ class Project:
         drifted = tuple(c for c in after.changes if c.action != "noop")
         return Applied(tuple(outcomes), drifted)
 
+    # -- saved plans ----------------------------------------------------------------------------
+
+    def save_plan(self, planned: Planned, path: Path) -> None:
+        """The plan as reviewed (no secret values) with its commit and server, for `apply PLAN`."""
+        document = {
+            "kind": SAVED_KIND,
+            **plan_document(planned.plan),
+            "commit": head_commit(self.root),
+        }
+        try:
+            path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the plan: {exc.strerror}", location=Location(str(path))
+            ) from None
+
+    def apply_saved(self, path: Path, on_step: Callable[[Step], None] | None = None) -> SavedApply:
+        """Apply what a saved plan reviewed, refusing by name every object whose baseline moved."""
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot read the saved plan: {exc}", location=Location(str(path)),
+                hint="Pass the file written by `metasync plan --out FILE`.",
+            ) from None  # fmt: skip
+        saved = SavedPlan.from_document(document, str(path))
+        fresh = self.plan(saved.environment)
+        if fresh.plan.server != saved.server:
+            raise ConfigError(
+                f"the plan was made against {saved.server}, but {saved.environment} now points at "
+                f"{fresh.plan.server}",
+                location=Location(str(path)),
+                hint="Plan again against the current server.",
+            )
+        keep, refused = reconcile(saved, fresh.plan)
+        subset = Planned(
+            replace(fresh.plan, changes=keep), fresh.desired, fresh.live, fresh.secrets
+        )
+        applied = self.apply(subset, on_step) if keep else Applied((), ())
+        return SavedApply(applied, refused, saved)
+
     # -- promotion ------------------------------------------------------------------------------
 
     def promote(self, source: str, target: str, *, branch: str | None = None,
@@ -300,6 +345,17 @@ class Project:
         pin = origin.config.promotion.ref
         desired = self.render(env, pin=pin) if pin else self.desired(env, worktree=True)
         return {r.key: r.spec for r in desired.resources}
+
+
+@dataclass(frozen=True)
+class SavedApply:
+    applied: Applied
+    refused: tuple[Refusal, ...]
+    saved: SavedPlan
+
+    @property
+    def ok(self) -> bool:
+        return self.applied.ok and not self.refused
 
 
 @dataclass(frozen=True)

@@ -93,13 +93,18 @@ _select = click.option(
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "markdown"]),
               default="text", show_default=True)  # fmt: skip
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN",
+              help="Also save the plan for `metasync apply PLAN` (holds no secret values).")  # fmt: skip
 @_select
 @click.pass_context
-def plan(ctx: click.Context, env: str, fmt: str, detailed_exitcode: bool,
+def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out: Path | None,
          select: tuple[str, ...]) -> int:  # fmt: skip
     """Show, field by field, what apply would change on ENV's server."""
     selectors = parse_selectors(select)
-    planned = _project(ctx).plan(env, selectors)
+    project = _project(ctx)
+    planned = project.plan(env, selectors)
+    if out is not None:
+        project.save_plan(planned, out)
     write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
     writer = {"text": write_plan_text, "json": write_plan_json, "markdown": write_plan_markdown}[
         fmt
@@ -109,13 +114,30 @@ def plan(ctx: click.Context, env: str, fmt: str, detailed_exitcode: bool,
 
 
 @cli.command()
-@click.option("--env", required=True, metavar="ENV", help="The environment to change.")
+@click.argument("saved", metavar="[PLAN]", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
+@click.option("--env", metavar="ENV", help="The environment to change.")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
 @_select
 @click.pass_context
-def apply(ctx: click.Context, env: str, auto_approve: bool, select: tuple[str, ...]) -> int:
-    """Make ENV's server match git: task defs, then workflows, then event handlers."""
+def apply(ctx: click.Context, saved: Path | None, env: str | None, auto_approve: bool,
+          select: tuple[str, ...]) -> int:  # fmt: skip
+    """Make ENV's server match git, or apply a saved PLAN (only what it reviewed, if still true).
+
+    Order: task defs, then workflows (sub-workflows first), then event handlers.
+    """
     project = _project(ctx)
+    if saved is not None:
+        if env is not None or select:
+            raise MetasyncError(
+                "apply PLAN takes neither --env nor --select: the plan says what to apply",
+                hint="Run `metasync apply PLAN`, or plan again with the selection you want.",
+            )
+        return _apply_saved(project, saved)
+    if env is None:
+        raise MetasyncError(
+            "apply needs --env ENV or a saved PLAN", hint="Run `metasync apply --env dev`."
+        )
     planned = project.plan(env, parse_selectors(select))
     write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
     write_plan_text(sys.stdout, planned.plan)
@@ -175,6 +197,25 @@ def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
     result = _project(ctx).status(envs)
     (write_status_json if fmt == "json" else write_status_text)(sys.stdout, result)
     return EXIT_OK
+
+
+def _apply_saved(project: Project, path: Path) -> int:
+    result = project.apply_saved(
+        path, on_step=lambda step: click.echo(f"applying {step.describe()}", err=True)
+    )
+    refusals = [
+        Problem(
+            f"{kind} {name}" + (f" v{version}" if version is not None else "")
+            + f" is not applied: {refusal.reason}",
+            None,
+            f"Plan again (metasync plan --env {result.saved.environment} --out {path}) and review.",
+        )
+        for refusal in result.refused
+        for kind, name, version in [refusal.key]
+    ]  # fmt: skip
+    write_problems(sys.stderr, refusals)
+    write_apply_result(sys.stdout, result.applied.outcomes, result.applied.read_back)
+    return EXIT_OK if result.ok else EXIT_USER_ERROR
 
 
 def _interactive() -> bool:

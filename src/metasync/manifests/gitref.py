@@ -135,3 +135,11 @@ def push_branch(repo: git.Repo, remote: str, branch: str) -> None:
             f"{str(exc.stderr).strip()}",
             hint=f"Push it yourself: git push {remote} {branch}",
         ) from None
+
+
+def head_commit(root: Path) -> str | None:
+    """The commit checked out at ``root``, or None outside git (for the record only)."""
+    try:
+        return git.Repo(root, search_parent_directories=True).head.commit.hexsha
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return None

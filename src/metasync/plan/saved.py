@@ -1,0 +1,88 @@
+"""Saved plans (``plan --out``): what was reviewed, and what may still be applied of it.
+
+A saved plan is the JSON plan (formatVersion 1, no secret values) plus the git commit and the server
+it was made against. Applying it re-plans, then keeps only the reviewed changes whose live object
+and desired state still have the fingerprints the plan recorded; every other change is refused by
+name (its baseline moved: plan again). Nothing that was not reviewed is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from metasync.errors import MetasyncError
+from metasync.plan.model import Change, Plan
+
+SAVED_KIND = "metasync-plan"
+Key = tuple[str, str, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Reviewed:
+    key: Key
+    action: str
+    live_fingerprint: str | None
+    desired_fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    environment: str
+    server: str
+    commit: str | None
+    reviewed: tuple[Reviewed, ...]
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], where: str) -> SavedPlan:
+        if document.get("kind") != SAVED_KIND or document.get("formatVersion") != 1:
+            raise MetasyncError(
+                f"{where} is not a metasync saved plan (formatVersion 1)",
+                hint="Make one with `metasync plan --env ENV --out FILE`.",
+            )
+        try:
+            reviewed = tuple(
+                Reviewed(
+                    (c["kind"], c["name"], c["version"]),
+                    c["action"],
+                    c["liveFingerprint"],
+                    c["desiredFingerprint"],
+                )
+                for c in document["changes"]
+                if c["action"] != "noop"
+            )
+            return cls(
+                document["environment"], document["server"], document.get("commit"), reviewed
+            )
+        except (KeyError, TypeError):
+            raise MetasyncError(
+                f"{where} is damaged: a change lacks kind, name, version, action or fingerprints",
+                hint="Plan again.",
+            ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    key: Key
+    reason: str
+
+
+def reconcile(saved: SavedPlan, fresh: Plan) -> tuple[tuple[Change, ...], tuple[Refusal, ...]]:
+    """The reviewed changes that still hold (taken from ``fresh``), and the refused ones."""
+    now = {(c.kind, c.name, c.version): c for c in fresh.changes}
+    keep: list[Change] = []
+    refused: list[Refusal] = []
+    for item in saved.reviewed:
+        change = now.get(item.key)
+        if change is None:
+            refused.append(Refusal(item.key, "it is no longer in the desired state"))
+        elif change.live_fingerprint != item.live_fingerprint:
+            refused.append(Refusal(item.key, "it changed on the server since the plan was made"))
+        elif change.desired_fingerprint != item.desired_fingerprint:
+            refused.append(Refusal(item.key, "its manifests changed since the plan was made"))
+        elif change.action == "noop":
+            continue  # someone already made the server match: nothing to do
+        else:
+            keep.append(change)
+    return tuple(keep), tuple(refused)
