@@ -388,3 +388,30 @@ def test_a_saved_plan_is_refused_when_the_manifests_moved(project: Path, tmp_pat
         f"error: {other} is not a metasync saved plan (formatVersion 1)"
         in run_cli("apply", str(other)).stderr
     )
+
+
+def test_what_metasync_writes_carries_its_mark(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    apply(project)
+    mark = "metasync/order-to-cash"  # metasync.yaml's name
+    assert api.get(f"/metadata/taskdefs/{prefix}pick_item").json()["ownerApp"] == mark
+    live = api.get(f"/metadata/workflow/{prefix}invoicing", params={"version": 1}).json()
+    assert live["ownerApp"] == mark
+    # a definition made by hand carries no mark; one that left git keeps metasync's
+    hand_made = {"name": f"{prefix}hand_made", "ownerEmail": "ui@example.com"}
+    assert api.post("/metadata/taskdefs", json=[hand_made]).status_code == 200
+    (project / "manifests" / "workflows" / "support.yaml").unlink()
+    document = plan_json(project)
+    mine_unmanaged = {
+        u["name"]: u["managedByMetasync"]
+        for u in document["unmanaged"]
+        if u["name"].startswith(prefix)
+    }
+    assert mine_unmanaged == {
+        f"{prefix}hand_made": False,
+        f"{prefix}customer_notification": True,
+        f"{prefix}order_compensation": True,
+    }
+    # the mark is not a difference: everything still in git plans as noop
+    assert {c["action"] for c in mine(document, prefix)} == {"noop"}

@@ -117,7 +117,9 @@ def test_json() -> None:
                 "liveFingerprint": "sha256:ffff", "desiredFingerprint": "sha256:ffff", "reason": "",
             },
         ],
-        "unmanaged": [{"kind": "WorkflowDef", "name": "made_in_the_ui", "version": 3}],
+        "unmanaged": [
+            {"kind": "WorkflowDef", "name": "made_in_the_ui", "version": 3, "managedByMetasync": False}
+        ],
         "summary": {"create": 1, "update": 2, "delete": 0, "noop": 1},
     }  # fmt: skip
     assert out.getvalue().startswith('{\n  "formatVersion": 1,\n  "environment": "qa",')

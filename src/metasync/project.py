@@ -78,6 +78,11 @@ class Project:
         return load_settings(self.root)
 
     @property
+    def mark(self) -> str:
+        """What metasync writes into ownerApp: ``metasync/<project name>``."""
+        return f"metasync/{self.settings.name or self.root.name}"
+
+    @property
     def environments(self) -> list[str]:
         return environment_names(self.root)
 
@@ -163,7 +168,9 @@ class Project:
         secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
         with self.connect(env) as client:
             live = read_live(client)
-            plan = build_plan(env, desired.resources, live, selectors, secrets)
+            plan = build_plan(
+                env, desired.resources, live, selectors, secrets=secrets, mark=self.mark
+            )
             problems = _server_checks(plan, desired.resources, client, secrets)
         if problems:
             raise ValidationFailed(problems)
@@ -177,7 +184,7 @@ class Project:
                 Outcome(
                     o.change, o.status, tuple(_mask_problem(p, planned.secrets) for p in o.problems)
                 )
-                for o in execute(steps_for(planned.plan), client, on_step)
+                for o in execute(steps_for(planned.plan), client, on_step, self.mark)
             ]
             live = read_live(client)
         landed = {

@@ -10,19 +10,21 @@ from metasync.conductor.client import LiveWriter
 from metasync.errors import MetasyncError
 from metasync.plan.model import Change, Outcome
 
+#: kinds that carry a pass-through ownerApp field, where metasync writes its mark
+MARKED_KINDS = ("TaskDef", "WorkflowDef")
 # task definition fields a 3.15 PUT takes from the body: echo the live ones to keep them
 _KEEP_ON_PUT = ("createTime", "createdBy")
 
 
 def execute(steps: Sequence[Step], writer: LiveWriter,
-            on_step: Callable[[Step], None] | None = None) -> list[Outcome]:  # fmt: skip
+            on_step: Callable[[Step], None] | None = None, mark: str | None = None) -> list[Outcome]:  # fmt: skip
     """Run every step; a refused step marks its objects not landed and the rest still run."""
     outcomes: list[Outcome] = []
     for step in steps:
         if on_step is not None:
             on_step(step)
         try:
-            _run(step, writer)
+            _run(step, writer, mark)
         except MetasyncError as exc:
             outcomes += [Outcome(c, "not landed", tuple(exc.problems)) for c in step.changes]
         else:
@@ -30,16 +32,18 @@ def execute(steps: Sequence[Step], writer: LiveWriter,
     return outcomes
 
 
-def _payload(change: Change) -> dict[str, Any]:
+def _payload(change: Change, mark: str | None) -> dict[str, Any]:
     assert change.desired is not None, change.title
     payload = dict(change.desired)
+    if mark is not None and change.kind in MARKED_KINDS:
+        payload["ownerApp"] = mark  # the ownership mark (DESIGN.md section 7)
     if change.kind == "TaskDef" and change.action == "update" and change.live is not None:
         payload |= {k: change.live[k] for k in _KEEP_ON_PUT if k in change.live}
     return payload
 
 
-def _run(step: Step, writer: LiveWriter) -> None:
-    payloads = [_payload(c) for c in step.changes]
+def _run(step: Step, writer: LiveWriter, mark: str | None) -> None:
+    payloads = [_payload(c, mark) for c in step.changes]
     actions: Mapping[str, Callable[[], None]] = {
         "create_taskdefs": lambda: writer.create_taskdefs(payloads),
         "update_taskdef": lambda: writer.update_taskdef(payloads[0]),

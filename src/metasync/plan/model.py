@@ -49,6 +49,8 @@ class Unmanaged:
     kind: str
     name: str
     version: int | None
+    #: it carries this project's ownership mark: metasync wrote it, and git no longer names it
+    owned: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ from metasync.plan.select import Selector, selected
 
 
 def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
-               selectors: Sequence[Selector] = (), secrets: Secrets | None = None) -> Plan:  # fmt: skip
+               selectors: Sequence[Selector] = (), *, secrets: Secrets | None = None,
+               mark: str | None = None) -> Plan:  # fmt: skip
     changes: list[Change] = []
     warnings: list[Problem] = []
     labels: dict[tuple[str, str, int | None], Mapping[str, str]] = {}
@@ -56,7 +57,7 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
             desired=spec, live=current,
         ))  # fmt: skip
     unmanaged = [
-        Unmanaged(*key)
+        Unmanaged(*key, owned=mark is not None and live.objects[key].get("ownerApp") == mark)
         for key in sorted(live.objects, key=_order)
         if key not in labels and selected(selectors, key[0], key[1], {})
     ]

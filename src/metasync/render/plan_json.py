@@ -32,7 +32,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             for c in plan.changes
         ],
         "unmanaged": [
-            {"kind": u.kind, "name": u.name, "version": u.version} for u in plan.unmanaged
+            {"kind": u.kind, "name": u.name, "version": u.version, "managedByMetasync": u.owned}
+            for u in plan.unmanaged
         ],
         "summary": plan.summary(),
     }

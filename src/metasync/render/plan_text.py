@@ -55,7 +55,9 @@ def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> N
                 console.print(Text.assemble("    ", (f"{sub_mark} ", sub_style), text))
     if plan.unmanaged:
         names = ", ".join(
-            f"{u.kind} {u.name}" + (f" v{u.version}" if u.version is not None else "")
+            f"{u.kind} {u.name}"
+            + (f" v{u.version}" if u.version is not None else "")
+            + (" (written by metasync, no longer in git)" if u.owned else "")
             for u in plan.unmanaged
         )
         console.print(Text(f"\nOn the server but not in git (left alone): {names}", style="dim"))
