@@ -334,29 +334,26 @@ def _merge_tasks(workflow: dict[str, Any], into: list[Any], entries: Sequence[An
 
 def _merge_task(workflow: dict[str, Any], task: dict[str, Any], body: Mapping[str, Any],
                 path: tuple[str | int, ...]) -> None:  # fmt: skip
+    """Fields merge like any map; nested task lists merge by reference."""
+    _merge_map(task, {k: v for k, v in body.items() if k not in TASK_LISTS or v is None}, path)
     for key, value in body.items():
-        if key in TASK_LISTS and value is not None:
-            if key == "forkTasks":
-                for b, branch in enumerate(value):
-                    holders = task.setdefault("forkTasks", [])
-                    while len(holders) <= b:
-                        holders.append([])
-                    _merge_tasks(workflow, holders[b], branch, (*path, key, b))
-            elif key == "decisionCases":
-                cases = task.setdefault("decisionCases", {})
-                for case, branch in value.items():
-                    if branch is None:
-                        cases.pop(case, None)
-                        continue
+        if key not in TASK_LISTS or value is None:
+            continue
+        if key == "forkTasks":
+            holders = task.setdefault("forkTasks", [])
+            for b, branch in enumerate(value):
+                while len(holders) <= b:
+                    holders.append([])
+                _merge_tasks(workflow, holders[b], branch, (*path, key, b))
+        elif key == "decisionCases":
+            cases = task.setdefault("decisionCases", {})
+            for case, branch in value.items():
+                if branch is None:
+                    cases.pop(case, None)
+                else:
                     _merge_tasks(workflow, cases.setdefault(case, []), branch, (*path, key, case))
-            else:
-                _merge_tasks(workflow, task.setdefault(key, []), value, (*path, key))
-        elif value is None:
-            task.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(task.get(key), dict):
-            _merge_map(task[key], value, (*path, key))
         else:
-            task[key] = copy.deepcopy(value)
+            _merge_tasks(workflow, task.setdefault(key, []), value, (*path, key))
 
 
 def _missing(ref: str, tasks: list[Any], path: tuple[str | int, ...], what: str) -> OverlayError:
