@@ -26,6 +26,15 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+def new_repo(root: Path) -> git.Repo:
+    """A repository whose commits have an author, whatever the machine's git config."""
+    repo = git.Repo.init(root, initial_branch="main")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "Test")
+        config.set_value("user", "email", "test@example.com")
+    return repo
+
+
 def set_qa_pin(root: Path, commit: str) -> None:
     env = root / "environments" / "qa" / "environment.yaml"
     env.write_text(re.sub(r"(?m)^  ref: .*$", f"  ref: {commit}", env.read_text()))
@@ -37,10 +46,7 @@ def history(
 ) -> tuple[Path, list[str]]:
     """Three commits: the example; qa pinned to the first plus change A; change B."""
     root = prefixed_example(tmp_path / "repo", prefix, conductor.url)
-    repo = git.Repo.init(root, initial_branch="main")
-    with repo.config_writer() as config:
-        config.set_value("user", "name", "Test")
-        config.set_value("user", "email", "test@example.com")
+    repo = new_repo(root)
     first = commit_all(repo, "the example project")
     set_qa_pin(root, first)
     edit(
@@ -114,10 +120,7 @@ def test_pins_render_old_commits_and_promote_moves_them(
 
 def test_a_pin_that_does_not_exist(tmp_path: Path, prefix: str) -> None:
     root = prefixed_example(tmp_path / "repo", prefix, "http://127.0.0.1:9")
-    repo = git.Repo.init(root)
-    with repo.config_writer() as config:
-        config.set_value("user", "name", "Test")
-        config.set_value("user", "email", "test@example.com")
+    repo = new_repo(root)
     commit_all(repo, "init")
     set_qa_pin(root, "0123456789abcdef0123456789abcdef01234567")
     result = run_cli("--project", str(root), "render", "--env", "qa")
@@ -133,10 +136,7 @@ def test_promote_refuses_uncommitted_manifests_and_uses_the_manifest_diff_offlin
     tmp_path: Path, prefix: str
 ) -> None:
     root = prefixed_example(tmp_path / "repo", prefix, "http://127.0.0.1:9")  # no server there
-    repo = git.Repo.init(root, initial_branch="main")
-    with repo.config_writer() as config:
-        config.set_value("user", "name", "Test")
-        config.set_value("user", "email", "test@example.com")
+    repo = new_repo(root)
     first = commit_all(repo, "init")
     set_qa_pin(root, first)
     commit_all(repo, "pin qa")
