@@ -103,10 +103,13 @@ class ServerError(MetasyncError):
         hint: str | None = None,
         status: int | None = None,
         details: Sequence[Problem] = (),
+        ambiguous: bool = False,
     ):
         super().__init__(message, location=location, hint=hint)
         self.status = status
         self.details = tuple(details)
+        #: the request may have been carried out all the same (sent, but no answer came back)
+        self.ambiguous = ambiguous
 
     @property
     def problems(self) -> Sequence[Problem]:

@@ -177,7 +177,11 @@ class Project:
         return Planned(plan, desired, live, secrets)
 
     def apply(self, planned: Planned, on_step: Callable[[Step], None] | None = None) -> Applied:
-        """Write the plan's changes in order, then read back: every applied object must be a noop."""
+        """Write the plan's changes in order, then read back: every applied object must be a noop.
+
+        The read-back also settles the outcomes left unknown (a write whose answer was lost): the
+        object now matches git (landed) or does not (not landed).
+        """
         env = planned.plan.environment
         with self.connect(env) as client:
             outcomes = [
@@ -186,16 +190,29 @@ class Project:
                 )
                 for o in execute(steps_for(planned.plan), client, on_step, self.mark)
             ]
-            live = read_live(client)
-        landed = {
+            try:
+                live = read_live(client)
+            except ServerError as exc:
+                return Applied(tuple(outcomes), (), _mask_problem(exc.problem, planned.secrets))
+        written = {
             (o.change.kind, o.change.name, o.change.version)
             for o in outcomes
-            if o.status == "landed"
+            if o.status != "not landed"
         }
-        written = [r for r in planned.desired.resources if r.key in landed]
-        after = build_plan(env, written, live, secrets=planned.secrets)
-        drifted = tuple(c for c in after.changes if c.action != "noop")
-        return Applied(tuple(outcomes), drifted)
+        resources = [r for r in planned.desired.resources if r.key in written]
+        after = {
+            (c.kind, c.name, c.version): c
+            for c in build_plan(env, resources, live, secrets=planned.secrets).changes
+        }
+        settled = tuple(_settle(o, after.get((o.change.kind, o.change.name, o.change.version)))
+                        for o in outcomes)  # fmt: skip
+        drifted = tuple(
+            after[(o.change.kind, o.change.name, o.change.version)]
+            for o in settled
+            if o.status == "landed"
+            and after[(o.change.kind, o.change.name, o.change.version)].action != "noop"
+        )
+        return Applied(settled, drifted)
 
     # -- saved plans ----------------------------------------------------------------------------
 
@@ -388,10 +405,22 @@ class Applied:
     outcomes: tuple[Outcome, ...]
     #: objects written that still do not plan as noop on read-back
     read_back: tuple[Change, ...]
+    #: why the read-back could not run (the outcomes are then as the writes reported them)
+    read_back_failed: Problem | None = None
 
     @property
     def ok(self) -> bool:
         return all(o.status == "landed" for o in self.outcomes) and not self.read_back
+
+
+def _settle(outcome: Outcome, after: Change | None) -> Outcome:
+    """An unknown outcome becomes landed or not landed by what the server now holds."""
+    if outcome.status != "unknown" or after is None:
+        return outcome
+    if after.action == "noop":
+        note = Problem("the answer was lost, but the read-back shows it landed", severity="warning")
+        return Outcome(outcome.change, "landed", (note,))
+    return Outcome(outcome.change, "not landed", outcome.problems)
 
 
 _INDEXED = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

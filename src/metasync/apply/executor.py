@@ -7,8 +7,8 @@ from typing import Any
 
 from metasync.apply.steps import Step
 from metasync.conductor.client import LiveWriter
-from metasync.errors import MetasyncError
-from metasync.plan.model import Change, Outcome
+from metasync.errors import MetasyncError, ServerError
+from metasync.plan.model import Change, Landing, Outcome
 
 #: kinds that carry a pass-through ownerApp field, where metasync writes its mark
 MARKED_KINDS = ("TaskDef", "WorkflowDef")
@@ -25,6 +25,9 @@ def execute(steps: Sequence[Step], writer: LiveWriter,
             on_step(step)
         try:
             _run(step, writer, mark)
+        except ServerError as exc:
+            status: Landing = "unknown" if exc.ambiguous else "not landed"
+            outcomes += [Outcome(c, status, tuple(exc.problems)) for c in step.changes]
         except MetasyncError as exc:
             outcomes += [Outcome(c, "not landed", tuple(exc.problems)) for c in step.changes]
         else:

@@ -160,7 +160,8 @@ def apply(ctx: click.Context, saved: Path | None, env: str | None, auto_approve:
     applied = project.apply(
         planned, on_step=lambda step: click.echo(f"applying {step.describe()}", err=True)
     )
-    write_apply_result(sys.stdout, applied.outcomes, applied.read_back)
+    write_apply_result(sys.stdout, applied.outcomes, applied.read_back,
+                       read_back_failed=applied.read_back_failed)  # fmt: skip
     return EXIT_OK if applied.ok else EXIT_USER_ERROR
 
 
@@ -214,7 +215,8 @@ def _apply_saved(project: Project, path: Path) -> int:
         for kind, name, version in [refusal.key]
     ]  # fmt: skip
     write_problems(sys.stderr, refusals)
-    write_apply_result(sys.stdout, result.applied.outcomes, result.applied.read_back)
+    write_apply_result(sys.stdout, result.applied.outcomes, result.applied.read_back,
+                       read_back_failed=result.applied.read_back_failed)  # fmt: skip
     return EXIT_OK if result.ok else EXIT_USER_ERROR
 
 

@@ -77,7 +77,8 @@ class Plan:
         return bool(self.pending)
 
 
-Landing = Literal["landed", "not landed"]
+#: unknown: the request went out and no answer came back (the read-back settles it when it can)
+Landing = Literal["landed", "not landed", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)

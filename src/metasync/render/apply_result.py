@@ -8,13 +8,14 @@ from typing import IO
 from rich.console import Console
 from rich.table import Table
 
+from metasync.errors import Problem
 from metasync.plan.model import Change, Outcome
 
-_STYLE = {"landed": "green", "not landed": "bold red"}
+_STYLE = {"landed": "green", "not landed": "bold red", "unknown": "bold yellow"}
 
 
 def write_apply_result(stream: IO[str], outcomes: Sequence[Outcome], read_back: Sequence[Change],
-                       color: bool | None = None) -> None:  # fmt: skip
+                       color: bool | None = None, read_back_failed: Problem | None = None) -> None:  # fmt: skip
     console = Console(file=stream, highlight=False, soft_wrap=True, no_color=color is False,
                       force_terminal=color, width=120)  # fmt: skip
     if not outcomes:
@@ -37,5 +38,12 @@ def write_apply_result(stream: IO[str], outcomes: Sequence[Outcome], read_back: 
             f"[yellow]read-back[/]: {change.title} landed but the server now holds something else "
             f"({paths}); it will show in the next plan."
         )
+    if read_back_failed is not None:
+        console.print(
+            f"[yellow]read-back failed[/]: {read_back_failed.message}; what landed is as the "
+            "writes reported it. Plan again to see where the server stands."
+        )
     landed = sum(o.status == "landed" for o in outcomes)
-    console.print(f"{landed} of {len(outcomes)} change(s) landed.")
+    unknown = sum(o.status == "unknown" for o in outcomes)
+    tail = f"; {unknown} unknown (plan again to see whether they landed)" if unknown else ""
+    console.print(f"{landed} of {len(outcomes)} change(s) landed{tail}.")
