@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Collection, Generator, Sequence
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 
@@ -41,6 +42,9 @@ class LiveWriter(LiveReader, Protocol):
     def update_workflows(self, specs: Sequence[Json]) -> None: ...
     def create_event_handler(self, spec: Json) -> None: ...
     def update_event_handler(self, spec: Json) -> None: ...
+    def delete_taskdef(self, name: str) -> None: ...
+    def delete_workflow(self, name: str, version: int) -> None: ...
+    def delete_event_handler(self, name: str) -> None: ...
 
 
 class OrkesAuth(httpx.Auth):
@@ -176,6 +180,38 @@ class ConductorClient:
     def update_event_handler(self, spec: Json) -> None:
         self._call("PUT", "/event", body=spec)
 
+    def delete_taskdef(self, name: str) -> None:
+        self._call("DELETE", f"/metadata/taskdefs/{_segment(name)}")
+
+    def delete_workflow(self, name: str, version: int) -> None:
+        self._call("DELETE", f"/metadata/workflow/{_segment(name)}/{version}")
+
+    def delete_event_handler(self, name: str) -> None:
+        self._call("DELETE", f"/event/{_segment(name)}")
+
+    # -- executions -----------------------------------------------------------------------------
+
+    def running_executions(self, name: str, versions: Collection[int]) -> dict[int, list[str]]:
+        """IDs of the running (or paused) executions of ``name``, for each of ``versions``.
+
+        The server's ``?version=`` filter is ignored (reference §1.4): list the IDs by name, then
+        read each execution's version.
+        """
+        ids = _json(self._call("GET", f"/workflow/running/{_segment(name)}"))
+        found: dict[int, list[str]] = {v: [] for v in versions}
+        for workflow_id in ids if isinstance(ids, list) else ():
+            path = f"/workflow/{_segment(str(workflow_id))}?includeTasks=false"
+            try:
+                execution = _json(self._call("GET", path))
+            except ServerError as exc:
+                if exc.status == 404:  # finished and archived meanwhile
+                    continue
+                raise
+            version = execution.get("workflowVersion") if isinstance(execution, dict) else None
+            if version in found:
+                found[version].append(str(workflow_id))
+        return found
+
     # -- plumbing -------------------------------------------------------------------------------
 
     def _list(self, method: str, path: str) -> list[Json]:
@@ -258,6 +294,11 @@ def _refusal(request: str, response: httpx.Response) -> ServerError:
     return ServerError(
         f"{request} -> {status}: {message}", status=status, details=details, hint=hint
     )
+
+
+def _segment(value: str) -> str:
+    """One URL path segment (names may hold characters a path gives meaning to)."""
+    return quote(value, safe="")
 
 
 def _short_path(path: str) -> str:
