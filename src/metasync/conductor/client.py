@@ -2,13 +2,34 @@
 
 The only module that talks HTTP. Reads are bulk (one request per kind); every failure becomes a
 ``ServerError`` naming the request, the status and the server's own message.
+
+Transient failures are retried, a bounded number of times: ``RETRY_ATTEMPTS`` attempts in all, the
+waits between them starting at ``RETRY_BASE_DELAY_S`` and doubling up to ``RETRY_MAX_DELAY_S``,
+with jitter (each wait is half to all of its step); a ``Retry-After`` in seconds is honoured, up
+to ``RETRY_AFTER_CAP_S``. The client reads these module values when it is made (tests shrink them).
+
+* Never reached the server (connect error or timeout), or turned away with 429: every request is
+  tried again, since nothing was carried out.
+* Sent, but no answer (read timeout, connection closed or reset), or 502/503/504: only idempotent
+  requests are sent again: GET, PUT, DELETE, and the POSTs that are an upsert or a dry run
+  (``/metadata/taskdefs``, ``/metadata/workflow/validate``). A DELETE answered 404 after such an
+  attempt is done.
+* The same for a create (POST ``/metadata/workflow``, ``/event``): the object is read back first.
+  There and as sent: the create is done. Not there: it is sent again. There but different: someone
+  else made it, reported like a 409.
+
+Any other 4xx, and a 500, is reported at once. When the attempts run out, ``ServerError.ambiguous``
+says whether the request may have been carried out all the same (apply reports such an object
+"unknown" until it reads the server back).
 """
 
 from __future__ import annotations
 
+import random
 import re
 import time
-from collections.abc import Collection, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -18,6 +39,26 @@ from metasync.errors import Problem, ServerError
 
 Json = dict[str, Any]
 TOKEN_TTL_S = 45 * 60  # the Orkes SDKs refresh proactively after 45 minutes
+
+#: attempts in all for one request, the first included
+RETRY_ATTEMPTS = 5
+#: the wait after the first failed attempt; it doubles after each further one
+RETRY_BASE_DELAY_S = 0.2
+#: the longest step between two attempts (jitter takes up to half of it off)
+RETRY_MAX_DELAY_S = 3.0
+#: the longest wait a Retry-After header can ask for
+RETRY_AFTER_CAP_S = 10.0
+
+#: answers worth another attempt; the 5xx ones may come after the request was carried out
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: POSTs that may be sent twice: an upsert (reference §1.2) and a dry run
+_IDEMPOTENT_POSTS = frozenset({"/metadata/taskdefs", "/metadata/workflow/validate"})
+#: the request never reached the server
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+#: the request was sent (perhaps in part) and no answer came back
+_NO_ANSWER = (
+    httpx.ReadError, httpx.WriteError, httpx.CloseError, httpx.RemoteProtocolError,
+)  # fmt: skip
 
 
 class LiveReader(Protocol):
@@ -82,12 +123,30 @@ class OrkesAuth(httpx.Auth):
 
 
 class ConductorClient:
-    """One environment's server. Implements LiveReader and LiveWriter."""
+    """One environment's server. Implements LiveReader and LiveWriter.
 
-    def __init__(self, http: httpx.Client, label: str):
+    ``retry_attempts``, ``retry_base_delay`` and ``retry_max_delay`` default to the module's
+    ``RETRY_*`` values; ``sleep`` is how it waits between attempts.
+    """
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        label: str,
+        *,
+        retry_attempts: int | None = None,
+        retry_base_delay: float | None = None,
+        retry_max_delay: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self._http = http
         self.label = label
         self.url = str(http.base_url).removesuffix("/").removesuffix("/api")
+        self._attempts = max(1, RETRY_ATTEMPTS if retry_attempts is None else retry_attempts)
+        self._base_delay = RETRY_BASE_DELAY_S if retry_base_delay is None else retry_base_delay
+        self._max_delay = RETRY_MAX_DELAY_S if retry_max_delay is None else retry_max_delay
+        self._sleep = sleep
+        self._jitter = random.Random()
 
     @classmethod
     def connect(
@@ -99,6 +158,10 @@ class ConductorClient:
         key_id: str | None = None,
         key_secret: str | None = None,
         transport: httpx.BaseTransport | None = None,
+        retry_attempts: int | None = None,
+        retry_base_delay: float | None = None,
+        retry_max_delay: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> ConductorClient:
         base = url.rstrip("/")
         auth = OrkesAuth(f"{base}/api/token", key_id, key_secret) if key_id and key_secret else None
@@ -109,7 +172,14 @@ class ConductorClient:
             transport=transport,
             headers={"Accept": "application/json"},
         )
-        return cls(http, label)
+        return cls(
+            http,
+            label,
+            retry_attempts=retry_attempts,
+            retry_base_delay=retry_base_delay,
+            retry_max_delay=retry_max_delay,
+            sleep=sleep,
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -124,15 +194,15 @@ class ConductorClient:
 
     def server_version(self) -> str | None:
         """``3.15.0`` from /admin/config on 3.x, or conductor-oss's /version; None when unknown."""
-        try:
-            response = self._http.get("/version")
+        try:  # retried like any read: a transient failure must not pass for an older server
+            response = self._send("GET", "/version").response
             if response.status_code == 200 and re.match(r"^\d+\.\d+", response.text.strip()):
                 return response.text.strip()
-            response = self._http.get("/admin/config")
+            response = self._send("GET", "/admin/config").response
             if response.status_code == 200:
-                version = response.json().get("version")
+                version = _body(response).get("version")
                 return str(version) if version else None
-        except (httpx.HTTPError, ValueError):
+        except (ServerError, httpx.HTTPError):
             return None
         return None
 
@@ -159,7 +229,14 @@ class ConductorClient:
         self._call("PUT", "/metadata/taskdefs", body=spec)
 
     def create_workflow(self, spec: Json) -> None:
-        self._call("POST", "/metadata/workflow", body=spec)
+        name, version = str(spec.get("name", "")), int(spec.get("version") or 1)
+
+        def read() -> Json | None:
+            path = f"/metadata/workflow/{_segment(name)}"
+            response = self._send("GET", path, params={"version": version}).response
+            return None if response.status_code == 404 else self._object(response)
+
+        self._create("/metadata/workflow", spec, _ReadBack(f"WorkflowDef {name} v{version}", read))
 
     def update_workflows(self, specs: Sequence[Json]) -> None:
         if not specs:
@@ -175,7 +252,12 @@ class ConductorClient:
             )
 
     def create_event_handler(self, spec: Json) -> None:
-        self._call("POST", "/event", body=spec)
+        name = str(spec.get("name", ""))
+
+        def read() -> Json | None:  # there is no get-by-name (reference §1.3): list them all
+            return next((h for h in self._list("GET", "/event") if h.get("name") == name), None)
+
+        self._create("/event", spec, _ReadBack(f"EventHandler {name}", read))
 
     def update_event_handler(self, spec: Json) -> None:
         self._call("PUT", "/event", body=spec)
@@ -233,23 +315,237 @@ class ConductorClient:
             )
         return data
 
-    def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        request = f"{method} /api{path}"
-        try:
-            response = self._http.request(method, path, json=body)
-        except httpx.TimeoutException:
-            raise ServerError(
-                f"{request}: {self.label} did not answer within {self._http.timeout.read}s",
-                hint="Check the server's health, or raise server.timeoutSeconds.",
-            ) from None
-        except httpx.TransportError as exc:
-            raise ServerError(
-                f"{request}: cannot reach {self.label} ({type(exc).__name__}: {exc})",
-                hint="Is the server running, and is server.url in environment.yaml right?",
-            ) from None
+    def _object(self, response: httpx.Response) -> Json:
+        request = f"{response.request.method} {response.request.url.path}"
         if response.status_code >= 400:
             raise _refusal(request, response)
+        data = _json(response)
+        if not isinstance(data, dict):
+            raise ServerError(
+                f"{request}: expected a JSON object from {self.label}, got {type(data).__name__}",
+                hint="Is server.url the Conductor server's base URL (without /api)?",
+            )
+        return data
+
+    def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        """One request, retried when that is safe; an answer of 400 or more is an error."""
+        sent = self._send(method, path, body)
+        response = sent.response
+        if method == "DELETE" and response.status_code == 404 and sent.maybe_done:
+            return response  # an earlier attempt whose answer was lost deleted it
+        if response.status_code >= 400:
+            raise _refusal(f"{method} /api{path}", response)
         return response
+
+    def _send(
+        self, method: str, path: str, body: Any = None, *, params: dict[str, Any] | None = None
+    ) -> _Sent:
+        """The first answer that is not transient, within ``retry_attempts`` attempts.
+
+        A request that may have been carried out without an answer is sent again only when that
+        is harmless (the module docstring says when).
+        """
+        request = f"{method} /api{path}"
+        writes = method != "GET" and path != "/metadata/workflow/validate"
+        idempotent = method in ("GET", "PUT", "DELETE") or path in _IDEMPOTENT_POSTS
+        maybe_done = False  # an attempt may have been carried out without our knowing
+        attempt = 0
+        while True:
+            attempt += 1
+            tried = self._attempt(method, path, body, params)
+            if tried.response is not None and not tried.transient:
+                return _Sent(tried.response, maybe_done)
+            maybe_done = maybe_done or tried.sent
+            if tried.sent and not idempotent:  # sent twice, it could be carried out twice
+                raise self._gave_up(request, tried, attempt, ambiguous=writes)
+            if attempt >= self._attempts:
+                raise self._gave_up(request, tried, attempt, ambiguous=writes and maybe_done)
+            self._sleep(self._delay(attempt, tried.retry_after))
+
+    def _create(self, path: str, spec: Json, read_back: _ReadBack) -> None:
+        """POST a new object; when an attempt's answer is lost, read back before sending again."""
+        request = f"POST /api{path}"
+        maybe_done = False  # an earlier attempt may have created it without our knowing
+        attempt = 0
+        while True:
+            attempt += 1
+            tried = self._attempt("POST", path, spec, None)
+            response = tried.response
+            if response is not None and not tried.transient:
+                if response.status_code == 409 and maybe_done:
+                    live = self._read_back(request, read_back, tried, attempt)
+                    if live is not None and _holds(spec, live):
+                        return  # it is the earlier attempt that landed
+                if response.status_code >= 400:
+                    raise _refusal(request, response)
+                return
+            exhausted = attempt >= self._attempts
+            if not tried.sent:
+                if exhausted:
+                    raise self._gave_up(request, tried, attempt, ambiguous=maybe_done)
+                self._sleep(self._delay(attempt, tried.retry_after))
+                continue
+            self._sleep(self._delay(attempt, tried.retry_after))
+            live = self._read_back(request, read_back, tried, attempt)
+            if live is not None:
+                if _holds(spec, live):
+                    return
+                raise ServerError(
+                    f"{request} -> 409: {read_back.what} is on {self.label}, but not as sent "
+                    "(read back after an attempt whose answer was lost)",
+                    status=409,
+                    hint="The object was created meanwhile by someone else: plan again.",
+                )
+            maybe_done = tried.late  # not there; but a timed-out request may still be carried out
+            if exhausted:
+                raise ServerError(
+                    f"{tried.describe(request)}; {_tries(attempt)}, and {read_back.what} is not on "
+                    f"{self.label} (read back)",
+                    status=tried.status,
+                    hint=_AMBIGUOUS_HINT
+                    if maybe_done
+                    else "Nothing was written: apply again when the server is healthy.",
+                    ambiguous=maybe_done,
+                )
+
+    def _read_back(self, request: str, read_back: _ReadBack, tried: _Try, attempt: int) -> Json | None:  # fmt: skip
+        try:
+            return read_back.read()
+        except ServerError as exc:
+            raise ServerError(
+                f"{tried.describe(request)}; {_tries(attempt)}, and reading {read_back.what} back "
+                f"failed: {exc.problem.message}",
+                status=tried.status,
+                hint=_AMBIGUOUS_HINT,
+                ambiguous=True,
+            ) from None
+
+    def _attempt(self, method: str, path: str, body: Any, params: dict[str, Any] | None) -> _Try:
+        """One attempt: its answer, or what went wrong and whether it may have been carried out."""
+        try:
+            response = self._http.request(method, path, json=body, params=params)
+        except _NOT_SENT as exc:
+            return _Try(None, f"cannot reach {self.label} ({type(exc).__name__}: {exc})",
+                        sent=False, hint=_UNREACHABLE_HINT)  # fmt: skip
+        except httpx.TimeoutException:  # ReadTimeout, WriteTimeout: it may still be carried out
+            return _Try(None, f"{self.label} did not answer within {self._http.timeout.read}s",
+                        sent=True, late=True,
+                        hint="Check the server's health, or raise server.timeoutSeconds.")  # fmt: skip
+        except _NO_ANSWER as exc:
+            return _Try(None, f"no answer from {self.label} ({type(exc).__name__}: {exc})",
+                        sent=True, hint=_BROKEN_HINT)  # fmt: skip
+        except httpx.TransportError as exc:  # set-up (proxy, protocol): another try will not help
+            raise ServerError(
+                f"{method} /api{path}: cannot reach {self.label} ({type(exc).__name__}: {exc})",
+                hint=_UNREACHABLE_HINT,
+            ) from None
+        status = response.status_code
+        if status not in _RETRY_STATUSES:
+            return _Try(response, "", sent=True)
+        return _Try(
+            response,
+            _message(response),
+            sent=status != 429,  # a 429 turns the request away before it is carried out
+            retry_after=_retry_after(response),
+            hint="The server is limiting requests: try again later." if status == 429 else
+            "The server (or a proxy in front of it) is unavailable: try again later.",
+        )  # fmt: skip
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff, half to all of each step (jitter); longer if Retry-After says so."""
+        step = min(self._max_delay, self._base_delay * 2.0 ** (attempt - 1))
+        delay = step / 2 + self._jitter.uniform(0, step / 2)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, RETRY_AFTER_CAP_S))
+        return delay
+
+    def _gave_up(self, request: str, tried: _Try, attempts: int, *, ambiguous: bool) -> ServerError:
+        return ServerError(
+            f"{tried.describe(request)}; {_tries(attempts)}",
+            status=tried.status,
+            hint=_AMBIGUOUS_HINT if ambiguous else tried.hint,
+            ambiguous=ambiguous,
+        )
+
+
+_UNREACHABLE_HINT = "Is the server running, and is server.url in environment.yaml right?"
+_BROKEN_HINT = (
+    "The connection broke before an answer came: check the server's health, and any proxy or "
+    "load balancer in front of it."
+)
+_AMBIGUOUS_HINT = "It may have been carried out all the same: plan again to see whether it landed."
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadBack:
+    """How to tell whether a create whose answer was lost was carried out."""
+
+    what: str  # "WorkflowDef x v1"
+    read: Callable[[], Json | None]  # the live object, or None when it is not there
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """The answer to a request, and whether an earlier attempt may have been carried out."""
+
+    response: httpx.Response
+    maybe_done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Try:
+    """One attempt: the answer (None when none came) and, for a transient failure, what it was."""
+
+    response: httpx.Response | None
+    failure: str  # "cannot reach ...", or the server's message for a transient status
+    sent: bool  # it may have reached the server and been carried out
+    late: bool = False  # it timed out: it may yet be carried out
+    retry_after: float | None = None
+    hint: str | None = None
+
+    @property
+    def status(self) -> int | None:
+        return None if self.response is None else self.response.status_code
+
+    @property
+    def transient(self) -> bool:
+        return self.response is None or self.response.status_code in _RETRY_STATUSES
+
+    def describe(self, request: str) -> str:
+        """``GET /api/x -> 503: message`` or ``GET /api/x: cannot reach ...``."""
+        if self.response is None:
+            return f"{request}: {self.failure}"
+        return f"{request} -> {self.response.status_code}: {self.failure}"
+
+
+def _tries(attempts: int) -> str:
+    return "tried once" if attempts == 1 else f"tried {attempts} times"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None  # an HTTP date is not honoured
+
+
+def _holds(sent: Any, live: Any) -> bool:
+    """Everything that was sent is in ``live``, which may add what the server fills in.
+
+    A null or empty value that was sent matches one the server leaves out.
+    """
+    if isinstance(sent, dict):
+        return isinstance(live, dict) and all(
+            _holds(value, live[key]) if key in live else value in (None, {}, [])
+            for key, value in sent.items()
+        )
+    if isinstance(sent, list):
+        return (
+            isinstance(live, list)
+            and len(sent) == len(live)
+            and all(_holds(a, b) for a, b in zip(sent, live, strict=True))
+        )
+    if isinstance(sent, bool) or isinstance(live, bool):
+        return sent is live
+    return bool(sent == live)
 
 
 def _json(response: httpx.Response) -> Any:
@@ -265,15 +561,24 @@ def _json(response: httpx.Response) -> Any:
         ) from None
 
 
-def _refusal(request: str, response: httpx.Response) -> ServerError:
-    status = response.status_code
+def _body(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    message = str(body.get("message") or response.text.strip()[:300] or response.reason_phrase)
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _message(response: httpx.Response) -> str:
+    """The server's own message in an error answer."""
+    body = _body(response)
+    return str(body.get("message") or response.text.strip()[:300] or response.reason_phrase)
+
+
+def _refusal(request: str, response: httpx.Response) -> ServerError:
+    status = response.status_code
+    body = _body(response)
+    message = _message(response)
     details = [
         Problem(f"{_short_path(v.get('path', ''))}: {v.get('message', '')}")
         for v in body.get("validationErrors") or ()
