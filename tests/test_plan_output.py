@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+from metasync.errors import Problem
 from metasync.plan.model import Change, FieldChange, Plan, Unmanaged
 from metasync.render.plan_json import write_plan_json
 from metasync.render.plan_markdown import render_plan_markdown
@@ -87,7 +88,7 @@ def test_json() -> None:
                 "kind": "TaskDef", "name": "charge_payment", "version": None, "action": "update",
                 "fields": [{"path": "retryCount", "before": 3, "after": 5}],
                 "liveFingerprint": "sha256:aaaa", "desiredFingerprint": "sha256:bbbb",
-                "reason": "1 field(s) differ",
+                "reason": "1 field(s) differ", "blocked": None, "previousVersion": None, "note": None,
             },
             {
                 "kind": "TaskDef", "name": "refund_payment", "version": None, "action": "create",
@@ -96,7 +97,7 @@ def test_json() -> None:
                     {"path": "retryCount", "before": None, "after": 2},
                 ],
                 "liveFingerprint": None, "desiredFingerprint": "sha256:cccc",
-                "reason": "not on the server",
+                "reason": "not on the server", "blocked": None, "previousVersion": None, "note": None,
             },
             {
                 "kind": "WorkflowDef", "name": "order_fulfillment", "version": 1, "action": "update",
@@ -109,17 +110,19 @@ def test_json() -> None:
                     {"path": "tasks", "before": ["a", "b"], "after": ["b", "a"]},
                 ],
                 "liveFingerprint": "sha256:dddd", "desiredFingerprint": "sha256:eeee",
-                "reason": "4 field(s) differ",
+                "reason": "4 field(s) differ", "blocked": None, "previousVersion": None, "note": None,
             },
             {
                 "kind": "EventHandler", "name": "on_order_shipped", "version": None,
                 "action": "noop", "fields": [],
                 "liveFingerprint": "sha256:ffff", "desiredFingerprint": "sha256:ffff", "reason": "",
+                "blocked": None, "previousVersion": None, "note": None,
             },
         ],
         "unmanaged": [
             {"kind": "WorkflowDef", "name": "made_in_the_ui", "version": 3, "managedByMetasync": False}
         ],
+        "refusals": [],
         "summary": {"create": 1, "update": 2, "delete": 0, "noop": 1},
     }  # fmt: skip
     assert out.getvalue().startswith('{\n  "formatVersion": 1,\n  "environment": "qa",')
@@ -185,3 +188,79 @@ def test_markdown_is_capped_and_says_where_the_rest_is() -> None:
 def test_markdown_without_changes() -> None:
     plan = Plan("dev", "s", "3.15", (Change("TaskDef", "t", None, "noop"),))
     assert "No changes: the server matches git." in render_plan_markdown(plan)
+
+
+#: new versions, a blocked delete, a note and a refusal: what safe apply adds to a plan
+GUARDED = Plan(
+    "prod", "http://127.0.0.1:18083", "3.15",
+    (
+        Change("WorkflowDef", "invoicing", 3, "create", (FieldChange("timeoutSeconds", 60, 90),),
+               "sha256:1111", "sha256:2222", "new version (policy new-version): v2 stays",
+               previous_version=2),
+        Change("WorkflowDef", "billing", 1, "update", (FieldChange("description", "a", "b"),),
+               "sha256:3333", "sha256:4444", "1 field(s) differ",
+               note="2 executions running: each keeps the definition it started with"),
+        Change("WorkflowDef", "legacy", 1, "delete", (), "sha256:5555", None,
+               "written by metasync, no longer in git (policy.prune)",
+               blocked="1 execution running (e.g. abc): not deleted without --force"),
+    ),
+    refusals=(Problem("prune would delete 12 object(s), more than policy.maxDeletes (10)",
+                      hint="Raise policy.maxDeletes."),),
+)  # fmt: skip
+
+
+def test_text_shows_new_versions_blocks_notes_and_refusals() -> None:
+    out = io.StringIO()
+    write_plan_text(out, GUARDED, color=False)
+    assert out.getvalue() == (
+        "Plan for prod: http://127.0.0.1:18083, Conductor 3.15\n"
+        "\n"
+        "+ WorkflowDef invoicing v3  (new version, 1 field(s) changed from v2 (v2 stays))\n"
+        "    ~ timeoutSeconds: 60 -> 90\n"
+        "\n"
+        "~ WorkflowDef billing v1  (update, 1 field(s))\n"
+        "    ! note: 2 executions running: each keeps the definition it started with\n"
+        '    ~ description: "a" -> "b"\n'
+        "\n"
+        "- WorkflowDef legacy v1  (delete)\n"
+        "    ! blocked: 1 execution running (e.g. abc): not deleted without --force\n"
+        "    ! written by metasync, no longer in git (policy.prune)\n"
+        "\n"
+        "refused: prune would delete 12 object(s), more than policy.maxDeletes (10)\n"
+        "  Raise policy.maxDeletes.\n"
+        "\n"
+        "Plan: 1 to create, 1 to update, 1 to delete, 0 unchanged.\n"
+    )
+
+
+def test_json_carries_blocks_previous_versions_notes_and_refusals() -> None:
+    out = io.StringIO()
+    write_plan_json(out, GUARDED)
+    document = json.loads(out.getvalue())
+    assert [(c["previousVersion"], c["note"], c["blocked"]) for c in document["changes"]] == [
+        (2, None, None),
+        (None, "2 executions running: each keeps the definition it started with", None),
+        (None, None, "1 execution running (e.g. abc): not deleted without --force"),
+    ]
+    assert document["refusals"] == [
+        "prune would delete 12 object(s), more than policy.maxDeletes (10)"
+    ]
+
+
+def test_markdown_shows_blocks_and_refusals() -> None:
+    text = render_plan_markdown(GUARDED)
+    assert (
+        "> **Refused**: prune would delete 12 object(s), more than policy.maxDeletes (10). "
+        "Raise policy.maxDeletes.\n" in text
+    )
+    assert (
+        "<details><summary><code>- WorkflowDef legacy v1</code> (delete)</summary>\n"
+        "\n"
+        "> blocked: 1 execution running (e.g. abc): not deleted without --force\n"
+        "\n"
+        "> written by metasync, no longer in git (policy.prune)\n"
+        "\n"
+        "```diff\n"
+        "```\n"
+    ) in text
+    assert "(new version, 1 field(s) changed from v2 (v2 stays))" in text

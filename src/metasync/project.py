@@ -5,17 +5,34 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
+from metasync.apply.backup import Backup
+from metasync.apply.backup import find as find_backup
+from metasync.apply.backup import load as load_backup
+from metasync.apply.backup import save as save_backup
 from metasync.apply.executor import execute
+from metasync.apply.lock import Holder, lock_name
+from metasync.apply.lock import release as release_lock
+from metasync.apply.lock import take as take_lock
+from metasync.apply.lock import unlock as clear_lock
 from metasync.apply.steps import Step, steps_for
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState, read_live
-from metasync.errors import ConfigError, Location, Problem, ServerError, ValidationFailed
+from metasync.errors import (
+    ConfigError,
+    Location,
+    MetasyncError,
+    Problem,
+    ServerError,
+    ValidationFailed,
+)
 from metasync.manifests.environment import (
+    Policy,
     ProjectSettings,
     environment_names,
     load_environment,
@@ -40,6 +57,7 @@ from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.model import Cell, Change, Outcome, Plan, StatusMatrix
 from metasync.plan.planner import build_plan
+from metasync.plan.prune import prune_changes, with_running
 from metasync.plan.saved import SAVED_KIND, Refusal, SavedPlan, reconcile
 from metasync.plan.select import Selector, selected
 from metasync.render.plan_json import plan_document
@@ -168,51 +186,139 @@ class Project:
         secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
         with self.connect(env) as client:
             live = read_live(client)
-            plan = build_plan(
-                env, desired.resources, live, selectors, secrets=secrets, mark=self.mark
-            )
+            plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
+                              mark=self.mark, policy=environment.config.policy)  # fmt: skip
+            plan = with_running(plan, _running(plan, client))
             problems = _server_checks(plan, desired.resources, client, secrets)
         if problems:
             raise ValidationFailed(problems)
         return Planned(plan, desired, live, secrets)
 
-    def apply(self, planned: Planned, on_step: Callable[[Step], None] | None = None) -> Applied:
-        """Write the plan's changes in order, then read back: every applied object must be a noop.
+    def apply(self, planned: Planned, on_step: Callable[[Step], None] | None = None, *,
+              force: bool = False, restore: bool = False) -> Applied:  # fmt: skip
+        """Write the plan's changes in order, then read back: every applied object must be a noop
+        (a delete: gone).
 
-        The read-back also settles the outcomes left unknown (a write whose answer was lost): the
-        object now matches git (landed) or does not (not landed).
+        A plan with refusals (prune guards) writes nothing. Blocked changes (protected, running
+        executions, still referenced) are not carried out without ``force``; they are reported
+        not landed, with why. The read-back also settles the outcomes left unknown (a write whose
+        answer was lost): the object now matches git (landed) or does not (not landed).
         """
-        env = planned.plan.environment
+        plan = planned.plan
+        if plan.refusals:
+            raise ValidationFailed(plan.refusals)
+        env = plan.environment
+        held = [
+            Outcome(c, "not landed", (Problem(
+                f"kept: {c.blocked}", hint=f"Pass --force to {c.action} it all the same.",
+            ),))
+            for c in plan.pending
+            if c.blocked is not None and not force
+        ]  # fmt: skip
+        steps = steps_for(plan, force)
+        backup = None
+        if steps:
+            backup = save_backup(
+                self.backups_dir(env), env, plan.server,
+                [c for step in steps for c in step.changes], mask=planned.secrets.mask,
+                commit=_head_or_none(self.root),
+            )  # fmt: skip
         with self.connect(env) as client:
+            mark = None if restore else self.mark  # a rollback writes the images as they were
             outcomes = [
                 Outcome(
                     o.change, o.status, tuple(_mask_problem(p, planned.secrets) for p in o.problems)
                 )
-                for o in execute(steps_for(planned.plan), client, on_step, self.mark)
+                for o in execute(steps, client, on_step, mark)
             ]
             try:
                 live = read_live(client)
             except ServerError as exc:
-                return Applied(tuple(outcomes), (), _mask_problem(exc.problem, planned.secrets))
-        written = {
-            (o.change.kind, o.change.name, o.change.version)
+                problem = _mask_problem(exc.problem, planned.secrets)
+                return Applied((*outcomes, *held), (), problem, backup)
+        # what was sent (new versions at their new number), secrets resolved: masked again below
+        resources = [
+            Resource(o.change.kind, o.change.name, o.change.version, o.change.desired)
             for o in outcomes
-            if o.status != "not landed"
-        }
-        resources = [r for r in planned.desired.resources if r.key in written]
+            if o.status != "not landed" and o.change.desired is not None
+        ]
         after = {
-            (c.kind, c.name, c.version): c
-            for c in build_plan(env, resources, live, secrets=planned.secrets).changes
+            c.key: c for c in build_plan(env, resources, live, secrets=planned.secrets).changes
         }
-        settled = tuple(_settle(o, after.get((o.change.kind, o.change.name, o.change.version)))
-                        for o in outcomes)  # fmt: skip
+        for o in outcomes:  # deletes: landed when gone
+            if o.change.action == "delete":
+                gone = o.change.key not in live.objects
+                after[o.change.key] = replace(o.change, action="noop" if gone else "delete")
+        settled = tuple(_settle(o, after.get(o.change.key)) for o in outcomes)
         drifted = tuple(
-            after[(o.change.kind, o.change.name, o.change.version)]
+            after[o.change.key]
             for o in settled
-            if o.status == "landed"
-            and after[(o.change.kind, o.change.name, o.change.version)].action != "noop"
+            if o.status == "landed" and after[o.change.key].action != "noop"
         )
-        return Applied(settled, drifted)
+        return Applied((*settled, *held), drifted, backup=backup)
+
+    # -- locks, backups, rollback ----------------------------------------------------------------
+
+    @property
+    def lock_name(self) -> str:
+        return lock_name(self.settings.name or self.root.name)
+
+    @contextmanager
+    def locked(self, env: str, command: str) -> Iterator[Holder]:
+        """Hold ``env``'s apply lock for the block (raises Locked naming the holder)."""
+        minutes = load_environment(self.root, env).config.policy.lockTimeoutMinutes
+        with self.connect(env) as client:
+            mine = take_lock(client, self.lock_name, env=env, command=command, minutes=minutes)
+            try:
+                yield mine
+            finally:
+                release_lock(client, self.lock_name, mine)
+
+    def unlock(self, env: str) -> list[Holder]:
+        """Clear ``env``'s lock (its holder died); what was removed."""
+        with self.connect(env) as client:
+            return clear_lock(client, self.lock_name)
+
+    def backups_dir(self, env: str) -> Path:
+        return self.root / load_environment(self.root, env, connect=False).config.backups.dir
+
+    def rollback_plan(self, env: str, name: str | None = None) -> tuple[Planned, Backup]:
+        """Restoring a backup's before-images, as a plan: updates back, creates deleted."""
+        environment = load_environment(self.root, env)
+        backup = load_backup(find_backup(self.backups_dir(env), env, name))
+        if backup.environment != env:
+            raise ConfigError(
+                f"this backup is of {backup.environment}, not {env}",
+                location=Location(str(backup.path)),
+                hint=f"Run `metasync rollback --env {backup.environment} {backup.path}`.",
+            )
+        images = [
+            Resource(kind, name_, version, spec)
+            for (kind, name_, version), spec in backup.objects.items()
+            if spec is not None
+        ]
+        used = {secret for r in images for secret in used_secrets(r.spec)}
+        secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
+        with self.connect(env) as client:
+            live = read_live(client)
+            if live.server != backup.server:
+                raise ConfigError(
+                    f"the backup was taken on {backup.server}, but {env} now points at "
+                    f"{live.server}",
+                    location=Location(str(backup.path)),
+                    hint="Roll back on the server the backup came from.",
+                )
+            plan = build_plan(env, images, live, secrets=secrets)
+            created = [
+                k for k, spec in backup.objects.items() if spec is None and k in live.objects
+            ]
+            deletes = prune_changes(created, live, images, Policy())
+            deletes = [
+                replace(c, reason=f"created by the apply of {backup.created}") for c in deletes
+            ]
+            plan = replace(plan, changes=(*plan.changes, *deletes), unmanaged=())
+            plan = with_running(plan, _running(plan, client))
+        return Planned(plan, Desired(env, images), live, secrets), backup
 
     # -- saved plans ----------------------------------------------------------------------------
 
@@ -230,7 +336,8 @@ class Project:
                 f"cannot write the plan: {exc.strerror}", location=Location(str(path))
             ) from None
 
-    def apply_saved(self, path: Path, on_step: Callable[[Step], None] | None = None) -> SavedApply:
+    def apply_saved(self, path: Path, on_step: Callable[[Step], None] | None = None, *,
+                    force: bool = False) -> SavedApply:  # fmt: skip
         """Apply what a saved plan reviewed, refusing by name every object whose baseline moved."""
         try:
             document = json.loads(path.read_text())
@@ -240,6 +347,11 @@ class Project:
                 hint="Pass the file written by `metasync plan --out FILE`.",
             ) from None  # fmt: skip
         saved = SavedPlan.from_document(document, str(path))
+        with self.locked(saved.environment, "apply PLAN"):
+            return self._apply_saved(saved, path, on_step, force)
+
+    def _apply_saved(self, saved: SavedPlan, path: Path, on_step: Callable[[Step], None] | None,
+                     force: bool) -> SavedApply:  # fmt: skip
         fresh = self.plan(saved.environment)
         if fresh.plan.server != saved.server:
             raise ConfigError(
@@ -252,7 +364,7 @@ class Project:
         subset = Planned(
             replace(fresh.plan, changes=keep), fresh.desired, fresh.live, fresh.secrets
         )
-        applied = self.apply(subset, on_step) if keep else Applied((), ())
+        applied = self.apply(subset, on_step, force=force) if keep else Applied((), ())
         return SavedApply(applied, refused, saved)
 
     # -- promotion ------------------------------------------------------------------------------
@@ -407,6 +519,8 @@ class Applied:
     read_back: tuple[Change, ...]
     #: why the read-back could not run (the outcomes are then as the writes reported them)
     read_back_failed: Problem | None = None
+    #: the before-images saved before the first write (None: nothing was written)
+    backup: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -424,6 +538,27 @@ def _settle(outcome: Outcome, after: Change | None) -> Outcome:
 
 
 _INDEXED = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _head_or_none(root: Path) -> str | None:
+    try:
+        return head_commit(root)
+    except MetasyncError:
+        return None
+
+
+def _running(plan: Plan, client: ConductorClient) -> dict[tuple[str, str, int | None], list[str]]:
+    """Running executions of each workflow version the plan deletes or updates in place."""
+    touched: dict[str, set[int]] = {}
+    for change in plan.pending:
+        if change.kind == "WorkflowDef" and change.action in ("delete", "update"):
+            touched.setdefault(change.name, set()).add(change.version or 1)
+    found: dict[tuple[str, str, int | None], list[str]] = {}
+    for name, versions in sorted(touched.items()):
+        for version, ids in client.running_executions(name, versions).items():
+            if ids:
+                found[("WorkflowDef", name, version)] = ids
+    return found
 
 
 def _mask_problem(problem: Problem, secrets: Secrets) -> Problem:

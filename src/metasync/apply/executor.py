@@ -36,6 +36,8 @@ def execute(steps: Sequence[Step], writer: LiveWriter,
 
 
 def _payload(change: Change, mark: str | None) -> dict[str, Any]:
+    if change.action == "delete":
+        return {}
     assert change.desired is not None, change.title
     payload = dict(change.desired)
     if mark is not None and change.kind in MARKED_KINDS:
@@ -54,5 +56,10 @@ def _run(step: Step, writer: LiveWriter, mark: str | None) -> None:
         "update_workflows": lambda: writer.update_workflows(payloads),
         "create_event_handler": lambda: writer.create_event_handler(payloads[0]),
         "update_event_handler": lambda: writer.update_event_handler(payloads[0]),
+        "delete_event_handler": lambda: writer.delete_event_handler(step.changes[0].name),
+        "delete_workflow": lambda: writer.delete_workflow(
+            step.changes[0].name, step.changes[0].version or 1
+        ),
+        "delete_taskdef": lambda: writer.delete_taskdef(step.changes[0].name),
     }
     actions[step.operation]()

@@ -17,6 +17,7 @@ from metasync.plan.model import Change, Plan
 Operation = Literal[
     "create_taskdefs", "update_taskdef", "create_workflow", "update_workflows",
     "create_event_handler", "update_event_handler",
+    "delete_event_handler", "delete_workflow", "delete_taskdef",
 ]  # fmt: skip
 
 
@@ -30,8 +31,9 @@ class Step:
         return f"{self.operation.replace('_', ' ')}: {names}"
 
 
-def steps_for(plan: Plan) -> list[Step]:
-    pending = plan.pending
+def steps_for(plan: Plan, force: bool = False) -> list[Step]:
+    """The write steps for the plan's changes; blocked ones only with ``force``."""
+    pending = [c for c in plan.pending if force or c.blocked is None]
     by = {
         (kind, action): [c for c in pending if c.kind == kind and c.action == action]
         for kind in ("TaskDef", "WorkflowDef", "EventHandler")
@@ -55,16 +57,25 @@ def steps_for(plan: Plan) -> list[Step]:
         steps.append(Step("update_workflows", tuple(batch)))
     steps += [Step("create_event_handler", (c,)) for c in by["EventHandler", "create"]]
     steps += [Step("update_event_handler", (c,)) for c in by["EventHandler", "update"]]
+    # deletes last, in reverse: handlers, then callers before the workflows they call, then task defs
+    deletes = [c for c in pending if c.action == "delete"]
+    steps += [Step("delete_event_handler", (c,)) for c in deletes if c.kind == "EventHandler"]
+    workflows = _children_first([c for c in deletes if c.kind == "WorkflowDef"], live=True)
+    steps += [Step("delete_workflow", (c,)) for c in reversed(workflows)]
+    steps += [Step("delete_taskdef", (c,)) for c in deletes if c.kind == "TaskDef"]
     return steps
 
 
-def _children_first(changes: Sequence[Change]) -> list[Change]:
-    """Sub-workflows before the workflows that call them (stable otherwise; cycles kept as found)."""
+def _children_first(changes: Sequence[Change], live: bool = False) -> list[Change]:
+    """Sub-workflows before the workflows that call them (stable otherwise; cycles kept as found).
+
+    ``live``: read the calls from the live objects (deletes) rather than the desired ones.
+    """
     names = {c.name for c in changes}
     calls = {
         c.name: {
             str((at.task.get("subWorkflowParam") or {}).get("name"))
-            for at in walk_tasks(c.desired or {})
+            for at in walk_tasks((c.live if live else c.desired) or {})
             if at.type == "SUB_WORKFLOW"
         }
         & names

@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from metasync import __version__
+from metasync.apply.steps import Step
 from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR, BoundaryGroup
 from metasync.errors import MetasyncError, Problem
 from metasync.plan.select import parse_selectors
-from metasync.project import Project
+from metasync.project import Applied, Project
 from metasync.render.apply_result import write_apply_result
 from metasync.render.plan_json import write_plan_json
 from metasync.render.plan_markdown import write_plan_markdown
@@ -118,10 +119,13 @@ def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
 @click.option("--env", metavar="ENV", help="The environment to change.")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
+@click.option("--force", is_flag=True,
+              help="Also carry out blocked changes: protected objects, workflow versions with "
+              "running executions or still referenced.")  # fmt: skip
 @_select
 @click.pass_context
-def apply(ctx: click.Context, saved: Path | None, env: str | None, auto_approve: bool,
-          select: tuple[str, ...]) -> int:  # fmt: skip
+def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_approve: bool,
+          force: bool, select: tuple[str, ...]) -> int:  # fmt: skip
     """Make ENV's server match git, or apply a saved PLAN (only what it reviewed, if still true).
 
     Order: task defs, then workflows (sub-workflows first), then event handlers.
@@ -133,36 +137,91 @@ def apply(ctx: click.Context, saved: Path | None, env: str | None, auto_approve:
                 "apply PLAN takes neither --env nor --select: the plan says what to apply",
                 hint="Run `metasync apply PLAN`, or plan again with the selection you want.",
             )
-        return _apply_saved(project, saved)
+        return _apply_saved(project, saved, force)
     if env is None:
         raise MetasyncError(
             "apply needs --env ENV or a saved PLAN", hint="Run `metasync apply --env dev`."
         )
-    planned = project.plan(env, parse_selectors(select))
-    write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
-    write_plan_text(sys.stdout, planned.plan)
-    if not planned.plan.has_changes:
-        click.echo("Nothing to apply: the server matches git.")
-        return EXIT_OK
-    if not auto_approve:
-        if not _interactive():
-            raise MetasyncError(
-                "apply needs a confirmation and there is no terminal to ask",
-                hint="Pass --auto-approve (CI), or run it in a terminal.",
-            )
-        answer = click.prompt(
-            f"Apply these {len(planned.plan.pending)} change(s) to {env}? Only 'yes' applies",
-            default="", show_default=False, err=True,
-        )  # fmt: skip
-        if answer != "yes":
-            click.echo("Not applied.", err=True)
+    with project.locked(env, "apply"):
+        planned = project.plan(env, parse_selectors(select))
+        write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
+        write_plan_text(sys.stdout, planned.plan)
+        if not planned.plan.has_changes:
+            click.echo("Nothing to apply: the server matches git.")
+            return EXIT_OK
+        if not _confirmed(f"Apply these {len(planned.plan.pending)} change(s) to {env}?",
+                          auto_approve):  # fmt: skip
             return EXIT_USER_ERROR
-    applied = project.apply(
-        planned, on_step=lambda step: click.echo(f"applying {step.describe()}", err=True)
-    )
+        applied = project.apply(planned, on_step=_progress, force=force)
+    _write_applied(applied, env)
+    return EXIT_OK if applied.ok else EXIT_USER_ERROR
+
+
+@cli.command()
+@click.argument("backup", metavar="[BACKUP]", required=False)
+@click.option("--env", required=True, metavar="ENV", help="The environment to restore.")
+@click.option("--auto-approve", is_flag=True, help="Restore without asking (for CI).")
+@click.option("--force", is_flag=True,
+              help="Also delete objects the apply created that are in use or running.")  # fmt: skip
+@click.pass_context
+def rollback(ctx: click.Context, *, backup: str | None, env: str, auto_approve: bool,
+             force: bool) -> int:  # fmt: skip
+    """Restore the before-images an apply saved (the newest, or BACKUP), shown as a plan first."""
+    project = _project(ctx)
+    with project.locked(env, "rollback"):
+        planned, found = project.rollback_plan(env, backup)
+        click.echo(f"Rolling {env} back to the before-images in {found.path} ({found.created}).")
+        write_plan_text(sys.stdout, planned.plan)
+        if not planned.plan.has_changes:
+            click.echo("Nothing to restore: the server holds the before-images.")
+            return EXIT_OK
+        if not _confirmed(f"Restore these {len(planned.plan.pending)} object(s) on {env}?",
+                          auto_approve, "rollback"):  # fmt: skip
+            return EXIT_USER_ERROR
+        applied = project.apply(planned, on_step=_progress, force=force, restore=True)
+    _write_applied(applied, env)
+    return EXIT_OK if applied.ok else EXIT_USER_ERROR
+
+
+@cli.command()
+@click.option("--env", required=True, metavar="ENV", help="The environment to unlock.")
+@click.pass_context
+def unlock(ctx: click.Context, env: str) -> int:
+    """Remove ENV's apply lock, left by a run that died (check that it did)."""
+    removed = _project(ctx).unlock(env)
+    if not removed:
+        click.echo(f"{env} is not locked.")
+    for holder in removed:
+        click.echo(f"removed the lock held by {holder.describe()}")
+    return EXIT_OK
+
+
+def _progress(step: Step) -> None:
+    click.echo(f"applying {step.describe()}", err=True)
+
+
+def _confirmed(question: str, auto_approve: bool, command: str = "apply") -> bool:
+    if auto_approve:
+        return True
+    if not _interactive():
+        raise MetasyncError(
+            f"{command} needs a confirmation and there is no terminal to ask",
+            hint="Pass --auto-approve (CI), or run it in a terminal.",
+        )
+    answer = click.prompt(f"{question} Only 'yes' applies", default="", show_default=False,
+                          err=True)  # fmt: skip
+    if answer != "yes":
+        click.echo("Not applied.", err=True)
+        return False
+    return True
+
+
+def _write_applied(applied: Applied, env: str) -> None:
     write_apply_result(sys.stdout, applied.outcomes, applied.read_back,
                        read_back_failed=applied.read_back_failed)  # fmt: skip
-    return EXIT_OK if applied.ok else EXIT_USER_ERROR
+    if applied.backup is not None:
+        click.echo(f"Before-images saved in {applied.backup} "
+                   f"(`metasync rollback --env {env}` restores them).")  # fmt: skip
 
 
 @cli.command()
@@ -200,10 +259,8 @@ def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
     return EXIT_OK
 
 
-def _apply_saved(project: Project, path: Path) -> int:
-    result = project.apply_saved(
-        path, on_step=lambda step: click.echo(f"applying {step.describe()}", err=True)
-    )
+def _apply_saved(project: Project, path: Path, force: bool) -> int:
+    result = project.apply_saved(path, on_step=_progress, force=force)
     refusals = [
         Problem(
             f"{kind} {name}" + (f" v{version}" if version is not None else "")
@@ -215,8 +272,7 @@ def _apply_saved(project: Project, path: Path) -> int:
         for kind, name, version in [refusal.key]
     ]  # fmt: skip
     write_problems(sys.stderr, refusals)
-    write_apply_result(sys.stdout, result.applied.outcomes, result.applied.read_back,
-                       read_back_failed=result.applied.read_back_failed)  # fmt: skip
+    _write_applied(result.applied, result.saved.environment)
     return EXIT_OK if result.ok else EXIT_USER_ERROR
 
 

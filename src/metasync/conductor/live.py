@@ -10,6 +10,8 @@ from metasync.conductor.client import LiveReader
 from metasync.conductor.normalize import Flavour, flavour_of
 
 Key = tuple[str, str, int | None]
+#: workflow definitions metasync keeps for itself (apply locks): never planned, listed or pruned
+LOCK_PREFIX = "metasync_lock."
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ def read_live(reader: LiveReader) -> LiveState:
     for spec in reader.taskdefs():
         objects[("TaskDef", spec["name"], None)] = spec
     for spec in reader.workflows():
+        if str(spec.get("name", "")).startswith(LOCK_PREFIX):
+            continue
         objects[("WorkflowDef", spec["name"], int(spec.get("version", 1)))] = spec
     for spec in reader.event_handlers():
         objects[("EventHandler", spec["name"], None)] = spec

@@ -58,6 +58,13 @@ class Policy(_Strict):
     prune: bool = False
     protect: list[str] = Field(default_factory=list)
     maxDeletes: int = Field(10, ge=0)
+    #: how long an apply's lock holds when its run dies without releasing it
+    lockTimeoutMinutes: float = Field(30, gt=0)
+
+
+class Backups(_Strict):
+    #: where apply saves before-images, relative to the project (``<dir>/<env>/...json``)
+    dir: str = Field(".metasync/backups", min_length=1)
 
 
 class EnvironmentConfig(_Strict):
@@ -66,6 +73,7 @@ class EnvironmentConfig(_Strict):
     secrets: dict[str, str] = Field(default_factory=dict)
     promotion: Promotion = Field(default_factory=Promotion)
     policy: Policy = Field(default_factory=Policy)
+    backups: Backups = Field(default_factory=Backups)
 
 
 class ProjectSettings(_Strict):

@@ -31,9 +31,19 @@ class Change:
     live_fingerprint: str | None = None
     desired_fingerprint: str | None = None
     reason: str = ""  # for people only: apply never reads it
+    #: why apply will not carry it out without --force (protected, running executions, referenced)
+    blocked: str | None = None
+    #: policy new-version: the live version this new version was compared with (it stays)
+    previous_version: int | None = None
+    #: worth knowing, changes nothing (e.g. running executions keep their own copy)
+    note: str = ""
     #: the rendered manifest (what apply sends) and the live object (what it replaces)
     desired: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
     live: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str, int | None]:
+        return (self.kind, self.name, self.version)
 
     @property
     def title(self) -> str:
@@ -61,6 +71,8 @@ class Plan:
     changes: tuple[Change, ...]
     unmanaged: tuple[Unmanaged, ...] = ()
     warnings: tuple[Problem, ...] = ()
+    #: why apply refuses this plan as a whole (an empty desired set, more deletes than maxDeletes)
+    refusals: tuple[Problem, ...] = ()
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(ACTIONS, 0)

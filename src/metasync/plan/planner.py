@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from metasync.conductor.live import LiveState
-from metasync.conductor.normalize import Unknown, normalize
+from metasync.conductor.normalize import Flavour, Unknown, normalize
 from metasync.errors import Location, Problem
+from metasync.manifests.environment import Policy
 from metasync.manifests.secrets import SENSITIVE, Secrets
 from metasync.model.fingerprint import canonical_json, fingerprint
 from metasync.model.kinds import KINDS
@@ -14,25 +16,44 @@ from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.diff import diff
 from metasync.plan.model import Change, FieldChange, Plan, Unmanaged
+from metasync.plan.prune import protected as _protected
+from metasync.plan.prune import prune_changes
 from metasync.plan.select import Selector, selected
+from metasync.plan.versions import Same, Versions
 
 
 def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                selectors: Sequence[Selector] = (), *, secrets: Secrets | None = None,
-               mark: str | None = None) -> Plan:  # fmt: skip
+               mark: str | None = None, policy: Policy | None = None) -> Plan:  # fmt: skip
+    """What apply would change. ``mark`` tells objects metasync wrote; ``policy`` (the
+    environment's) decides versioning and pruning; without one: in place, no prune."""
+    policy = policy or Policy()
     changes: list[Change] = []
     warnings: list[Problem] = []
     labels: dict[tuple[str, str, int | None], Mapping[str, str]] = {}
+    chosen = [r for r in desired if selected(selectors, r.kind, r.name, r.labels)]
     for resource in desired:
         labels[resource.key] = resource.labels
-        if not selected(selectors, resource.kind, resource.name, resource.labels):
-            continue
+    versions = Versions(live.objects, chosen, _same(live.flavour, secrets)
+                        if policy.versioning == "new-version" else None)  # fmt: skip
+    for resource in versions.resources:
+        labels[resource.key] = resource.labels
         unknown: list[Unknown] = []
         spec = secrets.resolve(resource.spec) if secrets is not None else resource.spec
         wanted = normalize(resource.kind, spec, live.flavour, unknown)
         warnings += [_unknown_warning(resource, u, live.flavour) for u in unknown]
         wanted_fp = fingerprint(wanted)
         current = live.objects.get(resource.key)
+        previous = versions.previous.get(resource.key)
+        if current is None and previous is not None:
+            base = normalize(resource.kind, live.objects[previous], live.flavour)
+            fields = _masked(diff(resource.kind, base, {**wanted, "version": previous[2]}), secrets)
+            changes.append(Change(
+                resource.kind, resource.name, resource.version, "create", fields,
+                fingerprint(base), wanted_fp, desired=spec, previous_version=previous[2],
+                reason=f"new version (policy new-version): v{previous[2]} stays",
+            ))  # fmt: skip
+            continue
         if current is None:
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "create",
@@ -54,17 +75,50 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         changes.append(Change(
             resource.kind, resource.name, resource.version, "update", fields,
             have_fp, wanted_fp, reason=f"{len(fields)} field(s) differ",
-            desired=spec, live=current,
+            desired=spec, live=current, blocked=_protected(resource.name, policy, "overwritten"),
         ))  # fmt: skip
-    unmanaged = [
-        Unmanaged(*key, owned=mark is not None and live.objects[key].get("ownerApp") == mark)
-        for key in sorted(live.objects, key=_order)
-        if key not in labels and selected(selectors, key[0], key[1], {})
-    ]
+    leftover = sorted(
+        (key for key in live.objects
+         if key not in labels and key not in versions.history
+         and selected(selectors, key[0], key[1], {})),
+        key=_order,
+    )  # fmt: skip
+    owned = [k for k in leftover if mark is not None and live.objects[k].get("ownerApp") == mark]
+    unmanaged = [Unmanaged(*key, owned=key in owned) for key in leftover]
+    refusals: list[Problem] = []
+    if policy.prune and owned:
+        deletes = list(owned)
+        unmanaged = [u for u in unmanaged if not u.owned]
+        changes += prune_changes(deletes, live, [*versions.resources], policy)
+        if not chosen:
+            refusals.append(Problem(
+                f"prune would delete {len(deletes)} object(s) and git names nothing for "
+                f"{environment}{' in this selection' if selectors else ''}: metasync never prunes "
+                "when the desired set is empty",
+                hint="Check that manifests/ (at the environment's promotion.ref) is what you mean; "
+                "to empty a server, delete by hand.",
+            ))  # fmt: skip
+        elif len(deletes) > policy.maxDeletes:
+            refusals.append(Problem(
+                f"prune would delete {len(deletes)} object(s), more than policy.maxDeletes "
+                f"({policy.maxDeletes}): nothing is applied",
+                hint="Review the deletes; if they are meant, raise policy.maxDeletes in the "
+                "environment's environment.yaml (or prune in smaller steps with --select).",
+            ))  # fmt: skip
     changes.sort(key=lambda c: _order((c.kind, c.name, c.version)))
     return Plan(
-        environment, live.server, live.flavour, tuple(changes), tuple(unmanaged), tuple(warnings)
-    )
+        environment, live.server, live.flavour, tuple(changes), tuple(unmanaged),
+        tuple(warnings), tuple(refusals),
+    )  # fmt: skip
+
+
+def _same(flavour: Flavour, secrets: Secrets | None) -> Same:
+    def same(spec: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+        resolved = secrets.resolve(spec) if secrets is not None else spec
+        wanted = normalize("WorkflowDef", resolved, flavour)
+        return fingerprint(wanted) == fingerprint(normalize("WorkflowDef", current, flavour))
+
+    return same
 
 
 def _masked(fields: Sequence[FieldChange], secrets: Secrets | None) -> tuple[FieldChange, ...]:

@@ -28,6 +28,9 @@ def plan_document(plan: Plan) -> dict[str, Any]:
                 "liveFingerprint": c.live_fingerprint,
                 "desiredFingerprint": c.desired_fingerprint,
                 "reason": c.reason,
+                "blocked": c.blocked,
+                "previousVersion": c.previous_version,
+                "note": c.note or None,
             }
             for c in plan.changes
         ],
@@ -35,6 +38,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             {"kind": u.kind, "name": u.name, "version": u.version, "managedByMetasync": u.owned}
             for u in plan.unmanaged
         ],
+        "refusals": [p.message for p in plan.refusals],
         "summary": plan.summary(),
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import IO
 
 from metasync.plan.model import Change, Plan
-from metasync.render.plan_text import field_lines
+from metasync.render.plan_text import detail, field_lines, remarks
 from metasync.render.values import summary_line
 
 #: GitHub refuses comments over 65,536 characters; keep room for a sticky-comment header
@@ -14,12 +14,11 @@ _MARK = {"create": "+", "update": "~", "delete": "-"}
 
 
 def _section(change: Change) -> str:
-    detail = (
-        change.action if change.action != "update" else f"update, {len(change.fields)} field(s)"
-    )
     lines = [
-        f"<details><summary><code>{_MARK[change.action]} {change.title}</code> ({detail})</summary>",
+        f"<details><summary><code>{_MARK[change.action]} {change.title}</code> "
+        f"({detail(change)})</summary>",
         "",
+        *(line for _, text in remarks(change) for line in (f"> {text}", "")),
         "```diff",
     ]
     for field in change.fields:
@@ -38,6 +37,8 @@ def render_plan_markdown(plan: Plan, limit: int = DEFAULT_LIMIT, full_plan_hint:
     ]
     if not plan.has_changes:
         head.append("No changes: the server matches git.")
+    for refusal in plan.refusals:
+        head += [f"> **Refused**: {refusal.message}. {refusal.hint or ''}", ""]
     out = "\n".join(head) + "\n"
     pending = plan.pending
     for shown, change in enumerate(pending):

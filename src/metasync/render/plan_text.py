@@ -35,10 +35,31 @@ def _same_members(before: object, after: object) -> bool:
 
 
 def _heading(change: Change) -> str:
-    detail = (
-        change.action if change.action != "update" else f"update, {len(change.fields)} field(s)"
-    )
-    return f"{change.title}  ({detail})"
+    return f"{change.title}  ({detail(change)})"
+
+
+def detail(change: Change) -> str:
+    """``update, 2 field(s)``, ``new version, 2 field(s) changed from v1 (v1 stays)``, ``delete``."""
+    if change.previous_version is not None:
+        return (
+            f"new version, {len(change.fields)} field(s) changed from v{change.previous_version} "
+            f"(v{change.previous_version} stays)"
+        )
+    if change.action == "update":
+        return f"update, {len(change.fields)} field(s)"
+    return change.action
+
+
+def remarks(change: Change) -> list[tuple[str, str]]:
+    """(style, text) lines under a change: why apply holds it back, what to know."""
+    lines = []
+    if change.blocked:
+        lines.append(("bold red", f"blocked: {change.blocked}"))
+    if change.note:
+        lines.append(("yellow", f"note: {change.note}"))
+    if change.action == "delete" and change.reason:
+        lines.append(("dim", change.reason))
+    return lines
 
 
 def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> None:
@@ -50,6 +71,8 @@ def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> N
     for change in plan.pending:
         mark, style = _MARK[change.action]
         console.print(Text.assemble("\n", (f"{mark} ", style), (_heading(change), "bold")))
+        for remark_style, text in remarks(change):
+            console.print(Text(f"    ! {text}", style=remark_style))
         for field in change.fields:
             for sub_mark, sub_style, text in field_lines(field):
                 console.print(Text.assemble("    ", (f"{sub_mark} ", sub_style), text))
@@ -61,5 +84,9 @@ def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> N
             for u in plan.unmanaged
         )
         console.print(Text(f"\nOn the server but not in git (left alone): {names}", style="dim"))
+    for refusal in plan.refusals:
+        console.print(Text(f"\nrefused: {refusal.message}", style="bold red"))
+        if refusal.hint:
+            console.print(Text(f"  {refusal.hint}", style="red"))
     counts = plan.summary()
     console.print(Text(f"\nPlan: {summary_line(counts)}.", style="bold"))

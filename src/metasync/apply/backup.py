@@ -1,0 +1,117 @@
+"""Before-images (DESIGN.md section 7): what every object an apply touches looked like before it.
+
+One JSON file per apply, ``<dir>/<env>/<UTC time>-<id>.json``, written before the first write. An
+object the apply creates is recorded as absent (``before: null``), so a rollback deletes it. Known
+secret values are stored as their ``((secrets.NAME))`` placeholders (a rollback resolves them
+again); the file is readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from metasync.errors import ConfigError, Location
+from metasync.plan.model import Change
+
+BACKUP_KIND = "metasync-backup"
+Key = tuple[str, str, int | None]
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    environment: str
+    server: str
+    created: str
+    #: before-images by key; None: the object did not exist
+    objects: Mapping[Key, Mapping[str, Any] | None]
+
+
+def save(directory: Path, environment: str, server: str, changes: Sequence[Change], *,
+         mask: Callable[[Any], Any], commit: str | None = None) -> Path:  # fmt: skip
+    now = datetime.now(UTC)
+    folder = directory / environment
+    path = folder / f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}.json"
+    document = {
+        "kind": BACKUP_KIND,
+        "formatVersion": 1,
+        "environment": environment,
+        "server": server,
+        "created": now.isoformat(),
+        "commit": commit,
+        "objects": [
+            {
+                "kind": c.kind,
+                "name": c.name,
+                "version": c.version,
+                "before": mask(dict(c.live)) if c.live is not None else None,
+            }
+            for c in changes
+        ],
+    }
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        ignore = directory / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# metasync before-images: local records, not for git\n*\n")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            json.dump(document, stream, indent=1, ensure_ascii=False)
+            stream.write("\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot save the before-images: {exc.strerror}: nothing was applied",
+            location=Location(str(path)),
+            hint="Make the backups folder writable, or set backups.dir in environment.yaml.",
+        ) from None
+    return path
+
+
+def find(directory: Path, environment: str, name: str | None) -> Path:
+    """The backup named (a path, or a file name in the environment's folder), or the newest."""
+    folder = directory / environment
+    if name is not None:
+        candidates = [Path(name), folder / name, folder / f"{name}.json"]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise ConfigError(
+            f"no backup {name!r} for {environment}", location=Location(str(folder)),
+            hint=f"Backups of {environment}: {_listing(folder)}.",
+        )  # fmt: skip
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        raise ConfigError(
+            f"there is no backup of {environment} to roll back to",
+            location=Location(str(folder)),
+            hint="Backups are written by `metasync apply` before it changes anything.",
+        )
+    return files[-1]
+
+
+def load(path: Path) -> Backup:
+    try:
+        document = json.loads(path.read_text())
+        if document.get("kind") != BACKUP_KIND or document.get("formatVersion") != 1:
+            raise ValueError("not a metasync backup (formatVersion 1)")
+        objects = {(o["kind"], o["name"], o["version"]): o["before"] for o in document["objects"]}
+        return Backup(
+            path, document["environment"], document["server"], document["created"], objects
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"cannot read the backup: {exc}", location=Location(str(path)),
+            hint="Pass a file written by `metasync apply` (see `metasync rollback --help`).",
+        ) from None  # fmt: skip
+
+
+def _listing(folder: Path) -> str:
+    names = sorted(p.name for p in folder.glob("*.json")) if folder.is_dir() else []
+    return ", ".join(names[-5:]) or "none"

@@ -1,0 +1,127 @@
+"""Prune (DESIGN.md section 7): delete what metasync wrote and git no longer names. Pure.
+
+Only objects carrying this project's ownership mark are candidates (the planner decides that).
+A candidate is planned as a delete, but *blocked* (apply skips it unless --force, and says why)
+when a ``policy.protect`` glob matches it, or when something that stays on the server still uses
+it: a workflow's SUB_WORKFLOW task or failureWorkflow, an event handler's start_workflow action,
+a task that runs a task definition. Running executions are looked up by the caller (they need the
+server) and added with ``with_running``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from fnmatch import fnmatchcase
+from typing import Any
+
+from metasync.conductor.live import LiveState
+from metasync.conductor.normalize import normalize
+from metasync.manifests.environment import Policy
+from metasync.model.fingerprint import fingerprint
+from metasync.model.resource import Resource
+from metasync.model.tasks import walk_tasks
+from metasync.plan.model import Change, Plan
+
+Key = tuple[str, str, int | None]
+
+
+def protected(name: str, policy: Policy, verb: str) -> str | None:
+    """Why ``name`` may not be deleted / overwritten without --force, if a protect glob holds it."""
+    for pattern in policy.protect:
+        if fnmatchcase(name, pattern):
+            return f"protected by policy.protect {pattern!r}: not {verb} without --force"
+    return None
+
+
+def prune_changes(candidates: Sequence[Key], live: LiveState, desired: Sequence[Resource],
+                  policy: Policy) -> list[Change]:  # fmt: skip
+    """A delete per candidate, blocked when protected or still used by what stays."""
+    leaving = set(candidates)
+    staying: list[tuple[str, Mapping[str, Any]]] = [
+        (f"{kind} {name}" + (f" v{version}" if version is not None else ""), spec)
+        for (kind, name, version), spec in live.objects.items()
+        if (kind, name, version) not in leaving
+    ]
+    staying += [(f"{r.title} (in git)", r.spec) for r in desired]
+    remaining_versions: dict[str, set[int]] = {}
+    for kind, name, version in [*live.objects, *(r.key for r in desired)]:
+        if kind == "WorkflowDef" and (kind, name, version) not in leaving and version is not None:
+            remaining_versions.setdefault(name, set()).add(version)
+    changes = []
+    for key in candidates:
+        kind, name, version = key
+        current = live.objects[key]
+        users = _users(key, staying, remaining_versions)
+        blocked = protected(name, policy, "deleted") or (
+            f"still used by {_listing(users)}: not deleted without --force" if users else None
+        )
+        changes.append(Change(
+            kind, name, version, "delete",
+            live_fingerprint=fingerprint(normalize(kind, current, live.flavour)),
+            reason="written by metasync, no longer in git (policy.prune)",
+            live=current, blocked=blocked,
+        ))  # fmt: skip
+    return changes
+
+
+def with_running(plan: Plan, running: Mapping[Key, Sequence[str]]) -> Plan:
+    """Block the deletes of workflow versions that have running executions; note the updates."""
+    changes = []
+    for change in plan.changes:
+        ids = running.get((change.kind, change.name, change.version), ())
+        if ids and change.action == "delete":
+            why = f"{_count(ids)} running (e.g. {ids[0]}): not deleted without --force"
+            changes.append(replace(change, blocked=_join(change.blocked, why)))
+        elif ids and change.action == "update":
+            note = (f"{_count(ids)} running: each keeps the definition it started with; new "
+                    "executions get the update")  # fmt: skip
+            changes.append(replace(change, note=note))
+        else:
+            changes.append(change)
+    return replace(plan, changes=tuple(changes))
+
+
+def _count(ids: Sequence[str]) -> str:
+    return f"{len(ids)} execution{'s' if len(ids) != 1 else ''}"
+
+
+def _join(first: str | None, second: str) -> str:
+    return f"{first}; {second}" if first else second
+
+
+def _listing(users: Sequence[str], shown: int = 3) -> str:
+    more = f" and {len(users) - shown} more" if len(users) > shown else ""
+    return ", ".join(users[:shown]) + more
+
+
+def _users(key: Key, staying: Iterable[tuple[str, Mapping[str, Any]]],
+           remaining: Mapping[str, set[int]]) -> list[str]:  # fmt: skip
+    kind, name, version = key
+    users: list[str] = []
+    for title, spec in staying:
+        if kind == "TaskDef":
+            if any(at.task.get("name") == name for at in walk_tasks(spec)):
+                users.append(title)  # the server looks task definitions up by the task's name
+        elif kind == "WorkflowDef":
+            calls = [
+                at.task.get("subWorkflowParam") or {}
+                for at in walk_tasks(spec)
+                if at.type == "SUB_WORKFLOW"
+            ]
+            calls += [
+                action.get("start_workflow") or {}
+                for action in spec.get("actions") or ()
+                if isinstance(action, Mapping) and action.get("action") == "start_workflow"
+            ]
+            if spec.get("failureWorkflow") == name and not remaining.get(name):
+                users.append(f"{title} (failureWorkflow)")
+                continue
+            for call in calls:
+                if not isinstance(call, Mapping) or call.get("name") != name:
+                    continue
+                pinned = call.get("version")
+                if pinned == version or (pinned is None and not remaining.get(name)):
+                    users.append(title)
+                    break
+    return users
