@@ -215,6 +215,17 @@ class ConductorClient:
     def event_handlers(self) -> list[Json]:
         return self._list("GET", "/event")
 
+    def workflow(self, name: str, version: int | None = None) -> Json | None:
+        """One workflow definition (the newest version by default); None when there is none."""
+        query = f"?version={version}" if version is not None else ""
+        try:
+            found = _json(self._call("GET", f"/metadata/workflow/{_segment(name)}{query}"))
+        except ServerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found if isinstance(found, dict) else None
+
     def validate_workflow(self, spec: Json) -> None:
         """The server's own bean validation of one definition (nothing is written)."""
         self._call("POST", "/metadata/workflow/validate", body=spec)
