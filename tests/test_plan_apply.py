@@ -271,9 +271,13 @@ def test_apply_asks_and_only_yes_applies(
     assert refused.exit_code == 1
     assert "Apply these 1 change(s) to dev? Only 'yes' applies:" in refused.stderr
     assert "Not applied." in refused.stderr
-    assert [r for r in requests_sent if r.startswith(("PUT", "DELETE"))] == []
+    # nothing written but the apply lock, taken and released
+    assert [r for r in requests_sent if r.startswith(("PUT", "DELETE"))] == [
+        "DELETE /api/metadata/workflow/metasync_lock.order-to-cash/1"
+    ]
     assert {r for r in requests_sent if r.startswith("POST")} <= {
-        "POST /api/metadata/workflow/validate"
+        "POST /api/metadata/workflow/validate",
+        "POST /api/metadata/workflow",
     }
 
     accepted = runner.invoke(

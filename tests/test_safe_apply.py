@@ -1,0 +1,465 @@
+"""Safe apply against a real Conductor 3.15.0: versioning policy, prune, the lock, rollback."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import conductor_server
+from helpers import prefixed_example, run_cli
+from metasync.apply.lock import Holder, Locked, lock_name, take
+from metasync.conductor.client import ConductorClient
+from metasync.conductor.normalize import normalize
+from metasync.model.tasks import walk_tasks
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def api(conductor: conductor_server.Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{conductor.url}/api", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def project(tmp_path: Path, prefix: str, conductor: conductor_server.Server) -> Path:
+    """The example, renamed with the test's prefix, as its own project (own mark, own lock)."""
+    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
+    (root / "metasync.yaml").write_text(f"name: {prefix}o2c\n")
+    return root
+
+
+def set_policy(project: Path, policy: str) -> None:
+    env_file = project / "environments" / "dev" / "environment.yaml"
+    head = env_file.read_text().split("policy:")[0]
+    env_file.write_text(head + "policy:\n" + "".join(f"  {line}\n" for line in policy.splitlines()))
+
+
+def cli(project: Path, *args: str) -> tuple[int, str, str]:
+    result = run_cli("--project", str(project), *args)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def apply(project: Path, *args: str) -> str:
+    code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve", *args)
+    assert code == 0, out + err
+    return out
+
+
+def plan(project: Path) -> dict[str, Any]:
+    code, out, err = cli(project, "plan", "--env", "dev", "-o", "json")
+    assert code == 0, err
+    document: dict[str, Any] = json.loads(out)
+    return document
+
+
+def pending(document: dict[str, Any]) -> dict[tuple[str, int | None], dict[str, Any]]:
+    return {(c["name"], c["version"]): c for c in document["changes"] if c["action"] != "noop"}
+
+
+def versions(api: httpx.Client, name: str) -> list[int]:
+    return sorted(w["version"] for w in api.get("/metadata/workflow").json() if w["name"] == name)
+
+
+def workflow(api: httpx.Client, name: str, version: int) -> dict[str, Any]:
+    response = api.get(f"/metadata/workflow/{name}", params={"version": version})
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+LEGACY = """\
+apiVersion: metasync/v1
+kind: WorkflowDef
+metadata: {{name: {prefix}legacy_report}}
+spec:
+  version: 1
+  ownerEmail: reports@example.com
+  tasks:
+    - {{name: {prefix}generate_invoice, taskReferenceName: render, type: SIMPLE}}
+"""
+
+
+# -- versioning policy --------------------------------------------------------------------------
+
+
+def test_new_version_registers_a_changed_workflow_as_the_next_version_and_keeps_the_old(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    set_policy(project, "versioning: new-version")
+    apply(project)
+    before = workflow(api, f"{prefix}payment_processing", 1)
+    edit(project / "manifests/workflows/payment_processing.yaml",
+         "timeoutSeconds: 3600", "timeoutSeconds: 5400")  # fmt: skip
+
+    changes = pending(plan(project))
+    # the child becomes v2; its parent pins v2, so the parent becomes a new version too
+    assert set(changes) == {(f"{prefix}payment_processing", 2), (f"{prefix}order_to_cash", 2)}
+    child = changes[(f"{prefix}payment_processing", 2)]
+    assert (child["action"], child["previousVersion"]) == ("create", 1)
+    assert child["fields"] == [{"path": "timeoutSeconds", "before": 3600, "after": 5400}]
+    parent = changes[(f"{prefix}order_to_cash", 2)]
+    assert parent["fields"] == [
+        {"path": "tasks[ref=pay_by_card].subWorkflowParam.version", "before": 1, "after": 2}
+    ]
+    _code, text, _ = cli(project, "plan", "--env", "dev")
+    assert (
+        f"+ WorkflowDef {prefix}payment_processing v2  (new version, 1 field(s) changed from v1 (v1 stays))"
+        in text
+    )
+
+    out = apply(project)
+    assert "2 of 2 change(s) landed." in out
+    assert versions(api, f"{prefix}payment_processing") == [1, 2]
+    assert (
+        workflow(api, f"{prefix}payment_processing", 1) == before
+    )  # the old version stays as it was
+    assert workflow(api, f"{prefix}payment_processing", 2)["timeoutSeconds"] == 5400
+    calls = [at.task for at in walk_tasks(workflow(api, f"{prefix}order_to_cash", 2))
+             if at.ref == "pay_by_card"]  # fmt: skip
+    assert calls[0]["subWorkflowParam"] == {"name": f"{prefix}payment_processing", "version": 2}
+    assert pending(plan(project)) == {}  # converged: the newest versions carry git's content
+
+
+def test_in_place_changes_the_same_version(project: Path, prefix: str, api: httpx.Client) -> None:
+    set_policy(project, "versioning: in-place")
+    apply(project)
+    edit(project / "manifests/workflows/payment_processing.yaml",
+         "timeoutSeconds: 3600", "timeoutSeconds: 5400")  # fmt: skip
+    changes = pending(plan(project))
+    assert list(changes) == [(f"{prefix}payment_processing", 1)]
+    assert changes[(f"{prefix}payment_processing", 1)]["action"] == "update"
+    apply(project)
+    assert versions(api, f"{prefix}payment_processing") == [1]
+    assert workflow(api, f"{prefix}payment_processing", 1)["timeoutSeconds"] == 5400
+
+
+def test_new_version_wants_one_version_of_each_workflow_in_git(project: Path, prefix: str) -> None:
+    set_policy(project, "versioning: new-version")
+    (project / "manifests/workflows/legacy.yaml").write_text(
+        LEGACY.format(prefix=prefix)
+        + "---\n"
+        + LEGACY.format(prefix=prefix).replace("version: 1", "version: 2")
+    )
+    code, _, err = cli(project, "plan", "--env", "dev")
+    assert code == 1
+    assert (
+        f"manifests/workflows/legacy.yaml:14 version: WorkflowDef {prefix}legacy_report v2: with "
+        "policy.versioning new-version git holds one version of each workflow"
+    ) in err
+
+
+# -- prune ----------------------------------------------------------------------------------------
+
+
+def hand_made(api: httpx.Client, name: str) -> None:
+    response = api.post("/metadata/workflow", json={
+        "name": name, "version": 1, "ownerEmail": "ui@example.com",
+        "tasks": [{"name": "x", "taskReferenceName": "x", "type": "WAIT"}],
+    })  # fmt: skip
+    assert response.status_code == 200, response.text
+
+
+def test_prune_deletes_a_managed_version_that_left_git_and_keeps_one_made_outside(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    (project / "manifests/workflows/legacy.yaml").write_text(LEGACY.format(prefix=prefix))
+    set_policy(project, "prune: true")
+    apply(project)
+    hand_made(api, f"{prefix}made_in_the_ui")
+    (project / "manifests/workflows/legacy.yaml").unlink()
+
+    document = plan(project)
+    assert pending(document) == {
+        (f"{prefix}legacy_report", 1): pending(document)[(f"{prefix}legacy_report", 1)]
+    }
+    assert pending(document)[(f"{prefix}legacy_report", 1)]["action"] == "delete"
+    assert {"kind": "WorkflowDef", "name": f"{prefix}made_in_the_ui", "version": 1,
+            "managedByMetasync": False} in document["unmanaged"]  # fmt: skip
+
+    out = apply(project)
+    assert re.search(rf"WorkflowDef {prefix}legacy_report v1\s+│ delete\s+│ landed", out)
+    assert versions(api, f"{prefix}legacy_report") == []
+    assert versions(api, f"{prefix}made_in_the_ui") == [1]
+    assert pending(plan(project)) == {}
+
+
+def test_without_prune_a_managed_object_that_left_git_is_only_listed(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    (project / "manifests/workflows/legacy.yaml").write_text(LEGACY.format(prefix=prefix))
+    apply(project)
+    (project / "manifests/workflows/legacy.yaml").unlink()
+    document = plan(project)
+    assert pending(document) == {}
+    assert {"kind": "WorkflowDef", "name": f"{prefix}legacy_report", "version": 1,
+            "managedByMetasync": True} in document["unmanaged"]  # fmt: skip
+    apply(project)
+    assert versions(api, f"{prefix}legacy_report") == [1]
+
+
+def test_prune_refuses_more_deletes_than_max_deletes(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    (project / "manifests/workflows/legacy.yaml").write_text(LEGACY.format(prefix=prefix))
+    set_policy(project, "prune: true\nmaxDeletes: 1")
+    apply(project)
+    (project / "manifests/workflows/legacy.yaml").unlink()
+    (project / "manifests/workflows/support.yaml").unlink()  # customer_notification goes too...
+    (project / "manifests/event-handlers/on_order_shipped.yaml").unlink()  # ...and what starts it
+    edit(project / "manifests/workflows/order_to_cash.yaml",
+         f"failureWorkflow: {prefix}order_compensation", "")  # fmt: skip
+    edit(project / "manifests/taskdefs/billing.yaml", "retryCount: 2", "retryCount: 7")
+
+    code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
+    assert code == 1
+    assert "refused: prune would delete 3 object(s), more than policy.maxDeletes (1)" in out
+    assert (
+        "prune would delete 3 object(s), more than policy.maxDeletes (1): nothing is applied" in err
+    )
+    assert "raise policy.maxDeletes" in err
+    assert versions(api, f"{prefix}legacy_report") == [1]
+    assert api.get(f"/metadata/taskdefs/{prefix}generate_invoice").json()["retryCount"] == 2
+
+
+def test_prune_refuses_when_git_names_nothing(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    set_policy(project, "prune: true\nmaxDeletes: 100")
+    apply(project)
+    for path in [*(project / "manifests").rglob("*.yaml"),
+                 *(project / "environments").rglob("overlays/*.yaml")]:  # fmt: skip
+        path.unlink()
+    code, _, err = cli(project, "apply", "--env", "dev", "--auto-approve")
+    assert code == 1
+    # 16: task and workflow definitions carry the mark; event handlers have no field for it
+    assert "prune would delete 16 object(s) and git names nothing for dev" in err
+    assert "metasync never prunes when the desired set is empty" in err
+    assert versions(api, f"{prefix}order_to_cash") == [1]
+
+
+def test_prune_keeps_a_version_with_a_running_execution_unless_forced(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    (project / "manifests/workflows/legacy.yaml").write_text(LEGACY.format(prefix=prefix))
+    set_policy(project, "prune: true")
+    apply(project)
+    started = api.post(
+        "/workflow", json={"name": f"{prefix}legacy_report", "version": 1, "input": {}}
+    )
+    assert started.status_code == 200, started.text
+    execution = started.text.strip()
+    try:
+        (project / "manifests/workflows/legacy.yaml").unlink()
+        _, out, _ = cli(project, "plan", "--env", "dev")
+        assert (
+            f"! blocked: 1 execution running (e.g. {execution}): not deleted without --force" in out
+        )
+
+        code, out, _err = cli(project, "apply", "--env", "dev", "--auto-approve")
+        assert code == 1
+        assert re.search(rf"WorkflowDef {prefix}legacy_report v1\s+│ delete\s+│ not landed", out)
+        assert f"kept: 1 execution running (e.g. {execution})" in out
+        assert "Pass --force to delete it all the same." in out
+        assert versions(api, f"{prefix}legacy_report") == [1]
+
+        out = apply(project, "--force")
+        assert re.search(rf"WorkflowDef {prefix}legacy_report v1\s+│ delete\s+│ landed", out)
+        assert versions(api, f"{prefix}legacy_report") == []
+    finally:
+        api.delete(f"/workflow/{execution}", params={"reason": "test over"})
+
+
+def test_prune_keeps_a_workflow_a_live_one_still_calls_unless_forced(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    set_policy(project, "prune: true")
+    apply(project)
+    # invoicing leaves git, but order_to_cash (in git and live) still calls invoicing v1
+    text = (project / "manifests/workflows/invoicing.yaml").read_text()
+    (project / "manifests/workflows/invoicing.yaml").unlink()
+    changes = pending(plan(project))
+    delete = changes[(f"{prefix}invoicing", 1)]
+    assert delete["action"] == "delete"
+    assert delete["blocked"] == (
+        f"still used by WorkflowDef {prefix}order_to_cash v1, WorkflowDef {prefix}order_to_cash v1 "
+        "(in git): not deleted without --force"
+    )
+    code, _out, _ = cli(project, "apply", "--env", "dev", "--auto-approve")
+    assert code == 1
+    assert versions(api, f"{prefix}invoicing") == [1]
+    (project / "manifests/workflows/invoicing.yaml").write_text(text)
+    assert pending(plan(project)) == {}
+
+
+def test_a_protected_object_is_not_deleted_without_force(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    (project / "manifests/workflows/legacy.yaml").write_text(LEGACY.format(prefix=prefix))
+    set_policy(project, f"prune: true\nprotect: ['{prefix}legacy_*']")
+    apply(project)
+    (project / "manifests/workflows/legacy.yaml").unlink()
+    change = pending(plan(project))[(f"{prefix}legacy_report", 1)]
+    assert change["blocked"] == (
+        f"protected by policy.protect '{prefix}legacy_*': not deleted without --force"
+    )
+    code, _, _ = cli(project, "apply", "--env", "dev", "--auto-approve")
+    assert code == 1
+    assert versions(api, f"{prefix}legacy_report") == [1]
+    apply(project, "--force")
+    assert versions(api, f"{prefix}legacy_report") == []
+
+
+# -- the lock ---------------------------------------------------------------------------------------
+
+
+def test_a_held_lock_refuses_apply_naming_its_owner_and_unlock_clears_it(
+    project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
+) -> None:  # fmt: skip
+    with ConductorClient.connect(conductor.url, label="test") as client:
+        held = take(client, lock_name(f"{prefix}o2c"), env="dev", command="apply", minutes=30,
+                    owner="ci-run-42")  # fmt: skip
+    code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
+    assert code == 1
+    assert (
+        f"error: dev is locked by ci-run-42 (apply), since {held.started:%Y-%m-%d %H:%M:%S} UTC"
+        in err
+    )
+    assert "run `metasync unlock --env dev`" in err
+    assert out == ""
+    assert versions(api, f"{prefix}order_to_cash") == []  # nothing written
+
+    code, out, _ = cli(project, "unlock", "--env", "dev")
+    assert code == 0
+    assert out.startswith("removed the lock held by ci-run-42 (apply), since ")
+    apply(project)
+    assert versions(api, f"{prefix}order_to_cash") == [1]
+    assert cli(project, "unlock", "--env", "dev")[1] == "dev is not locked.\n"  # apply released it
+
+
+def test_an_expired_lock_does_not_block(
+    project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    name = lock_name(f"{prefix}o2c")
+    with ConductorClient.connect(conductor.url, label="test") as client:
+        take(client, name, env="dev", command="apply", minutes=30, owner="a run that died",
+             now=datetime.now(UTC) - timedelta(hours=2))  # fmt: skip
+    apply(project)
+    assert versions(api, f"{prefix}order_to_cash") == [1]
+    assert versions(api, name) == []  # the expired lock was replaced, then released
+
+
+def test_two_runs_racing_for_the_lock_one_wins_the_other_is_told_who(
+    conductor: conductor_server.Server, prefix: str, api: httpx.Client
+) -> None:
+    name = lock_name(f"{prefix}race")
+    barrier = threading.Barrier(2)
+    won: list[Holder] = []
+    refused: list[str] = []
+
+    def run(owner: str) -> None:
+        with ConductorClient.connect(conductor.url, label="test") as client:
+            barrier.wait()
+            try:
+                won.append(take(client, name, env="dev", command="apply", minutes=5, owner=owner))
+            except Locked as exc:
+                refused.append(str(exc))
+
+    threads = [threading.Thread(target=run, args=(owner,)) for owner in ("run-a", "run-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1, (won, refused)
+    assert len(refused) == 1
+    assert f"dev is locked by {won[0].owner} (apply)" in refused[0]
+    assert len(versions(api, name)) == 1  # the loser left nothing behind
+
+
+# -- backups and rollback ---------------------------------------------------------------------------
+
+
+def live_objects(api: httpx.Client, prefix: str) -> dict[tuple[str, str, int | None], Any]:
+    found: dict[tuple[str, str, int | None], Any] = {}
+    for spec in api.get("/metadata/taskdefs").json():
+        if spec["name"].startswith(prefix):
+            found["TaskDef", spec["name"], None] = spec
+    for spec in api.get("/metadata/workflow").json():
+        if spec["name"].startswith(prefix):
+            found["WorkflowDef", spec["name"], spec["version"]] = spec
+    for spec in api.get("/event").json():
+        if spec["name"].startswith(prefix):
+            found["EventHandler", spec["name"], None] = spec
+    return found
+
+
+def comparable(objects: dict[tuple[str, str, int | None], Any]) -> dict[Any, Any]:
+    """What a definition is (normalised), plus who owns it; not when it was written."""
+    return {
+        key: (normalize(key[0], spec, "3.15"), spec.get("ownerApp"), spec.get("createTime"))
+        for key, spec in objects.items()
+    }
+
+
+def test_rollback_restores_the_previous_live_definitions_exactly(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    apply(project)
+    # someone made one object by hand before metasync owned it: rollback must give it back as is
+    hand = api.get(f"/metadata/taskdefs/{prefix}post_to_ledger").json()
+    hand["ownerApp"] = "made-by-hand"
+    hand["retryCount"] = 9
+    assert api.put("/metadata/taskdefs", json=hand).status_code == 200
+    before = live_objects(api, prefix)
+
+    edit(project / "manifests/taskdefs/billing.yaml", "retryCount: 2", "retryCount: 7")
+    edit(project / "manifests/workflows/payment_processing.yaml",
+         "timeoutSeconds: 3600", "timeoutSeconds: 5400")  # fmt: skip
+    (project / "manifests/workflows/legacy.yaml").write_text(LEGACY.format(prefix=prefix))
+    out = apply(project)
+    assert "4 of 4 change(s) landed." in out  # 2 updates, post_to_ledger healed, 1 create
+    backup = Path(re.search(r"Before-images saved in (\S+) ", out)[1])  # type: ignore[index]
+    assert backup.parent == project / ".metasync" / "backups" / "dev"
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    saved = json.loads(backup.read_text())
+    assert {(o["name"], o["before"] is None) for o in saved["objects"]} == {
+        (f"{prefix}generate_invoice", False), (f"{prefix}post_to_ledger", False),
+        (f"{prefix}payment_processing", False), (f"{prefix}legacy_report", True),
+    }  # fmt: skip
+    assert comparable(live_objects(api, prefix)) != comparable(before)
+
+    code, out, err = cli(project, "rollback", "--env", "dev", "--auto-approve")
+    assert code == 0, out + err
+    assert f"Rolling dev back to the before-images in {backup}" in out
+    assert f"- WorkflowDef {prefix}legacy_report v1  (delete)" in out
+    assert "~ TaskDef " + prefix + "generate_invoice  (update, 1 field(s))" in out
+    assert "4 of 4 change(s) landed." in out
+    assert comparable(live_objects(api, prefix)) == comparable(before)
+
+    # a plan against the before-images is now a no-op
+    code, out, _ = cli(project, "rollback", "--env", "dev", backup.name, "--auto-approve")
+    assert code == 0
+    assert "Nothing to restore: the server holds the before-images." in out
+
+
+def test_rollback_without_a_backup_says_so(project: Path) -> None:
+    code, _, err = cli(project, "rollback", "--env", "dev")
+    assert code == 1
+    assert "error: .metasync/backups/dev" not in err
+    assert "there is no backup of dev to roll back to" in err
+    assert "Backups are written by `metasync apply` before it changes anything." in err
