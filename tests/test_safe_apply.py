@@ -199,6 +199,31 @@ def test_prune_deletes_a_managed_version_that_left_git_and_keeps_one_made_outsid
     assert pending(plan(project)) == {}
 
 
+def test_prune_deletes_an_event_handler_metasync_wrote_and_keeps_one_made_by_hand(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    set_policy(project, "prune: true")
+    apply(project)
+    made = {"name": f"{prefix}by_hand", "event": "conductor:x:y", "active": False,
+            "actions": [{"action": "start_workflow", "start_workflow": {"name": "x"}}]}  # fmt: skip
+    assert api.post("/event", json=made).status_code == 200
+    (project / "manifests/event-handlers/on_order_shipped.yaml").unlink()
+
+    document = plan(project)
+    assert [(c["kind"], c["name"], c["action"]) for c in pending(document).values()] == [
+        ("EventHandler", f"{prefix}on_order_shipped", "delete")
+    ]
+    assert {"kind": "EventHandler", "name": f"{prefix}by_hand", "version": None,
+            "managedByMetasync": False} in document["unmanaged"]  # fmt: skip
+    apply(project)
+    names = {h["name"] for h in api.get("/event").json()}
+    assert f"{prefix}on_order_shipped" not in names
+    assert f"{prefix}by_hand" in names
+    assert pending(plan(project)) == {}
+    # the ledger (metasync's own record, since handlers have no field for the mark) is not listed
+    assert not [u for u in plan(project)["unmanaged"] if "metasync_" in u["name"]]
+
+
 def test_without_prune_a_managed_object_that_left_git_is_only_listed(
     project: Path, prefix: str, api: httpx.Client
 ) -> None:
@@ -228,9 +253,9 @@ def test_prune_refuses_more_deletes_than_max_deletes(
 
     code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
     assert code == 1
-    assert "refused: prune would delete 3 object(s), more than policy.maxDeletes (1)" in out
+    assert "refused: prune would delete 4 object(s), more than policy.maxDeletes (1)" in out
     assert (
-        "prune would delete 3 object(s), more than policy.maxDeletes (1): nothing is applied" in err
+        "prune would delete 4 object(s), more than policy.maxDeletes (1): nothing is applied" in err
     )
     assert "raise policy.maxDeletes" in err
     assert versions(api, f"{prefix}legacy_report") == [1]
@@ -247,8 +272,7 @@ def test_prune_refuses_when_git_names_nothing(
         path.unlink()
     code, _, err = cli(project, "apply", "--env", "dev", "--auto-approve")
     assert code == 1
-    # 16: task and workflow definitions carry the mark; event handlers have no field for it
-    assert "prune would delete 16 object(s) and git names nothing for dev" in err
+    assert "prune would delete 17 object(s) and git names nothing for dev" in err
     assert "metasync never prunes when the desired set is empty" in err
     assert versions(api, f"{prefix}order_to_cash") == [1]
 

@@ -22,7 +22,7 @@ from metasync.apply.lock import take as take_lock
 from metasync.apply.lock import unlock as clear_lock
 from metasync.apply.steps import Step, steps_for
 from metasync.conductor.client import ConductorClient
-from metasync.conductor.live import LiveState, read_live
+from metasync.conductor.live import LiveState, ledger_name, ledger_spec, read_live
 from metasync.errors import (
     ConfigError,
     Location,
@@ -231,11 +231,12 @@ class Project:
                 )
                 for o in execute(steps, client, on_step, mark)
             ]
+            ledger = self._record_handlers(client, planned.live, outcomes)
             try:
                 live = read_live(client)
             except ServerError as exc:
                 problem = _mask_problem(exc.problem, planned.secrets)
-                return Applied((*outcomes, *held), (), problem, backup)
+                return Applied((*outcomes, *held), (), problem, backup, ledger)
         # what was sent (new versions at their new number), secrets resolved: masked again below
         resources = [
             Resource(o.change.kind, o.change.name, o.change.version, o.change.desired)
@@ -255,7 +256,30 @@ class Project:
             for o in settled
             if o.status == "landed" and after[o.change.key].action != "noop"
         )
-        return Applied((*settled, *held), drifted, backup=backup)
+        return Applied((*settled, *held), drifted, backup=backup, ledger_failed=ledger)
+
+    def _record_handlers(self, client: ConductorClient, live: LiveState,
+                         outcomes: Sequence[Outcome]) -> Problem | None:  # fmt: skip
+        """Keep the ledger of the event handlers this project wrote (what prune may delete)."""
+        before = live.owned_handlers(self.mark)
+        wrote = {o.change.name for o in outcomes
+                 if o.change.kind == "EventHandler" and o.status != "not landed"}  # fmt: skip
+        deleted = {o.change.name for o in outcomes
+                   if o.change.kind == "EventHandler" and o.change.action == "delete"
+                   and o.status != "not landed"}  # fmt: skip
+        after = (before | wrote) - deleted
+        if after == before:
+            return None
+        try:
+            client.update_workflows([ledger_spec(self.mark, after)])
+        except ServerError as exc:
+            return Problem(
+                f"the ledger of event handlers ({ledger_name(self.mark)}) was not updated: "
+                f"{exc.problem.message}",
+                hint="Apply again: until then prune does not know these handlers are metasync's.",
+                severity="warning",
+            )
+        return None
 
     # -- locks, backups, rollback ----------------------------------------------------------------
 
@@ -521,6 +545,8 @@ class Applied:
     read_back_failed: Problem | None = None
     #: the before-images saved before the first write (None: nothing was written)
     backup: Path | None = None
+    #: the event-handler ledger could not be written
+    ledger_failed: Problem | None = None
 
     @property
     def ok(self) -> bool:

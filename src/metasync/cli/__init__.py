@@ -219,6 +219,8 @@ def _confirmed(question: str, auto_approve: bool, command: str = "apply") -> boo
 def _write_applied(applied: Applied, env: str) -> None:
     write_apply_result(sys.stdout, applied.outcomes, applied.read_back,
                        read_back_failed=applied.read_back_failed)  # fmt: skip
+    if applied.ledger_failed is not None:
+        write_problems(sys.stderr, [applied.ledger_failed])
     if applied.backup is not None:
         click.echo(f"Before-images saved in {applied.backup} "
                    f"(`metasync rollback --env {env}` restores them).")  # fmt: skip

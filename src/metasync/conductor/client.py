@@ -410,8 +410,8 @@ class ConductorClient:
             maybe_done = tried.late  # not there; but a timed-out request may still be carried out
             if exhausted:
                 raise ServerError(
-                    f"{tried.describe(request)}; {_tries(attempt)}, and {read_back.what} is not on "
-                    f"{self.label} (read back)",
+                    f"{tried.describe(request)}; {_tries(attempt)}, and a read-back shows "
+                    f"{read_back.what} is not there",
                     status=tried.status,
                     hint=_AMBIGUOUS_HINT
                     if maybe_done

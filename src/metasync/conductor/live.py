@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from metasync.conductor.client import LiveReader
 from metasync.conductor.normalize import Flavour, flavour_of
 
 Key = tuple[str, str, int | None]
-#: workflow definitions metasync keeps for itself (apply locks): never planned, listed or pruned
+#: workflow definitions metasync keeps for itself, never planned, listed or pruned: apply locks,
 LOCK_PREFIX = "metasync_lock."
+#: and the ledger of the event handlers a project wrote (they have no field for the mark)
+LEDGER_PREFIX = "metasync_ledger."
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,48 @@ class LiveState:
     version: str | None
     flavour: Flavour
     objects: Mapping[Key, Mapping[str, Any]]
+    #: metasync's own definitions (locks, ledgers) by name, newest version
+    internal: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def owned_handlers(self, mark: str) -> frozenset[str]:
+        """The event handlers the project of ``mark`` wrote, as its ledger records them."""
+        ledger = self.internal.get(ledger_name(mark))
+        if ledger is None:
+            return frozenset()
+        return frozenset(read_ledger(ledger))
+
+    def owned(self, key: Key, mark: str | None) -> bool:
+        """Did the project of ``mark`` write this object (and nobody overwrote its mark)?"""
+        if mark is None or key not in self.objects:
+            return False
+        if key[0] == "EventHandler":
+            return key[1] in self.owned_handlers(mark)
+        return self.objects[key].get("ownerApp") == mark
+
+
+def ledger_name(mark: str) -> str:
+    return LEDGER_PREFIX + mark.removeprefix("metasync/")
+
+
+def read_ledger(spec: Mapping[str, Any]) -> list[str]:
+    try:
+        names = json.loads(str(spec.get("description") or "{}")).get("eventHandlers", [])
+    except (ValueError, AttributeError):
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+def ledger_spec(mark: str, handlers: Iterable[str]) -> dict[str, Any]:
+    """The ledger as a workflow definition (3.15 wants tasks and an ownerEmail)."""
+    return {
+        "name": ledger_name(mark),
+        "version": 1,
+        "description": json.dumps({"eventHandlers": sorted(set(handlers))}),
+        "tasks": [{"name": "metasync_ledger", "taskReferenceName": "ledger", "type": "WAIT"}],
+        "schemaVersion": 2,
+        "ownerEmail": "metasync@example.com",
+        "ownerApp": mark,
+    }
 
 
 def read_live(reader: LiveReader) -> LiveState:
@@ -27,10 +72,14 @@ def read_live(reader: LiveReader) -> LiveState:
     objects: dict[Key, Mapping[str, Any]] = {}
     for spec in reader.taskdefs():
         objects[("TaskDef", spec["name"], None)] = spec
+    internal: dict[str, Mapping[str, Any]] = {}
     for spec in reader.workflows():
-        if str(spec.get("name", "")).startswith(LOCK_PREFIX):
+        name = str(spec.get("name", ""))
+        if name.startswith((LOCK_PREFIX, LEDGER_PREFIX)):
+            if int(spec.get("version", 1)) >= int(internal.get(name, {}).get("version", 0)):
+                internal[name] = spec
             continue
-        objects[("WorkflowDef", spec["name"], int(spec.get("version", 1)))] = spec
+        objects[("WorkflowDef", name, int(spec.get("version", 1)))] = spec
     for spec in reader.event_handlers():
         objects[("EventHandler", spec["name"], None)] = spec
-    return LiveState(reader.url, version, flavour_of(version), objects)
+    return LiveState(reader.url, version, flavour_of(version), objects, internal)

@@ -83,7 +83,7 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
          and selected(selectors, key[0], key[1], {})),
         key=_order,
     )  # fmt: skip
-    owned = [k for k in leftover if mark is not None and live.objects[k].get("ownerApp") == mark]
+    owned = [k for k in leftover if live.owned(k, mark)]
     unmanaged = [Unmanaged(*key, owned=key in owned) for key in leftover]
     refusals: list[Problem] = []
     if policy.prune and owned:
