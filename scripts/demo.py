@@ -178,6 +178,13 @@ def main() -> int:
         )
         git("commit", "-q", "-am", "payments: back off longer between captures")
         metasync("plan", "--env", "dev", "--detailed-exitcode", expect=2)
+        out = metasync("apply", "--env", "dev", "--auto-approve", show=0)
+        print(out.splitlines()[-1])
+
+        step("Roll it back (the before-images apply saved), then forward again")
+        metasync("rollback", "--env", "dev", "--auto-approve", show=6)
+        metasync("plan", "--env", "dev", "--detailed-exitcode", show=0, expect=2)
+        print("exit code 2: dev runs the old definition again; git still has the change")
         metasync("apply", "--env", "dev", "--auto-approve", show=0)
 
         step("Status: dev has it, qa is waiting for the promotion")
