@@ -351,8 +351,8 @@ def test_a_create_that_never_landed_is_reported_not_landed_after_its_attempts() 
     assert server.log == ["POST /api/metadata/workflow", "GET /api/metadata/workflow/w"] * 5
     assert not failure.value.ambiguous
     assert failure.value.problem.message == (
-        "POST /api/metadata/workflow -> 503: busy; tried 5 times, and WorkflowDef w v1 is not on "
-        "the dev server (read back)"
+        "POST /api/metadata/workflow -> 503: busy; tried 5 times, and a read-back shows "
+        "WorkflowDef w v1 is not there"
     )
 
 
