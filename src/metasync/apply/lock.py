@@ -36,6 +36,8 @@ class Holder:
     version: int
 
     def describe(self) -> str:
+        if not self.token:
+            return f"a lock metasync cannot read (version {self.version})"
         return (
             f"{self.owner} ({self.command}), since {self.started:%Y-%m-%d %H:%M:%S} UTC, "
             f"expires {self.expires:%Y-%m-%d %H:%M:%S} UTC"
@@ -158,7 +160,7 @@ def _holder(spec: dict[str, Any]) -> Holder:
     except (ValueError, KeyError, TypeError):
         # not written by this code: treat it as held by someone unknown, never as free
         far = datetime.max.replace(tzinfo=UTC)
-        return Holder("an unreadable lock", "?", datetime.min.replace(tzinfo=UTC), far, "", version)
+        return Holder("unknown", "?", datetime.min.replace(tzinfo=UTC), far, "", version)
 
 
 def _delete(client: ConductorClient, name: str, version: int) -> None:
