@@ -487,3 +487,19 @@ def test_rollback_without_a_backup_says_so(project: Path) -> None:
     assert "error: .metasync/backups/dev" not in err
     assert "there is no backup of dev to roll back to" in err
     assert "Backups are written by `metasync apply` before it changes anything." in err
+
+
+def test_a_lock_metasync_cannot_read_never_counts_as_free(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    name = lock_name(f"{prefix}o2c")
+    response = api.post("/metadata/workflow", json={
+        "name": name, "version": 1, "description": "someone's notes", "ownerEmail": "x@example.com",
+        "tasks": [{"name": "x", "taskReferenceName": "x", "type": "WAIT"}],
+    })  # fmt: skip
+    assert response.status_code == 200, response.text
+    code, _, err = cli(project, "apply", "--env", "dev", "--auto-approve")
+    assert code == 1
+    assert "error: dev is locked by an unknown holder (a lock metasync cannot read, version 1)" in err
+    assert cli(project, "unlock", "--env", "dev")[0] == 0
+    assert versions(api, name) == []

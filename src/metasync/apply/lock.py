@@ -37,7 +37,7 @@ class Holder:
 
     def describe(self) -> str:
         if not self.token:
-            return f"a lock metasync cannot read (version {self.version})"
+            return f"an unknown holder (a lock metasync cannot read, version {self.version})"
         return (
             f"{self.owner} ({self.command}), since {self.started:%Y-%m-%d %H:%M:%S} UTC, "
             f"expires {self.expires:%Y-%m-%d %H:%M:%S} UTC"
