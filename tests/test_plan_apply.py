@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import conductor_server
+import metasync.conductor.client as client_module
 from helpers import prefixed_example, run_cli
 from metasync.project import Project
 from metasync.render.apply_result import write_apply_result
@@ -246,7 +247,10 @@ def test_apply_without_a_terminal_needs_auto_approve(project: Path) -> None:
     assert "error: apply needs a confirmation and there is no terminal to ask" in result.stderr
 
 
-def test_an_unreachable_server_is_a_user_error(tmp_path: Path, prefix: str) -> None:
+def test_an_unreachable_server_is_a_user_error(
+    tmp_path: Path, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "RETRY_BASE_DELAY_S", 0.001)
     project = prefixed_example(tmp_path / "p", prefix, "http://127.0.0.1:9")
     result = run_cli("--project", str(project), "plan", "--env", "dev")
     assert result.exit_code == 1

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import stat
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +19,7 @@ import httpx
 import pytest
 
 import conductor_server
+from faultproxy import FaultProxy
 from helpers import prefixed_example, run_cli
 from metasync.apply.lock import Holder, Locked, lock_name, take
 from metasync.conductor.client import ConductorClient
@@ -221,7 +226,9 @@ def test_prune_deletes_an_event_handler_metasync_wrote_and_keeps_one_made_by_han
     assert f"{prefix}by_hand" in names
     assert pending(plan(project)) == {}
     # the ledger (metasync's own record, since handlers have no field for the mark) is not listed
-    assert not [u for u in plan(project)["unmanaged"] if "metasync_" in u["name"]]
+    internal = ("metasync_lock.", "metasync_ledger.")
+    assert not [u for u in plan(project)["unmanaged"] if u["name"].startswith(internal)]
+    assert api.get(f"/metadata/workflow/metasync_ledger.{prefix}o2c").status_code == 200
 
 
 def test_without_prune_a_managed_object_that_left_git_is_only_listed(
@@ -376,6 +383,45 @@ def test_a_held_lock_refuses_apply_naming_its_owner_and_unlock_clears_it(
     assert cli(project, "unlock", "--env", "dev")[1] == "dev is not locked.\n"  # apply released it
 
 
+def test_two_applies_at_once_one_runs_and_the_other_is_refused_with_its_owner(
+    project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The first apply goes through a proxy that slows the server's validation down, so it is
+    still running (holding the lock) when the second one starts, straight to the server."""
+    slow = FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(0.4, 0.4),
+                      match=lambda method, path: path.endswith("/workflow/validate"))  # fmt: skip
+    with slow:
+        first_project = tmp_path / "first"
+        shutil.copytree(project, first_project)
+        env_file = first_project / "environments" / "dev" / "environment.yaml"
+        env_file.write_text(env_file.read_text().replace(conductor.url, slow.url))
+        exe = shutil.which("metasync") or str(Path(sys.executable).parent / "metasync")
+        first = subprocess.Popen(
+            [exe, "--project", str(first_project), "apply", "--env", "dev", "--auto-approve"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            name = lock_name(f"{prefix}o2c")
+            for _ in range(600):  # until the first apply holds the lock (at most a minute)
+                if (
+                    api.get(f"/metadata/workflow/{name}").status_code == 200
+                    or first.poll() is not None
+                ):
+                    break
+                time.sleep(0.1)
+            code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
+        finally:
+            first_out, first_err = first.communicate(timeout=120)
+    assert code == 1
+    assert re.search(rf"error: dev is locked by \S+ pid {first.pid} \(apply\), since ", err), err
+    assert out == ""
+    assert first.returncode == 0, first_out + first_err
+    assert "17 of 17 change(s) landed." in first_out
+    assert slow.counts["delay"] == 6  # the first apply was slowed down: one per workflow
+    assert pending(plan(project)) == {}
+
+
 def test_an_expired_lock_does_not_block(
     project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
 ) -> None:
@@ -500,6 +546,8 @@ def test_a_lock_metasync_cannot_read_never_counts_as_free(
     assert response.status_code == 200, response.text
     code, _, err = cli(project, "apply", "--env", "dev", "--auto-approve")
     assert code == 1
-    assert "error: dev is locked by an unknown holder (a lock metasync cannot read, version 1)" in err
+    assert (
+        "error: dev is locked by an unknown holder (a lock metasync cannot read, version 1)" in err
+    )
     assert cli(project, "unlock", "--env", "dev")[0] == 0
     assert versions(api, name) == []

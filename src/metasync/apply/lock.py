@@ -14,6 +14,7 @@ import getpass
 import json
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from metasync.conductor.live import LOCK_PREFIX
 from metasync.errors import MetasyncError, ServerError
 
 _EMAIL = "metasync@example.com"  # 3.15 insists on an ownerEmail
+_SETTLE_S = 0.2  # how long a racing POST may take to overwrite the lock just taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +94,19 @@ def take(client: ConductorClient, name: str, *, env: str, command: str, minutes:
         if winner is not None:
             raise _locked(env, winner) from None
         raise
-    newest = holder(client, name)
-    if newest is None or newest.token != mine.token:  # a later version appeared: theirs wins
-        _delete(client, name, mine.version)
-        if newest is not None:
-            raise _locked(env, newest)
-        raise Locked(f"the {env} lock vanished while it was taken", hint="Run it again.")
+    # 3.15 checks "exists?" and then writes, not atomically: two POSTs racing for one version can
+    # both succeed, the later one overwriting the other. So look again, twice, a moment apart:
+    # whoever's token the store holds has the lock.
+    for pause in (0.0, _SETTLE_S):
+        time.sleep(pause)
+        newest = holder(client, name)
+        if newest is None or newest.token != mine.token:
+            ours = client.workflow(name, mine.version)
+            if ours is not None and _holder(ours).token == mine.token:
+                _delete(client, name, mine.version)  # ours, but a later version won
+            if newest is not None:
+                raise _locked(env, newest)
+            raise Locked(f"the {env} lock vanished while it was taken", hint="Run it again.")
     if current is not None:
         _delete(client, name, current.version)  # the expired one it replaces
     return mine
