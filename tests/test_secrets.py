@@ -95,6 +95,18 @@ def test_secret_reaches_the_server_and_never_the_output(
     live = api.get(f"/metadata/workflow/{prefix}billing", params={"version": 1}).json()
     assert live["tasks"][0]["inputParameters"]["http_request"]["headers"]["X-Api-Key"] == second
 
+    # the before-images of both applies keep placeholders, never a value (not even the rotated
+    # one, which is no longer known as a secret: it sat where git keeps one)
+    backups = sorted((root / ".metasync" / "backups" / "dev").glob("*.json"))
+    assert len(backups) == 2
+    rotated = json.loads(backups[1].read_text())["objects"][0]["before"]
+    assert rotated["tasks"][0]["inputParameters"]["http_request"]["headers"] == {
+        "Authorization": "Bearer ((secrets.api_token))",
+        "X-Api-Key": "((secrets.api_token))",
+    }
+    # a rollback writes the current secret there: nothing to restore
+    assert "Nothing to restore" in run("rollback", "--env", "dev", "--auto-approve")
+
     # an error while the secret is in play: the server refuses the workflow at plan
     manifest = root / "manifests" / "billing.yaml"
     manifest.write_text(
@@ -107,7 +119,8 @@ def test_secret_reaches_the_server_and_never_the_output(
     run("plan", "--env", "dev", expect=1)
 
     logs = [p.read_text() for p in crash_dir.glob("*")] if crash_dir.exists() else []
+    logs += [p.read_text() for p in backups]
     for text in outputs + logs:
         assert first not in text
         assert second not in text
-    assert len(outputs) == 11
+    assert len(outputs) == 12

@@ -221,6 +221,7 @@ class Project:
             backup = save_backup(
                 self.backups_dir(env), env, plan.server,
                 [c for step in steps for c in step.changes], mask=planned.secrets.mask,
+                templates={r.key: r.spec for r in planned.desired.resources},
                 commit=_head_or_none(self.root),
             )  # fmt: skip
         with self.connect(env) as client:

@@ -2,8 +2,9 @@
 
 One JSON file per apply, ``<dir>/<env>/<UTC time>-<id>.json``, written before the first write. An
 object the apply creates is recorded as absent (``before: null``), so a rollback deletes it. Known
-secret values are stored as their ``((secrets.NAME))`` placeholders (a rollback resolves them
-again); the file is readable by its owner only.
+secret values, and whatever the server holds where a manifest has a secret (a value since rotated),
+are stored as the ``((secrets.NAME))`` placeholder: a rollback writes the current secret there.
+The file is readable by its owner only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from metasync.errors import ConfigError, Location
+from metasync.manifests.secrets import hide_where_secret
 from metasync.plan.model import Change
 
 BACKUP_KIND = "metasync-backup"
@@ -35,7 +37,11 @@ class Backup:
 
 
 def save(directory: Path, environment: str, server: str, changes: Sequence[Change], *,
-         mask: Callable[[Any], Any], commit: str | None = None) -> Path:  # fmt: skip
+         mask: Callable[[Any], Any], templates: Mapping[Key, Any] | None = None,
+         commit: str | None = None) -> Path:  # fmt: skip
+    """Write the before-images; ``mask`` hides known secret values, and wherever ``templates``
+    (the unresolved manifests, by key) have a secret the image keeps the placeholder."""
+    templates = templates or {}
     now = datetime.now(UTC)
     folder = directory / environment
     path = folder / f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}.json"
@@ -51,7 +57,9 @@ def save(directory: Path, environment: str, server: str, changes: Sequence[Chang
                 "kind": c.kind,
                 "name": c.name,
                 "version": c.version,
-                "before": mask(dict(c.live)) if c.live is not None else None,
+                "before": mask(hide_where_secret(dict(c.live), templates.get(c.key, {})))
+                if c.live is not None
+                else None,
             }
             for c in changes
         ],

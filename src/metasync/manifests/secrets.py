@@ -88,3 +88,29 @@ def used_secrets(value: Any) -> set[str]:
     if isinstance(value, list):
         return {n for v in value for n in used_secrets(v)}
     return set()
+
+
+def hide_where_secret(value: Any, template: Any) -> Any:
+    """``value`` (what a server holds) with ``template``'s placeholder wherever ``template`` (the
+    manifest, unresolved) has a secret: a rotated value the server still holds is not known as a
+    secret, but it sits where git keeps one. Lists of tasks pair up by taskReferenceName, other
+    lists by position."""
+    if isinstance(template, str):
+        return template if "((" in template and _SECRET.search(template) else value
+    if isinstance(template, Mapping) and isinstance(value, Mapping):
+        return {k: hide_where_secret(v, template[k]) if k in template else v
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(template, list) and isinstance(value, list):
+        refs = {_ref(t): t for t in template if _ref(t) is not None}
+        if refs:
+            return [hide_where_secret(v, refs[_ref(v)]) if _ref(v) in refs else v for v in value]
+        return [hide_where_secret(v, t) for v, t in zip(value, template, strict=False)] + value[
+            len(template) :
+        ]
+    return value
+
+
+def _ref(task: Any) -> str | None:
+    if isinstance(task, Mapping) and isinstance(task.get("taskReferenceName"), str):
+        return str(task["taskReferenceName"])
+    return None
