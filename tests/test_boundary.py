@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli, write_project
+from metasync.manifests.secrets import Secrets
 from metasync.project import Project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,24 @@ def test_a_bug_exits_3_and_points_to_a_crash_log(
     assert "Traceback (most recent call last)" in log
     assert "KeyError: 'boom'" in log
     assert "arguments: ['--project'" in log
+
+
+def test_a_crash_log_hides_the_secrets_the_run_had_read(
+    monkeypatch: pytest.MonkeyPatch, crash_dir: Path
+) -> None:
+    monkeypatch.setenv("METASYNC_TEST_CRASH_TOKEN", "tok-5ecret-value")
+    Secrets.from_environment({"token": "METASYNC_TEST_CRASH_TOKEN"}, {"token"}, "env.yaml")
+
+    def broken(self: Project, envs: object = None) -> None:
+        raise ValueError("request failed with Authorization: Bearer tok-5ecret-value")
+
+    monkeypatch.setattr(Project, "validate", broken)
+    result = run_cli("--project", str(ROOT), "validate", "--env", "tok-5ecret-value")
+    assert result.exit_code == 3
+    (log,) = [p.read_text() for p in crash_dir.glob("metasync-*.log")]
+    assert "ValueError: request failed with Authorization: Bearer ((secrets.token))" in log
+    assert "'--env', '((secrets.token))'" in log
+    assert "tok-5ecret-value" not in log + result.output
 
 
 def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ import click
 
 from metasync import __version__
 from metasync.errors import MetasyncError
+from metasync.manifests.secrets import scrub
 from metasync.render.problems import write_problems
 
 EXIT_OK = 0
@@ -48,7 +49,7 @@ def write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path:
         "",
         *traceback.format_exception(exc),
     ]
-    path.write_text("\n".join(lines))
+    path.write_text(scrub("\n".join(lines)))  # a secret in a message or argument stays hidden
     return path
 
 

@@ -18,6 +18,16 @@ from metasync.errors import Location, MetasyncError, Problem, ValidationFailed
 
 _SECRET = re.compile(r"\(\(\s*secrets\.([A-Za-z_][A-Za-z0-9_.-]*)\s*\)\)")
 SENSITIVE = "(sensitive)"
+#: every secret this process has read (name -> value), so last-resort output (a crash log) can
+#: hide them without being handed a Secrets
+_IN_PLAY: dict[str, str] = {}
+
+
+def scrub(text: str) -> str:
+    """``text`` with every secret value this process has read replaced by its placeholder."""
+    for name, value in sorted(_IN_PLAY.items(), key=lambda item: -len(item[1])):
+        text = text.replace(value, f"((secrets.{name}))")
+    return text
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class Secrets:
                 values[name] = value
         if problems:
             raise ValidationFailed(problems)
+        _IN_PLAY.update(values.items())
         return cls(values)
 
     def resolve(self, value: Any) -> Any:
