@@ -52,12 +52,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def prefixed_example(target: Path, prefix: str, server_url: str) -> Path:
     """The example project, every resource renamed with ``prefix`` and dev pointed at ``server_url``.
 
-    Tests share one server; the prefix keeps each test's objects apart. References (task names,
+    Tests share one server; the prefix keeps each test's objects apart, and names the project (so
+    prune and the apply lock see only this test's objects). References (task names,
     sub-workflows, failure workflows, event names) are renamed with the names they point to.
     """
     for part in ("manifests", "environments"):
         shutil.copytree(ROOT / part, target / part)
-    shutil.copy(ROOT / "metasync.yaml", target / "metasync.yaml")
+    # its own project name: its own ownership mark and apply lock on the shared server
+    (target / "metasync.yaml").write_text(f"name: {prefix}order-to-cash\n")
     names = set()
     for path in (target / "manifests").rglob("*.yaml"):
         names.update(re.findall(r"^metadata:\s*\n\s+name:\s*(\S+)", path.read_text(), re.M))

@@ -91,7 +91,7 @@ def test_example_applies_then_plans_as_noop_and_a_second_apply_writes_nothing(
     # nothing but its own lock: taken (POST) and released (DELETE)
     assert writes == [
         "POST /api/metadata/workflow",
-        "DELETE /api/metadata/workflow/metasync_lock.order-to-cash/1",
+        f"DELETE /api/metadata/workflow/metasync_lock.{prefix}order-to-cash/1",
     ]
 
 
@@ -277,7 +277,7 @@ def test_apply_asks_and_only_yes_applies(
     assert "Not applied." in refused.stderr
     # nothing written but the apply lock, taken and released
     assert [r for r in requests_sent if r.startswith(("PUT", "DELETE"))] == [
-        "DELETE /api/metadata/workflow/metasync_lock.order-to-cash/1"
+        f"DELETE /api/metadata/workflow/metasync_lock.{prefix}order-to-cash/1"
     ]
     assert {r for r in requests_sent if r.startswith("POST")} <= {
         "POST /api/metadata/workflow/validate",
@@ -407,7 +407,7 @@ def test_what_metasync_writes_carries_its_mark(
     project: Path, prefix: str, api: httpx.Client
 ) -> None:
     apply(project)
-    mark = "metasync/order-to-cash"  # metasync.yaml's name
+    mark = f"metasync/{prefix}order-to-cash"  # metasync.yaml's name
     assert api.get(f"/metadata/taskdefs/{prefix}pick_item").json()["ownerApp"] == mark
     live = api.get(f"/metadata/workflow/{prefix}invoicing", params={"version": 1}).json()
     assert live["ownerApp"] == mark

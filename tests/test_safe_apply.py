@@ -38,9 +38,7 @@ def api(conductor: conductor_server.Server) -> Iterator[httpx.Client]:
 @pytest.fixture
 def project(tmp_path: Path, prefix: str, conductor: conductor_server.Server) -> Path:
     """The example, renamed with the test's prefix, as its own project (own mark, own lock)."""
-    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
-    (root / "metasync.yaml").write_text(f"name: {prefix}o2c\n")
-    return root
+    return prefixed_example(tmp_path / "project", prefix, conductor.url)
 
 
 def set_policy(project: Path, policy: str) -> None:
@@ -228,7 +226,7 @@ def test_prune_deletes_an_event_handler_metasync_wrote_and_keeps_one_made_by_han
     # the ledger (metasync's own record, since handlers have no field for the mark) is not listed
     internal = ("metasync_lock.", "metasync_ledger.")
     assert not [u for u in plan(project)["unmanaged"] if u["name"].startswith(internal)]
-    assert api.get(f"/metadata/workflow/metasync_ledger.{prefix}o2c").status_code == 200
+    assert api.get(f"/metadata/workflow/metasync_ledger.{prefix}order-to-cash").status_code == 200
 
 
 def test_without_prune_a_managed_object_that_left_git_is_only_listed(
@@ -363,7 +361,7 @@ def test_a_held_lock_refuses_apply_naming_its_owner_and_unlock_clears_it(
     project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
 ) -> None:  # fmt: skip
     with ConductorClient.connect(conductor.url, label="test") as client:
-        held = take(client, lock_name(f"{prefix}o2c"), env="dev", command="apply", minutes=30,
+        held = take(client, lock_name(f"{prefix}order-to-cash"), env="dev", command="apply", minutes=30,
                     owner="ci-run-42")  # fmt: skip
     code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
     assert code == 1
@@ -402,7 +400,7 @@ def test_two_applies_at_once_one_runs_and_the_other_is_refused_with_its_owner(
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            name = lock_name(f"{prefix}o2c")
+            name = lock_name(f"{prefix}order-to-cash")
             for _ in range(600):  # until the first apply holds the lock (at most a minute)
                 if (
                     api.get(f"/metadata/workflow/{name}").status_code == 200
@@ -425,7 +423,7 @@ def test_two_applies_at_once_one_runs_and_the_other_is_refused_with_its_owner(
 def test_an_expired_lock_does_not_block(
     project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
 ) -> None:
-    name = lock_name(f"{prefix}o2c")
+    name = lock_name(f"{prefix}order-to-cash")
     with ConductorClient.connect(conductor.url, label="test") as client:
         take(client, name, env="dev", command="apply", minutes=30, owner="a run that died",
              now=datetime.now(UTC) - timedelta(hours=2))  # fmt: skip
@@ -538,7 +536,7 @@ def test_rollback_without_a_backup_says_so(project: Path) -> None:
 def test_a_lock_metasync_cannot_read_never_counts_as_free(
     project: Path, prefix: str, api: httpx.Client
 ) -> None:
-    name = lock_name(f"{prefix}o2c")
+    name = lock_name(f"{prefix}order-to-cash")
     response = api.post("/metadata/workflow", json={
         "name": name, "version": 1, "description": "someone's notes", "ownerEmail": "x@example.com",
         "tasks": [{"name": "x", "taskReferenceName": "x", "type": "WAIT"}],
