@@ -408,9 +408,15 @@ def test_what_metasync_writes_carries_its_mark(
 ) -> None:
     apply(project)
     mark = f"metasync/{prefix}order-to-cash"  # metasync.yaml's name
-    assert api.get(f"/metadata/taskdefs/{prefix}pick_item").json()["ownerApp"] == mark
+    document = plan_json(project)
+    written = {c["name"]: c["desiredFingerprint"] for c in document["changes"]}
+    # the mark, and the fingerprint of what was written (drift tells a live edit by it)
+    assert api.get(f"/metadata/taskdefs/{prefix}pick_item").json()["ownerApp"] == (
+        f"{mark}@{written[f'{prefix}pick_item']}"
+    )
     live = api.get(f"/metadata/workflow/{prefix}invoicing", params={"version": 1}).json()
-    assert live["ownerApp"] == mark
+    assert live["ownerApp"] == f"{mark}@{written[f'{prefix}invoicing']}"
+    assert written[f"{prefix}invoicing"].startswith("sha256:")
     # a definition made by hand carries no mark; one that left git keeps metasync's
     hand_made = {"name": f"{prefix}hand_made", "ownerEmail": "ui@example.com"}
     assert api.post("/metadata/taskdefs", json=[hand_made]).status_code == 200

@@ -263,12 +263,14 @@ class Project:
                          outcomes: Sequence[Outcome]) -> Problem | None:  # fmt: skip
         """Keep the ledger of the event handlers this project wrote (what prune may delete)."""
         before = live.owned_handlers(self.mark)
-        wrote = {o.change.name for o in outcomes
-                 if o.change.kind == "EventHandler" and o.status != "not landed"}  # fmt: skip
-        deleted = {o.change.name for o in outcomes
-                   if o.change.kind == "EventHandler" and o.change.action == "delete"
-                   and o.status != "not landed"}  # fmt: skip
-        after = (before | wrote) - deleted
+        after = dict(before)
+        for o in outcomes:
+            if o.change.kind != "EventHandler" or o.status == "not landed":
+                continue
+            if o.change.action == "delete":
+                after.pop(o.change.name, None)
+            else:
+                after[o.change.name] = o.change.desired_fingerprint
         if after == before:
             return None
         try:

@@ -7,6 +7,7 @@ from typing import Any
 
 from metasync.apply.steps import Step
 from metasync.conductor.client import LiveWriter
+from metasync.conductor.live import stamp
 from metasync.errors import MetasyncError, ServerError
 from metasync.plan.model import Change, Landing, Outcome
 
@@ -41,7 +42,9 @@ def _payload(change: Change, mark: str | None) -> dict[str, Any]:
     assert change.desired is not None, change.title
     payload = dict(change.desired)
     if mark is not None and change.kind in MARKED_KINDS:
-        payload["ownerApp"] = mark  # the ownership mark (DESIGN.md section 7)
+        # the ownership mark (DESIGN.md section 7), with the fingerprint of what was written: a
+        # live object whose fingerprint no longer matches it was edited on the server since
+        payload["ownerApp"] = stamp(mark, change.desired_fingerprint)
     if change.kind == "TaskDef" and change.action == "update" and change.live is not None:
         payload |= {k: change.live[k] for k in _KEEP_ON_PUT if k in change.live}
     return payload

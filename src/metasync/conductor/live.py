@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +26,11 @@ class LiveState:
     #: metasync's own definitions (locks, ledgers) by name, newest version
     internal: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def owned_handlers(self, mark: str) -> frozenset[str]:
-        """The event handlers the project of ``mark`` wrote, as its ledger records them."""
+    def owned_handlers(self, mark: str) -> dict[str, str | None]:
+        """The event handlers the project of ``mark`` wrote, with the fingerprint written, as its
+        ledger records them."""
         ledger = self.internal.get(ledger_name(mark))
-        if ledger is None:
-            return frozenset()
-        return frozenset(read_ledger(ledger))
+        return read_ledger(ledger) if ledger is not None else {}
 
     def owned(self, key: Key, mark: str | None) -> bool:
         """Did the project of ``mark`` write this object (and nobody overwrote its mark)?"""
@@ -39,27 +38,47 @@ class LiveState:
             return False
         if key[0] == "EventHandler":
             return key[1] in self.owned_handlers(mark)
-        return self.objects[key].get("ownerApp") == mark
+        owner = str(self.objects[key].get("ownerApp") or "")
+        return owner == mark or owner.startswith(f"{mark}@")
+
+    def written(self, key: Key, mark: str | None) -> str | None:
+        """The fingerprint of what the project of ``mark`` last wrote to this object, if known."""
+        if not self.owned(key, mark) or mark is None:
+            return None
+        if key[0] == "EventHandler":
+            return self.owned_handlers(mark).get(key[1])
+        owner = str(self.objects[key].get("ownerApp") or "")
+        return owner.partition("@")[2] or None
+
+
+def stamp(mark: str, fingerprint: str | None) -> str:
+    """``metasync/<project>@sha256:...``: whose it is, and what was written."""
+    return f"{mark}@{fingerprint}" if fingerprint else mark
 
 
 def ledger_name(mark: str) -> str:
     return LEDGER_PREFIX + mark.removeprefix("metasync/")
 
 
-def read_ledger(spec: Mapping[str, Any]) -> list[str]:
+def read_ledger(spec: Mapping[str, Any]) -> dict[str, str | None]:
+    """Handler name -> fingerprint written (None when not recorded)."""
     try:
-        names = json.loads(str(spec.get("description") or "{}")).get("eventHandlers", [])
+        handlers = json.loads(str(spec.get("description") or "{}")).get("eventHandlers", {})
     except (ValueError, AttributeError):
-        return []
-    return [str(n) for n in names] if isinstance(names, list) else []
+        return {}
+    if isinstance(handlers, list):  # the first ledgers listed names only
+        return {str(name): None for name in handlers}
+    if isinstance(handlers, dict):
+        return {str(name): (str(fp) if fp else None) for name, fp in handlers.items()}
+    return {}
 
 
-def ledger_spec(mark: str, handlers: Iterable[str]) -> dict[str, Any]:
+def ledger_spec(mark: str, handlers: Mapping[str, str | None]) -> dict[str, Any]:
     """The ledger as a workflow definition (3.15 wants tasks and an ownerEmail)."""
     return {
         "name": ledger_name(mark),
         "version": 1,
-        "description": json.dumps({"eventHandlers": sorted(set(handlers))}),
+        "description": json.dumps({"eventHandlers": dict(sorted(handlers.items()))}),
         "tasks": [{"name": "metasync_ledger", "taskReferenceName": "ledger", "type": "WAIT"}],
         "schemaVersion": 2,
         "ownerEmail": "metasync@example.com",
