@@ -6,6 +6,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -55,6 +56,7 @@ from metasync.model.checks import check_resources
 from metasync.model.fingerprint import canonical_json
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
+from metasync.plan.drift import EnvironmentDrift, classify
 from metasync.plan.model import Cell, Change, Outcome, Plan, StatusMatrix
 from metasync.plan.planner import build_plan
 from metasync.plan.prune import prune_changes, with_running
@@ -462,6 +464,28 @@ class Project:
             detail = f": {fields}{more}" if change.action == "update" else ""
             lines.append(f"  {mark} {change.title}{detail}")
         return lines
+
+    # -- drift ------------------------------------------------------------------------------------
+
+    def drift(self, envs: Sequence[str] = (),
+              selectors: Sequence[Selector] = ()) -> list[EnvironmentDrift]:  # fmt: skip
+        """How each environment's server differs from git, and which side moved; environments are
+        read concurrently. An environment that cannot be checked carries its error."""
+        names = list(envs) or self.environments
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
+            return list(pool.map(lambda env: self._drift_of(env, selectors), names))
+
+    def _drift_of(self, env: str, selectors: Sequence[Selector]) -> EnvironmentDrift:
+        try:
+            planned = self.plan(env, selectors)
+        except MetasyncError as exc:
+            try:
+                server = load_environment(self.root, env).config.server.url
+            except MetasyncError:
+                server = "?"
+            return EnvironmentDrift(env, server, error=exc.problems[0])
+        plan = planned.plan
+        return EnvironmentDrift(env, plan.server, classify(plan, planned.live, self.mark))
 
     # -- status -----------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from metasync.errors import MetasyncError, Problem
 from metasync.plan.select import parse_selectors
 from metasync.project import Applied, Project
 from metasync.render.apply_result import write_apply_result
+from metasync.render.drift import write_drift_json, write_drift_markdown, write_drift_text
 from metasync.render.plan_json import write_plan_json
 from metasync.render.plan_markdown import write_plan_markdown
 from metasync.render.plan_text import write_plan_text
@@ -224,6 +225,36 @@ def _write_applied(applied: Applied, env: str) -> None:
     if applied.backup is not None:
         click.echo(f"Before-images saved in {applied.backup} "
                    f"(`metasync rollback --env {env}` restores them).")  # fmt: skip
+
+
+@cli.command()
+@click.option("--env", "envs", multiple=True, metavar="ENV", help="An environment (repeatable).")
+@click.option("--all", "all_envs", is_flag=True, help="Every environment, read concurrently.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "markdown"]),
+              default="text", show_default=True)  # fmt: skip
+@_select
+@click.pass_context
+def drift(ctx: click.Context, envs: tuple[str, ...], all_envs: bool, fmt: str,
+          select: tuple[str, ...]) -> int:  # fmt: skip
+    """Report what changed behind git's back: exit 0 in sync, 2 drift, 1 error.
+
+    Each drifted object says which side moved: live-edited (on the server since metasync wrote
+    it), not-applied (in git), missing-live, unmanaged-live.
+    """
+    if bool(envs) == all_envs:
+        raise MetasyncError(
+            "drift needs --env ENV (repeatable) or --all",
+            hint="Run `metasync drift --env prod`, or `metasync drift --all` on a schedule.",
+        )
+    reports = _project(ctx).drift(envs, parse_selectors(select))
+    writer = {"text": write_drift_text, "json": write_drift_json,
+              "markdown": write_drift_markdown}[fmt]  # fmt: skip
+    writer(sys.stdout, reports)
+    errors = [r.error for r in reports if r.error is not None]
+    if errors:
+        write_problems(sys.stderr, errors)
+        return EXIT_USER_ERROR
+    return EXIT_CHANGES if any(r.drift for r in reports) else EXIT_OK
 
 
 @cli.command()

@@ -1,0 +1,121 @@
+"""``metasync drift``: text for a terminal, JSON (formatVersion 1), Markdown for an issue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import IO, Any
+
+from rich.console import Console
+from rich.text import Text
+
+from metasync.plan.drift import DRIFT_TYPES, MEANING, Drift, EnvironmentDrift
+from metasync.render.plan_text import field_lines
+
+FORMAT_VERSION = 1
+#: GitHub refuses issue bodies and comments over 65,536 characters
+DEFAULT_LIMIT = 60_000
+_STYLE = {
+    "live-edited": "bold red",
+    "not-applied": "yellow",
+    "missing-live": "red",
+    "unmanaged-live": "cyan",
+}
+
+
+def drift_document(reports: Sequence[EnvironmentDrift]) -> dict[str, Any]:
+    return {
+        "formatVersion": FORMAT_VERSION,
+        "environments": [
+            {
+                "environment": r.environment,
+                "server": r.server,
+                "inSync": not r.drift and r.error is None,
+                "error": r.error.message if r.error else None,
+                "drift": [
+                    {
+                        "kind": d.kind,
+                        "name": d.name,
+                        "version": d.version,
+                        "type": d.type,
+                        "fields": [
+                            {"path": f.path, "before": f.before, "after": f.after} for f in d.fields
+                        ],
+                        **({"managedByMetasync": d.managed} if d.managed is not None else {}),
+                    }
+                    for d in r.drift
+                ],
+            }
+            for r in reports
+        ],
+    }
+
+
+def write_drift_json(stream: IO[str], reports: Sequence[EnvironmentDrift]) -> None:
+    json.dump(drift_document(reports), stream, indent=2, ensure_ascii=False)
+    stream.write("\n")
+
+
+def summary(report: EnvironmentDrift) -> str:
+    if report.error is not None:
+        return "not checked: " + report.error.message
+    if not report.drift:
+        return "in sync"
+    counts = report.counts()
+    return ", ".join(f"{counts[t]} {t}" for t in DRIFT_TYPES if counts[t])
+
+
+def write_drift_text(stream: IO[str], reports: Sequence[EnvironmentDrift],
+                     color: bool | None = None) -> None:  # fmt: skip
+    console = Console(file=stream, highlight=False, soft_wrap=True, no_color=color is False,
+                      force_terminal=color)  # fmt: skip
+    for index, report in enumerate(reports):
+        if index:
+            console.print()
+        console.print(Text(f"{report.environment} ({report.server}): {summary(report)}",
+                           style="bold"))  # fmt: skip
+        for item in report.drift:
+            console.print(Text.assemble(
+                "  ", (f"{item.type:<15}", _STYLE[item.type]), f"{item.title}  ",
+                (f"({_meaning(item)})", "dim"),
+            ))  # fmt: skip
+            shown = item.fields if item.type != "missing-live" else ()  # the whole object
+            for mark, style, text in (line for f in shown for line in field_lines(f)):
+                console.print(Text.assemble("      ", (f"{mark} ", style), text))
+    if any(r.drift for r in reports):
+        console.print(Text("\nFields read server -> git.", style="dim"))
+
+
+def _meaning(item: Drift) -> str:
+    if item.type == "unmanaged-live" and item.managed:
+        return "on the server, not in git; metasync wrote it"
+    return MEANING[item.type]
+
+
+def render_drift_markdown(reports: Sequence[EnvironmentDrift], limit: int = DEFAULT_LIMIT) -> str:
+    out = ""
+    for report in reports:
+        out += f"### metasync drift: `{report.environment}`\n\n"
+        out += f"**{summary(report)}** on `{report.server}`\n\n"
+        if not report.drift:
+            continue
+        out += "| object | drift | fields (server -> git) |\n|---|---|---|\n"
+        for shown, item in enumerate(report.drift):
+            paths = ", ".join(f"`{f.path}`" for f in item.fields[:5])
+            more = f" (+{len(item.fields) - 5} more)" if len(item.fields) > 5 else ""
+            row = f"| `{item.title}` | {item.type}: {_meaning(item)} | {paths}{more} |\n"
+            footer = (
+                f"\n**{len(report.drift) - shown} more object(s) not shown** (size limit). "
+                "The full report: `metasync drift --env " + report.environment + "`.\n\n"
+            )
+            if len(out) + len(row) + len(footer) > limit:
+                out += footer
+                break
+            out += row
+        else:
+            out += "\n"
+    return out
+
+
+def write_drift_markdown(stream: IO[str], reports: Sequence[EnvironmentDrift]) -> None:
+    stream.write(render_drift_markdown(reports))
