@@ -465,6 +465,12 @@ class Project:
             lines.append(f"  {mark} {change.title}{detail}")
         return lines
 
+    # -- notifications ----------------------------------------------------------------------------
+
+    def webhooks(self, env: str) -> list[str]:
+        """The webhooks ``env`` names (``notify:`` in its environment.yaml), resolved."""
+        return list(load_environment(self.root, env).config.notify)
+
     # -- drift ------------------------------------------------------------------------------------
 
     def drift(self, envs: Sequence[str] = (),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,10 +13,12 @@ from metasync import __version__
 from metasync.apply.steps import Step
 from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR, BoundaryGroup
 from metasync.errors import MetasyncError, Problem
+from metasync.notify import send as send_notifications
 from metasync.plan.select import parse_selectors
 from metasync.project import Applied, Project
 from metasync.render.apply_result import write_apply_result
 from metasync.render.drift import write_drift_json, write_drift_markdown, write_drift_text
+from metasync.render.notification import apply_message, drift_message
 from metasync.render.plan_json import write_plan_json
 from metasync.render.plan_markdown import write_plan_markdown
 from metasync.render.plan_text import write_plan_text
@@ -84,6 +88,12 @@ def render(ctx: click.Context, env: str, fmt: str) -> int:
     return EXIT_OK
 
 
+_notify = click.option(
+    "--notify", "notify", multiple=True, metavar="URL",
+    help="Also POST a JSON summary to this webhook (repeatable; Slack-compatible). Environments "
+    "may name theirs under notify:. A failed notification never changes the exit code.",
+)  # fmt: skip
+
 _select = click.option(
     "--select", "select", multiple=True, metavar="SEL",
     help="kind=...,name=GLOB,label.KEY=VALUE (comma: all must hold; repeated: any may hold).",
@@ -124,9 +134,10 @@ def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out
               help="Also carry out blocked changes: protected objects, workflow versions with "
               "running executions or still referenced.")  # fmt: skip
 @_select
+@_notify
 @click.pass_context
 def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_approve: bool,
-          force: bool, select: tuple[str, ...]) -> int:  # fmt: skip
+          force: bool, select: tuple[str, ...], notify: tuple[str, ...]) -> int:  # fmt: skip
     """Make ENV's server match git, or apply a saved PLAN (only what it reviewed, if still true).
 
     Order: task defs, then workflows (sub-workflows first), then event handlers.
@@ -138,7 +149,7 @@ def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_appro
                 "apply PLAN takes neither --env nor --select: the plan says what to apply",
                 hint="Run `metasync apply PLAN`, or plan again with the selection you want.",
             )
-        return _apply_saved(project, saved, force)
+        return _apply_saved(project, saved, force, notify)
     if env is None:
         raise MetasyncError(
             "apply needs --env ENV or a saved PLAN", hint="Run `metasync apply --env dev`."
@@ -155,6 +166,7 @@ def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_appro
             return EXIT_USER_ERROR
         applied = project.apply(planned, on_step=_progress, force=force)
     _write_applied(applied, env)
+    _tell(project, env, notify, apply_message(env, planned.plan.server, applied.outcomes))
     return EXIT_OK if applied.ok else EXIT_USER_ERROR
 
 
@@ -164,9 +176,10 @@ def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_appro
 @click.option("--auto-approve", is_flag=True, help="Restore without asking (for CI).")
 @click.option("--force", is_flag=True,
               help="Also delete objects the apply created that are in use or running.")  # fmt: skip
+@_notify
 @click.pass_context
 def rollback(ctx: click.Context, *, backup: str | None, env: str, auto_approve: bool,
-             force: bool) -> int:  # fmt: skip
+             force: bool, notify: tuple[str, ...]) -> int:  # fmt: skip
     """Restore the before-images an apply saved (the newest, or BACKUP), shown as a plan first."""
     project = _project(ctx)
     with project.locked(env, "rollback"):
@@ -181,6 +194,8 @@ def rollback(ctx: click.Context, *, backup: str | None, env: str, auto_approve: 
             return EXIT_USER_ERROR
         applied = project.apply(planned, on_step=_progress, force=force, restore=True)
     _write_applied(applied, env)
+    message = apply_message(env, planned.plan.server, applied.outcomes, "rollback")
+    _tell(project, env, notify, message)
     return EXIT_OK if applied.ok else EXIT_USER_ERROR
 
 
@@ -233,9 +248,10 @@ def _write_applied(applied: Applied, env: str) -> None:
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "markdown"]),
               default="text", show_default=True)  # fmt: skip
 @_select
+@_notify
 @click.pass_context
-def drift(ctx: click.Context, envs: tuple[str, ...], all_envs: bool, fmt: str,
-          select: tuple[str, ...]) -> int:  # fmt: skip
+def drift(ctx: click.Context, *, envs: tuple[str, ...], all_envs: bool, fmt: str,
+          select: tuple[str, ...], notify: tuple[str, ...]) -> int:  # fmt: skip
     """Report what changed behind git's back: exit 0 in sync, 2 drift, 1 error.
 
     Each drifted object says which side moved: live-edited (on the server since metasync wrote
@@ -246,15 +262,30 @@ def drift(ctx: click.Context, envs: tuple[str, ...], all_envs: bool, fmt: str,
             "drift needs --env ENV (repeatable) or --all",
             hint="Run `metasync drift --env prod`, or `metasync drift --all` on a schedule.",
         )
-    reports = _project(ctx).drift(envs, parse_selectors(select))
+    project = _project(ctx)
+    reports = project.drift(envs, parse_selectors(select))
     writer = {"text": write_drift_text, "json": write_drift_json,
               "markdown": write_drift_markdown}[fmt]  # fmt: skip
     writer(sys.stdout, reports)
     errors = [r.error for r in reports if r.error is not None]
+    write_problems(sys.stderr, errors)
+    # the command's webhooks hear about every environment; an environment's own, about it
+    warnings = send_notifications(notify, drift_message(reports))
+    for report in reports:
+        hooks = _env_webhooks(project, report.environment)
+        if hooks:
+            warnings += send_notifications(hooks, drift_message([report]))
+    write_problems(sys.stderr, warnings)
     if errors:
-        write_problems(sys.stderr, errors)
         return EXIT_USER_ERROR
     return EXIT_CHANGES if any(r.drift for r in reports) else EXIT_OK
+
+
+def _env_webhooks(project: Project, env: str) -> list[str]:
+    try:
+        return project.webhooks(env)
+    except MetasyncError:
+        return []  # the environment's own error is reported already
 
 
 @cli.command()
@@ -292,7 +323,14 @@ def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
     return EXIT_OK
 
 
-def _apply_saved(project: Project, path: Path, force: bool) -> int:
+def _tell(project: Project, env: str, urls: Sequence[str], message: dict[str, Any]) -> None:
+    """Notify the command's and the environment's webhooks; failures are warnings only."""
+    hooks = [*urls, *_env_webhooks(project, env)]
+    if hooks:
+        write_problems(sys.stderr, send_notifications(hooks, message))
+
+
+def _apply_saved(project: Project, path: Path, force: bool, notify: Sequence[str]) -> int:
     result = project.apply_saved(path, on_step=_progress, force=force)
     refusals = [
         Problem(
@@ -305,7 +343,9 @@ def _apply_saved(project: Project, path: Path, force: bool) -> int:
         for kind, name, version in [refusal.key]
     ]  # fmt: skip
     write_problems(sys.stderr, refusals)
-    _write_applied(result.applied, result.saved.environment)
+    env = result.saved.environment
+    _write_applied(result.applied, env)
+    _tell(project, env, notify, apply_message(env, result.saved.server, result.applied.outcomes))
     return EXIT_OK if result.ok else EXIT_USER_ERROR
 
 

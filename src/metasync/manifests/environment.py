@@ -74,6 +74,16 @@ class EnvironmentConfig(_Strict):
     promotion: Promotion = Field(default_factory=Promotion)
     policy: Policy = Field(default_factory=Policy)
     backups: Backups = Field(default_factory=Backups)
+    #: webhooks told about drift and apply results (often credentials: use ((env.NAME)))
+    notify: list[str] = Field(default_factory=list)
+
+    @field_validator("notify")
+    @classmethod
+    def _webhooks(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not _URL.match(url):
+                raise ValueError("a webhook must be an http:// or https:// URL or ((env.NAME))")
+        return urls
 
 
 class ProjectSettings(_Strict):
@@ -126,7 +136,10 @@ def load_environment(root: Path, name: str, *, connect: bool = True) -> Environm
     unresolved: list[Unresolved] = []
     data = {
         key: substitute(
-            value, _env_lookup(keep_unset=key == "server" and not connect), unresolved, (key,)
+            value,
+            _env_lookup(keep_unset=key in ("server", "notify") and not connect),
+            unresolved,
+            (key,),
         )
         for key, value in data.items()
     }
