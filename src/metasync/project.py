@@ -40,6 +40,7 @@ from metasync.manifests.environment import (
     load_settings,
 )
 from metasync.manifests.gitref import (
+    checkout_at,
     commit_file_on_branch,
     head_commit,
     manifests_at,
@@ -53,7 +54,7 @@ from metasync.manifests.overlays import apply_overlays
 from metasync.manifests.secrets import Secrets, used_secrets
 from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
 from metasync.model.checks import check_resources
-from metasync.model.fingerprint import canonical_json
+from metasync.model.fingerprint import canonical_json, fingerprint
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.drift import EnvironmentDrift, classify
@@ -464,6 +465,32 @@ class Project:
             detail = f": {fields}{more}" if change.action == "update" else ""
             lines.append(f"  {mark} {change.title}{detail}")
         return lines
+
+    # -- what a change touches -------------------------------------------------------------------
+
+    def changed(self, base: str) -> list[str]:
+        """The environments whose desired state (or server) differs between ``base`` and the
+        working tree: what a pull request must plan, what a merge must apply."""
+        where = Location("--base")
+        now = {env: self._fingerprint_of(self, env) for env in self.environments}
+        with checkout_at(self.root, base, where) as old_root:
+            old = Project(old_root) if (old_root / MANIFESTS_DIR).is_dir() else None
+            before = (
+                {env: self._fingerprint_of(old, env) for env in old.environments} if old else {}
+            )
+        return [env for env in sorted(now) if before.get(env) != now[env]]
+
+    @staticmethod
+    def _fingerprint_of(project: Project, env: str) -> str:
+        """One fingerprint of what ``env`` would run: its resources and its server."""
+        try:
+            desired = project.render(env)
+            server = load_environment(project.root, env, connect=False).config.server.url
+        except MetasyncError as exc:
+            return f"invalid: {exc}"  # an environment that does not render has changed too
+        return fingerprint([server, sorted(
+            ((r.kind, r.name, r.version or 0), canonical_json(r.spec)) for r in desired.resources
+        )])  # fmt: skip
 
     # -- notifications ----------------------------------------------------------------------------
 

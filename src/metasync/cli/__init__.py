@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from metasync.render.apply_result import write_apply_result
 from metasync.render.drift import write_drift_json, write_drift_markdown, write_drift_text
 from metasync.render.notification import apply_message, drift_message
 from metasync.render.plan_json import write_plan_json
-from metasync.render.plan_markdown import write_plan_markdown
+from metasync.render.plan_markdown import DEFAULT_LIMIT, render_plan_markdown
 from metasync.render.plan_text import write_plan_text
 from metasync.render.problems import write_problems
 from metasync.render.resources import write_json, write_yaml
@@ -107,9 +108,12 @@ _select = click.option(
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN",
               help="Also save the plan for `metasync apply PLAN` (holds no secret values).")  # fmt: skip
+@click.option("--markdown-limit", "limit", type=click.IntRange(2_000), default=DEFAULT_LIMIT,
+              show_default=True, metavar="CHARS",
+              help="-o markdown: at most this many characters (a pull-request comment).")  # fmt: skip
 @_select
 @click.pass_context
-def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out: Path | None,
+def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out: Path | None, limit: int,
          select: tuple[str, ...]) -> int:  # fmt: skip
     """Show, field by field, what apply would change on ENV's server."""
     selectors = parse_selectors(select)
@@ -118,10 +122,10 @@ def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out
     if out is not None:
         project.save_plan(planned, out)
     write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
-    writer = {"text": write_plan_text, "json": write_plan_json, "markdown": write_plan_markdown}[
-        fmt
-    ]
-    writer(sys.stdout, planned.plan)
+    if fmt == "markdown":
+        sys.stdout.write(render_plan_markdown(planned.plan, limit))
+    else:
+        (write_plan_json if fmt == "json" else write_plan_text)(sys.stdout, planned.plan)
     return EXIT_CHANGES if detailed_exitcode and planned.plan.has_changes else EXIT_OK
 
 
@@ -286,6 +290,27 @@ def _env_webhooks(project: Project, env: str) -> list[str]:
         return project.webhooks(env)
     except MetasyncError:
         return []  # the environment's own error is reported already
+
+
+@cli.command()
+@click.option(
+    "--base",
+    required=True,
+    metavar="REF",
+    help="The git commit to compare with (a pull request's base, a push's before).",
+)
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)  # fmt: skip
+@click.pass_context
+def changed(ctx: click.Context, base: str, fmt: str) -> int:
+    """List the environments whose desired state differs from REF's (one per line, or JSON)."""
+    names = _project(ctx).changed(base)
+    if fmt == "json":
+        click.echo(json.dumps(names))
+    else:
+        for name in names:
+            click.echo(name)
+    return EXIT_OK
 
 
 @cli.command()

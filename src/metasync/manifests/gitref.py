@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path, PurePosixPath
 
@@ -143,3 +145,19 @@ def head_commit(root: Path) -> str | None:
         return git.Repo(root, search_parent_directories=True).head.commit.hexsha
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
         return None
+
+
+@contextmanager
+def checkout_at(root: Path, ref: str, where: Location) -> Iterator[Path]:
+    """The project as committed at ``ref``, checked out in a temporary worktree of its repository
+    (so promotion pins still resolve); the worktree is removed afterwards."""
+    repo = open_repo(root)
+    commit = resolve_commit(repo, ref, where)
+    repo_root = Path(repo.working_tree_dir or root).resolve()
+    with tempfile.TemporaryDirectory(prefix="metasync-base-") as tmp:
+        target = Path(tmp) / "tree"
+        repo.git.worktree("add", "--detach", "--quiet", str(target), commit.hexsha)
+        try:
+            yield target / root.resolve().relative_to(repo_root)
+        finally:
+            repo.git.worktree("remove", "--force", str(target))

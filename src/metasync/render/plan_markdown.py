@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import IO
-
 from metasync.plan.model import Change, Plan
 from metasync.render.plan_text import detail, field_lines, remarks
 from metasync.render.values import summary_line
@@ -54,7 +52,3 @@ def render_plan_markdown(plan: Plan, limit: int = DEFAULT_LIMIT, full_plan_hint:
     if plan.unmanaged:
         out += f"\n<sub>{len(plan.unmanaged)} object(s) on the server are not in git and are left alone.</sub>\n"
     return out
-
-
-def write_plan_markdown(stream: IO[str], plan: Plan) -> None:
-    stream.write(render_plan_markdown(plan))

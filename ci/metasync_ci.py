@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""What the metasync GitHub Action runs (action.yml): the same `metasync` commands a person would
+type, and, with --publish, the GitHub side through the `gh` CLI. Stdlib only.
+
+    metasync_ci.py changed  --base REF                 environments whose desired state changed
+    metasync_ci.py pr-plan  --base REF [--publish]     plan each, one sticky PR comment
+    metasync_ci.py apply    --env ENV                  apply one environment (CI: unattended)
+    metasync_ci.py drift    [--publish]                drift --all; one issue per drifted env
+
+Common options: --project DIR, --out DIR (files for later steps and artifacts), --select SEL
+(repeatable), --notify URL (repeatable). Exit codes: 0 done (drift found is reported through
+issues and --out, not the exit code), 1 a metasync command failed (its error is on stderr).
+Under GitHub Actions, results also go to $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+#: GitHub refuses comments and issue bodies over 65,536 characters
+COMMENT_LIMIT = 60_000
+COMMENT_MARKER = "<!-- metasync-plan -->"
+DRIFT_LABEL = "metasync-drift"
+DRIFT_TITLE = "metasync drift: {env}"
+
+
+class Failed(Exception):
+    """A command failed; its output is already on stderr."""
+
+
+def metasync(options: argparse.Namespace, *args: str, ok: Sequence[int] = (0,)) -> str:
+    """Run ``metasync --project DIR ARGS``; stdout, or Failed when the exit code is not ``ok``."""
+    exe = shutil.which("metasync") or str(Path(sys.executable).parent / "metasync")
+    command = [exe, "--project", options.project, *args]
+    print(f"$ metasync {' '.join(args)}", file=sys.stderr, flush=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    sys.stderr.write(result.stderr)
+    if result.returncode not in ok:
+        raise Failed(f"metasync {args[0]} exited {result.returncode}")
+    options.last_code = result.returncode
+    return result.stdout
+
+
+def gh(*args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(["gh", *args], input=stdin, capture_output=True, text=True,
+                            check=False)  # fmt: skip
+    if result.returncode != 0:
+        raise Failed(f"gh {' '.join(args[:2])} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def selection(options: argparse.Namespace) -> list[str]:
+    return [arg for sel in options.select for arg in ("--select", sel)]
+
+
+def notify(options: argparse.Namespace) -> list[str]:
+    return [arg for url in options.notify for arg in ("--notify", url)]
+
+
+def github_output(**values: str) -> None:
+    path = os.environ.get("GITHUB_OUTPUT")
+    if path:
+        with open(path, "a", encoding="utf-8") as stream:
+            for key, value in values.items():
+                stream.write(f"{key}={value}\n")
+
+
+def step_summary(text: str) -> None:
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as stream:
+            stream.write(text + "\n")
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def changed_environments(options: argparse.Namespace) -> list[str]:
+    # a push that creates a branch has no "before" (all zeros): compare with the parent commit
+    base = "HEAD~1" if set(options.base) == {"0"} else options.base
+    envs: list[str] = json.loads(metasync(options, "changed", "--base", base, "-o", "json"))
+    return envs
+
+
+def changed(options: argparse.Namespace) -> int:
+    envs = changed_environments(options)
+    print(json.dumps(envs))
+    github_output(environments=json.dumps(envs), any=str(bool(envs)).lower())
+    return 0
+
+
+def pr_plan(options: argparse.Namespace) -> int:
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    envs = changed_environments(options)
+    header = f"{COMMENT_MARKER}\n## metasync plan\n\n"
+    failed: list[str] = []
+    if not envs:
+        body = header + "No environment's desired state changes in this pull request.\n"
+    else:
+        share = (COMMENT_LIMIT - len(header) - 200) // len(envs)
+        sections = []
+        for env in envs:
+            try:
+                sections.append(metasync(
+                    options, "plan", "--env", env, "-o", "markdown", "--detailed-exitcode",
+                    "--markdown-limit", str(share), *selection(options), ok=(0, 2),
+                ))  # fmt: skip
+            except Failed:
+                failed.append(env)
+                sections.append(
+                    f"### metasync plan: `{env}`\n\n**The plan failed**; the job log says why.\n"
+                )
+        body = header + "\n".join(sections)
+        if failed:
+            body += f"\n**Planning failed for {', '.join(failed)}.**\n"
+    (out / "comment.md").write_text(body)
+    (out / "environments.json").write_text(json.dumps(envs) + "\n")
+    github_output(environments=json.dumps(envs))
+    step_summary(body)
+    if options.publish:
+        publish_comment(body)
+    return 1 if failed else 0
+
+
+def publish_comment(body: str) -> None:
+    """One sticky comment per pull request: edited when it exists, created otherwise."""
+    repo, number = os.environ["GITHUB_REPOSITORY"], pr_number()
+    mine = gh("api", "--paginate", f"repos/{repo}/issues/{number}/comments", "--jq",
+              f'.[] | select(.body | contains("{COMMENT_MARKER}")) | .id').split()  # fmt: skip
+    payload = json.dumps({"body": body})
+    if mine:
+        gh("api", "--method", "PATCH", f"repos/{repo}/issues/comments/{mine[0]}",
+           "--input", "-", stdin=payload)  # fmt: skip
+    else:
+        gh("api", "--method", "POST", f"repos/{repo}/issues/{number}/comments",
+           "--input", "-", stdin=payload)  # fmt: skip
+
+
+def pr_number() -> str:
+    event = json.loads(Path(os.environ["GITHUB_EVENT_PATH"]).read_text())
+    return str(event["pull_request"]["number"])
+
+
+def apply(options: argparse.Namespace) -> int:
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = metasync(options, "apply", "--env", options.env, "--auto-approve",
+                      *selection(options), *notify(options), ok=(0, 1))  # fmt: skip
+    print(result, end="")
+    saved = re.search(r"^Before-images saved in (.+?) \(", result, re.M)
+    if saved:  # for the workflow to keep as an artifact: `metasync rollback` restores them
+        (out / "backups" / options.env).mkdir(parents=True, exist_ok=True)
+        shutil.copy(saved[1], out / "backups" / options.env)
+    step_summary(f"## metasync apply: `{options.env}`\n\n```\n{result}```")
+    return 1 if options.last_code else 0  # what did not land is in the table above
+
+
+def drift(options: argparse.Namespace) -> int:
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    document = json.loads(metasync(options, "drift", "--all", "-o", "json", *selection(options),
+                                   *notify(options), ok=(0, 1, 2)))  # fmt: skip
+    code = options.last_code
+    (out / "drift.json").write_text(json.dumps(document, indent=2) + "\n")
+    drifted = []
+    for report in document["environments"]:
+        env = report["environment"]
+        if report["error"]:
+            continue  # not checked: neither open nor close its issue
+        if report["drift"]:
+            drifted.append(env)
+            body = metasync(options, "drift", "--env", env, "-o", "markdown", *selection(options),
+                            ok=(2,))  # fmt: skip
+            (out / f"drift-{env}.md").write_text(body)
+            if options.publish:
+                open_or_update_issue(env, body)
+        elif options.publish:
+            close_issue(env)
+    github_output(drifted=json.dumps(drifted))
+    step_summary(f"## metasync drift\n\nDrifted: {', '.join(drifted) or 'none'}")
+    return 1 if code == 1 else 0
+
+
+def _issue(env: str) -> dict[str, Any] | None:
+    found = json.loads(gh("issue", "list", "--state", "open", "--label", DRIFT_LABEL,
+                          "--json", "number,title", "--limit", "200"))  # fmt: skip
+    title = DRIFT_TITLE.format(env=env)
+    return next((i for i in found if i["title"] == title), None)
+
+
+def open_or_update_issue(env: str, body: str) -> None:
+    issue = _issue(env)
+    if issue is None:
+        gh("label", "create", DRIFT_LABEL, "--force", "--color", "d93f0b",
+           "--description", "metasync found a server that differs from git")  # fmt: skip
+        gh("issue", "create", "--title", DRIFT_TITLE.format(env=env), "--label", DRIFT_LABEL,
+           "--body-file", "-", stdin=body)  # fmt: skip
+    else:
+        gh("issue", "edit", str(issue["number"]), "--body-file", "-", stdin=body)
+
+
+def close_issue(env: str) -> None:
+    issue = _issue(env)
+    if issue is not None:
+        gh("issue", "close", str(issue["number"]), "--comment",
+           f"{env} matches git again (metasync drift).")  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("command", choices=["changed", "pr-plan", "apply", "drift"])
+    parser.add_argument("--project", default=".")
+    parser.add_argument("--out", default="metasync-out")
+    parser.add_argument("--base", help="changed, pr-plan: the commit to compare with")
+    parser.add_argument("--env", help="apply: the environment")
+    parser.add_argument("--select", action="append", default=[])
+    parser.add_argument("--notify", action="append", default=[])
+    parser.add_argument("--publish", action="store_true",
+                        help="comment on the pull request / open and close issues (needs gh)")  # fmt: skip
+    options = parser.parse_args(argv)
+    options.last_code = 0
+    if options.command in ("changed", "pr-plan") and not options.base:
+        parser.error(f"{options.command} needs --base REF")
+    if options.command == "apply" and not options.env:
+        parser.error("apply needs --env ENV")
+    handler = {"changed": changed, "pr-plan": pr_plan, "apply": apply, "drift": drift}
+    try:
+        return handler[options.command](options)
+    except Failed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
