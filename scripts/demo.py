@@ -161,6 +161,7 @@ def main() -> int:
 
         step("Someone edits dev by hand: retryCount of a task inside a loop inside a fork branch")
         edit_live(servers[0])
+        metasync("drift", "--env", "dev", expect=2)
         metasync("plan", "--env", "dev", "--detailed-exitcode", expect=2)
         metasync("apply", "--env", "dev", "--auto-approve", show=0)
         metasync("plan", "--env", "dev", "--detailed-exitcode", show=0)
