@@ -184,3 +184,28 @@ def test_status_matrix(history: tuple[Path, list[str]], prefix: str) -> None:
     text = run_cli("--project", str(root), "status", "--env", "qa").stdout
     assert f"TaskDef {prefix}pick_item" in text
     assert "(promotion pending)" in text
+
+
+def test_changed_names_the_environments_a_commit_changes(
+    history: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    root, (_, second, third) = history
+    # the third commit changes manifests/: dev and prod follow the working tree, qa is pinned
+    changed = run_cli("--project", str(root), "changed", "--base", second, "-o", "json")
+    assert changed.exit_code == 0, changed.stderr
+    assert json.loads(changed.stdout) == ["dev", "prod"]
+    # a promotion moves only qa's pin
+    assert run_cli("--project", str(root), "promote", "dev", "qa").exit_code == 0
+    worktree = tmp_path / "promoted"
+    git.Repo(root).git.worktree("add", str(worktree), f"promote/qa-{third[:7]}")
+    result = run_cli("--project", str(worktree), "changed", "--base", third)
+    assert (result.exit_code, result.stdout) == (0, "qa\n")
+    # nothing changes between a commit and itself; a commit that is not there is an error
+    assert run_cli("--project", str(root), "changed", "--base", third).stdout == ""
+    missing = run_cli("--project", str(root), "changed", "--base", "no-such-branch")
+    assert missing.exit_code == 1
+    assert missing.stderr == (
+        "error: --base 'no-such-branch' is not a commit in this repository\n"
+        "  Use a commit hash (or a tag or branch) that exists; `git log` lists them (a CI checkout "
+        "needs fetch-depth: 0 to see the base).\n"
+    )

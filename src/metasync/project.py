@@ -471,9 +471,8 @@ class Project:
     def changed(self, base: str) -> list[str]:
         """The environments whose desired state (or server) differs between ``base`` and the
         working tree: what a pull request must plan, what a merge must apply."""
-        where = Location("--base")
         now = {env: self._fingerprint_of(self, env) for env in self.environments}
-        with checkout_at(self.root, base, where) as old_root:
+        with checkout_at(self.root, base) as old_root:
             old = Project(old_root) if (old_root / MANIFESTS_DIR).is_dir() else None
             before = (
                 {env: self._fingerprint_of(old, env) for env in old.environments} if old else {}

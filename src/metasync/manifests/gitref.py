@@ -28,14 +28,21 @@ def open_repo(root: Path) -> git.Repo:
         ) from None
 
 
-def resolve_commit(repo: git.Repo, ref: str, where: Location) -> git.Commit:
+def resolve_commit(
+    repo: git.Repo, ref: str, where: Location | None, what: str = "promotion.ref"
+) -> git.Commit:
     try:
         return repo.commit(ref)
     except (git.BadName, ValueError, git.GitCommandError):
         raise ConfigError(
-            f"promotion.ref {ref!r} is not a commit in this repository",
+            f"{what} {ref!r} is not a commit in this repository",
             location=where,
-            hint="Use a commit hash (or a tag or branch) that exists; `git log` lists them.",
+            hint="Use a commit hash (or a tag or branch) that exists; `git log` lists them"
+            + (
+                " (a CI checkout needs fetch-depth: 0 to see the base)."
+                if what == "--base"
+                else "."
+            ),
         ) from None
 
 
@@ -148,11 +155,11 @@ def head_commit(root: Path) -> str | None:
 
 
 @contextmanager
-def checkout_at(root: Path, ref: str, where: Location) -> Iterator[Path]:
+def checkout_at(root: Path, ref: str) -> Iterator[Path]:
     """The project as committed at ``ref``, checked out in a temporary worktree of its repository
     (so promotion pins still resolve); the worktree is removed afterwards."""
     repo = open_repo(root)
-    commit = resolve_commit(repo, ref, where)
+    commit = resolve_commit(repo, ref, None, "--base")
     repo_root = Path(repo.working_tree_dir or root).resolve()
     with tempfile.TemporaryDirectory(prefix="metasync-base-") as tmp:
         target = Path(tmp) / "tree"
