@@ -229,3 +229,37 @@ def _unquoted_expression(exc: yaml.MarkedYAMLError, text: str) -> tuple[str, str
         key = (match.group("key") or "").strip()
         return expr, f'{key} "{expr}"' if key else f'"{expr}"'
     return None
+
+
+# -- writing ----------------------------------------------------------------------------------------
+
+
+class _Dumper(yaml.CSafeDumper):
+    """Block style; multi-line strings (scripts, jq) as literal blocks; Conductor expressions and
+    placeholders double-quoted, so the YAML stays valid and reads as what it is."""
+
+
+def _str(dumper: _Dumper, value: str) -> yaml.ScalarNode:
+    style: str | None = None
+    if "\n" in value and not value.endswith((" ", "\t")):
+        style = "|"
+    elif "${" in value or "((" in value:
+        style = '"'
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_documents(documents: Sequence[Any], *, explicit_start: bool = True) -> str:
+    """YAML documents, deterministic: same data, same bytes."""
+    text: str = yaml.dump_all(
+        documents,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        explicit_start=explicit_start,
+        width=100,
+    )
+    return text

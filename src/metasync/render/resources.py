@@ -6,8 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import IO, Any
 
-import yaml
-
+from metasync.manifests.yamlio import dump_documents
 from metasync.model.resource import Resource
 
 FORMAT_VERSION = 1
@@ -31,18 +30,6 @@ def write_json(stream: IO[str], environment: str, resources: Sequence[Resource])
     stream.write("\n")
 
 
-class _Dumper(yaml.CSafeDumper):
-    """Block style, multi-line strings (scripts, jq) as literal blocks."""
-
-
-def _str(dumper: _Dumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value and not value.endswith((" ", "\t")) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-
 def write_yaml(stream: IO[str], environment: str, resources: Sequence[Resource]) -> None:
     """Manifest documents with variables resolved (secrets stay placeholders)."""
     stream.write(f"# metasync render --env {environment}\n")
@@ -54,13 +41,4 @@ def write_yaml(stream: IO[str], environment: str, resources: Sequence[Resource])
         documents.append(
             {"apiVersion": API_VERSION, "kind": r.kind, "metadata": metadata, "spec": r.spec}
         )
-    yaml.dump_all(
-        documents,
-        stream,
-        Dumper=_Dumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-        explicit_start=True,
-        width=100,
-    )
+    stream.write(dump_documents(documents))
