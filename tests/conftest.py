@@ -29,6 +29,18 @@ def conductor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conductor_se
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def conductor_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conductor_server.Server]:
+    """A second real server, started the first time a test needs two (each takes ~15 s)."""
+    log_dir = tmp_path_factory.mktemp("conductor-b")
+    try:
+        server = conductor_server.start("pytest-b", log_dir=log_dir)
+    except conductor_server.ServerError as exc:
+        pytest.fail(f"cannot start the second Conductor server:\n{exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def prefix(request: pytest.FixtureRequest) -> str:
     """A name prefix unique to this test, for everything it creates on the shared server."""

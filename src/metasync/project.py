@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
+from metasync.adopt.export import export
+from metasync.adopt.factor import Layout, factor, with_vars
 from metasync.apply.backup import Backup
 from metasync.apply.backup import find as find_backup
 from metasync.apply.backup import load as load_backup
@@ -33,6 +35,9 @@ from metasync.errors import (
     ValidationFailed,
 )
 from metasync.manifests.environment import (
+    ENVIRONMENT_FILE,
+    ENVIRONMENTS_DIR,
+    PROJECT_FILE,
     Policy,
     ProjectSettings,
     environment_names,
@@ -466,6 +471,53 @@ class Project:
             lines.append(f"  {mark} {change.title}{detail}")
         return lines
 
+    # -- export -----------------------------------------------------------------------------------
+
+    def export(self, envs: Sequence[str], out: Path, selectors: Sequence[Selector] = (),
+               *, as_vars: bool = False) -> Exported:  # fmt: skip
+        """Write what the servers of ``envs`` hold as a project in ``out``: manifests/ (one file
+        per resource), and with several environments, what they share there and what differs in
+        each environment's overlays (and vars, with ``as_vars``)."""
+        lives = {}
+        for env in envs:
+            with self.connect(env) as client:
+                lives[env] = read_live(client)
+        if len(envs) == 1:
+            (env,) = envs
+            done = export(lives[env], selectors)
+            layout = Layout(done.files, {}, {}, done.warnings)
+        else:
+            layout = factor(lives, selectors, as_vars=as_vars)
+        written = self._write_export(out, envs, layout)
+        return Exported(tuple(envs), out, written, tuple(layout.warnings))
+
+    def _write_export(self, out: Path, envs: Sequence[str], layout: Layout) -> list[str]:
+        files = dict(layout.files)
+        for env in envs:
+            source = self.root / ENVIRONMENTS_DIR / env / ENVIRONMENT_FILE
+            target = f"{ENVIRONMENTS_DIR}/{env}/{ENVIRONMENT_FILE}"
+            text = (out / target).read_text() if (out / target).is_file() else source.read_text()
+            if layout.vars.get(env):
+                text = with_vars(text, layout.vars[env])
+            if not (out / target).is_file() or text != (out / target).read_text():
+                files[target] = text
+            for name, content in layout.overlays.get(env, {}).items():
+                files[f"{ENVIRONMENTS_DIR}/{env}/overlays/{name}"] = content
+        if not (out / PROJECT_FILE).is_file() and (self.root / PROJECT_FILE).is_file():
+            files[PROJECT_FILE] = (self.root / PROJECT_FILE).read_text()
+        try:
+            for path, content in sorted(files.items()):
+                dest = out / path
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if not dest.is_file() or dest.read_text() != content:
+                    dest.write_text(content)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the export: {exc.strerror}", location=Location(str(out)),
+                hint="Pick a folder you can write to with --out.",
+            ) from None  # fmt: skip
+        return sorted(files)
+
     # -- what a change touches -------------------------------------------------------------------
 
     def changed(self, base: str) -> list[str]:
@@ -564,6 +616,14 @@ class Project:
         pin = origin.config.promotion.ref
         desired = self.render(env, pin=pin) if pin else self.desired(env, worktree=True)
         return {r.key: r.spec for r in desired.resources}
+
+
+@dataclass(frozen=True)
+class Exported:
+    environments: tuple[str, ...]
+    out: Path
+    files: list[str]  # relative to ``out``
+    warnings: tuple[Problem, ...]
 
 
 @dataclass(frozen=True)

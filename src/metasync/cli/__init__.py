@@ -293,6 +293,40 @@ def _env_webhooks(project: Project, env: str) -> list[str]:
 
 
 @cli.command()
+@click.option("--env", "envs", required=True, multiple=True, metavar="ENV",
+              help="The environment whose server to export (repeat it to factor several).")  # fmt: skip
+@click.option("--out", "out", required=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write the project (manifests/, environments/).")  # fmt: skip
+@click.option(
+    "--vars",
+    "as_vars",
+    is_flag=True,
+    help="Several environments: values that differ only by environment become vars.",
+)
+@_select
+@click.pass_context
+def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: bool,
+           select: tuple[str, ...]) -> int:  # fmt: skip
+    """Write what live servers hold as manifests (and, for several environments, a shared base
+    plus an overlay per environment). Exporting the same servers again changes no byte."""
+    if len(set(envs)) != len(envs):
+        raise MetasyncError("each --env once, please",
+                            hint="Run e.g. `metasync export --env dev --env prod --out DIR`.")  # fmt: skip
+    if as_vars and len(envs) < 2:
+        raise MetasyncError("--vars needs several environments: it names what differs between them",
+                            hint="Add another --env, or drop --vars.")  # fmt: skip
+    done = _project(ctx).export(envs, out, parse_selectors(select), as_vars=as_vars)
+    write_problems(sys.stderr, done.warnings)
+    manifests = [f for f in done.files if f.startswith("manifests/")]
+    overlays = [f for f in done.files if "/overlays/" in f]
+    click.echo(f"exported {', '.join(envs)} into {out}: {len(manifests)} manifest file(s)"
+               + (f", {len(overlays)} overlay(s)" if len(envs) > 1 else ""))  # fmt: skip
+    click.echo(f"Next: metasync --project {out} plan --env {envs[0]}   (a no-op: git now matches)")
+    return EXIT_OK
+
+
+@cli.command()
 @click.option(
     "--base",
     required=True,

@@ -181,3 +181,29 @@ def _value(nested: type[ConductorModel] | None, value: Any, ctx: _Context,
     if isinstance(value, list):
         return [_value(nested, item, ctx, (*path, i)) for i, item in enumerate(value)]
     return value
+
+
+def ordered(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` with the keys of each model in the model's order (name, description, version, ...,
+    tasks), free-form maps as they are: how an exported manifest reads."""
+    return _ordered(KIND_MODELS[kind], spec)
+
+
+def _ordered(model: type[ConductorModel], data: Mapping[str, Any]) -> dict[str, Any]:
+    rank = {name: i for i, name in enumerate(model.model_fields)}
+    out: dict[str, Any] = {}
+    for key in sorted(data, key=lambda k: (rank.get(k, len(rank)), k)):
+        value = data[key]
+        nested = _NESTED.get(key) if key not in _FREE_FORM else None
+        out[key] = _ordered_value(nested, value) if nested is not None else value
+    return out
+
+
+def _ordered_value(nested: type[ConductorModel], value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if nested is WorkflowTask and "taskReferenceName" not in value:  # decisionCases
+            return {case: _ordered_value(nested, tasks) for case, tasks in value.items()}
+        return _ordered(nested, value)
+    if isinstance(value, list):
+        return [_ordered_value(nested, item) for item in value]
+    return value

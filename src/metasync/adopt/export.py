@@ -1,0 +1,108 @@
+"""Live objects -> manifest documents (``metasync export``). Pure: no I/O.
+
+Each object becomes the smallest manifest that plans as a no-op against the server it came from:
+server-managed fields dropped, fields that equal the server's defaults omitted (a workflow keeps
+its version: it is part of its identity), keys in the model's order. The same server gives the same
+bytes: nothing depends on time or on the order the server lists objects in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from metasync.conductor.live import Key, LiveState
+from metasync.conductor.normalize import Flavour, normalize, ordered
+from metasync.errors import Location, Problem
+from metasync.manifests.variables import PLACEHOLDER
+from metasync.manifests.yamlio import dump_documents
+from metasync.model.kinds import KINDS
+from metasync.plan.select import Selector, selected
+
+API_VERSION = "metasync/v1"
+FOLDERS = {"TaskDef": "taskdefs", "WorkflowDef": "workflows", "EventHandler": "event-handlers"}
+
+
+@dataclass
+class Export:
+    #: manifest files, path relative to the project -> content
+    files: dict[str, str] = field(default_factory=dict)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def minimal(kind: str, spec: Mapping[str, Any], flavour: Flavour) -> dict[str, Any]:
+    """What a manifest must say for the server to hold ``spec``: defaults and server fields out."""
+    small = normalize(kind, spec, flavour, fill=False)
+    small.pop("name", None)  # metadata.name says it
+    if KINDS[kind].versioned:
+        small["version"] = int(spec.get("version", 1))
+    return ordered(kind, small)
+
+
+def document(kind: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": dict(spec)}
+
+
+def file_names(keys: Sequence[Key]) -> dict[tuple[str, str], str]:
+    """(kind, name) -> ``manifests/<folder>/<name>.yaml``; names made safe, clashes numbered."""
+    taken: set[str] = set()
+    names: dict[tuple[str, str], str] = {}
+    for kind, name, _ in sorted(keys, key=_order):
+        if (kind, name) in names:
+            continue
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "unnamed"
+        path, n = f"manifests/{FOLDERS[kind]}/{stem}.yaml", 1
+        while path.lower() in taken:  # case-insensitive file systems too
+            n += 1
+            path = f"manifests/{FOLDERS[kind]}/{stem}-{n}.yaml"
+        taken.add(path.lower())
+        names[kind, name] = path
+    return names
+
+
+def export(live: LiveState, selectors: Sequence[Selector] = (), *,
+           specs: Mapping[Key, Mapping[str, Any]] | None = None) -> Export:  # fmt: skip
+    """One file per resource (a workflow's versions together). ``specs`` replaces the live specs
+    (already minimal), for callers that factor several servers into one base."""
+    keys = [k for k in live.objects if selected(selectors, k[0], k[1], {})]
+    chosen = specs if specs is not None else {
+        k: minimal(k[0], live.objects[k], live.flavour) for k in keys
+    }  # fmt: skip
+    result = Export()
+    paths = file_names(list(chosen))
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for key in sorted(chosen, key=_order):
+        kind, name, _ = key
+        spec = chosen[key]
+        result.warnings += _placeholder_warnings(key, spec, paths[kind, name])
+        by_file.setdefault(paths[kind, name], []).append(document(kind, name, spec))
+    for path, documents in sorted(by_file.items()):
+        result.files[path] = dump_documents(documents)
+    return result
+
+
+def _order(key: Key) -> tuple[int, str, int]:
+    return (KINDS[key[0]].order, key[1], key[2] or 0)
+
+
+def _placeholder_warnings(key: Key, spec: Any, path: str, at: str = "") -> list[Problem]:
+    """A live string that reads like ``((vars.x))`` would be substituted when the manifest loads."""
+    if isinstance(spec, str):
+        if PLACEHOLDER.search(spec):
+            title = f"{key[0]} {key[1]}" + (f" v{key[2]}" if key[2] is not None else "")
+            return [Problem(
+                f"{title}: {spec!r} reads like a metasync placeholder; loading the manifest would "
+                "substitute it", Location(path, None, at),
+                "Check that value by hand in the exported manifest.", "warning",
+            )]  # fmt: skip
+        return []
+    if isinstance(spec, Mapping):
+        return [w for k, v in spec.items()
+                for w in _placeholder_warnings(key, v, path, f"{at}.{k}" if at else str(k))]  # fmt: skip
+    if isinstance(spec, list):
+        return [
+            w for i, v in enumerate(spec) for w in _placeholder_warnings(key, v, path, f"{at}[{i}]")
+        ]
+    return []
