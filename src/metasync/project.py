@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from metasync.adopt.export import export
+from metasync.adopt.adopt import Unsaid, edit_manifest, overlay_document, replace_document
+from metasync.adopt.adopt import edits as adoption_edits
+from metasync.adopt.adopt import load_all as yaml_load_all
+from metasync.adopt.export import export, minimal
 from metasync.adopt.factor import Layout, factor, with_vars
 from metasync.apply.backup import Backup
 from metasync.apply.backup import find as find_backup
@@ -26,6 +30,7 @@ from metasync.apply.lock import unlock as clear_lock
 from metasync.apply.steps import Step, steps_for
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState, ledger_name, ledger_spec, read_live
+from metasync.conductor.normalize import Flavour
 from metasync.errors import (
     ConfigError,
     Location,
@@ -47,6 +52,7 @@ from metasync.manifests.environment import (
 from metasync.manifests.gitref import (
     checkout_at,
     commit_file_on_branch,
+    commit_files_on_branch,
     head_commit,
     manifests_at,
     open_repo,
@@ -55,9 +61,10 @@ from metasync.manifests.gitref import (
     set_pin,
 )
 from metasync.manifests.loader import MANIFESTS_DIR, ManifestSource, load_manifests
-from metasync.manifests.overlays import apply_overlays
-from metasync.manifests.secrets import Secrets, used_secrets
+from metasync.manifests.overlays import apply_overlays, overlay_targets
+from metasync.manifests.secrets import Secrets, hide_where_secret, used_secrets
 from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
+from metasync.manifests.yamlio import DocumentLocator, dump_documents
 from metasync.model.checks import check_resources
 from metasync.model.fingerprint import canonical_json, fingerprint
 from metasync.model.paths import display_path
@@ -471,6 +478,126 @@ class Project:
             lines.append(f"  {mark} {change.title}{detail}")
         return lines
 
+    # -- adopting live edits -----------------------------------------------------------------------
+
+    def adopt(self, envs: Sequence[str], *, branch: str | None = None,
+              selectors: Sequence[Selector] = ()) -> Adoption | None:  # fmt: skip
+        """Rewrite git so it says what each server holds for the objects edited there (drift
+        ``live-edited``), on a new branch; the checkout is untouched. None: nothing to adopt."""
+        repo = open_repo(self.root)
+        for folder in (MANIFESTS_DIR, ENVIRONMENTS_DIR):
+            if repo.is_dirty(untracked_files=True, path=str(self.root / folder)):
+                raise ConfigError(
+                    f"{folder}/ has uncommitted changes: the adoption branch starts from HEAD",
+                    location=Location(f"{folder}/"),
+                    hint="Commit (or stash) them, then adopt.",
+                )
+        repo_root = Path(repo.working_tree_dir or self.root).resolve()
+        files: dict[str, str] = {}  # relative to the project
+        lines: list[str] = []
+        for env in envs:
+            lines += self._adopt_env(env, files, selectors)
+        if not lines:
+            return None
+        head = repo.head.commit
+        name = branch or f"adopt/{'-'.join(envs)}-{head.hexsha[:7]}"
+        prefix = self.root.relative_to(repo_root).as_posix()
+        message = f"Adopt live edits on {', '.join(envs)}\n\n" + "\n".join(lines)
+        new = commit_files_on_branch(
+            repo, head,
+            {(f"{prefix}/{path}" if prefix != "." else path): text for path, text in files.items()},
+            branch=name, message=message,
+        )  # fmt: skip
+        return Adoption(name, new.hexsha, tuple(lines))
+
+    def _adopt_env(self, env: str, files: dict[str, str],
+                   selectors: Sequence[Selector]) -> list[str]:  # fmt: skip
+        planned = self.plan(env, selectors)
+        edited = [d for d in classify(planned.plan, planned.live, self.mark)
+                  if d.type == "live-edited"]  # fmt: skip
+        if not edited:
+            return []
+        environment = load_environment(self.root, env, connect=False)
+        config = environment.config
+        lookup = manifest_lookup(env, config.vars, config.secrets, environment.file)
+        pin = config.promotion.ref
+        pinned = bool(pin)
+        source = self.manifests_at(pin, environment.file) if pin else None
+        bases = {r.key: r for r in load_manifests(self.root, lookup, source).resources}
+        targets = overlay_targets(self.root, env)
+        flavour = planned.live.flavour
+        lines = []
+        for item in edited:
+            key = (item.kind, item.name, item.version)
+            base = bases[key]
+            live = hide_where_secret(dict(planned.live.objects[key]), base.spec)
+            where = None
+            if not pinned and not _overlaid(targets, key):
+                where = self._adopt_in_manifest(base, live, flavour, files)
+            if where is None:
+                versions = sum(k[0] == base.kind and k[1] == base.name for k in bases)
+                where = self._adopt_in_overlay(env, base, live, flavour=flavour, targets=targets,
+                                               files=files, versions=versions)  # fmt: skip
+            fields = ", ".join(f.path for f in item.fields[:5]) + (
+                f" (+{len(item.fields) - 5} more)" if len(item.fields) > 5 else ""
+            )
+            lines.append(f"- {env}: {item.title}: {fields} -> {where}")
+        return lines
+
+    def _adopt_in_manifest(self, base: Resource, live: Mapping[str, Any], flavour: Flavour,
+                           files: dict[str, str]) -> str | None:  # fmt: skip
+        """Edit the manifest in place; None when it cannot say the change (the overlay will)."""
+        origin = base.origin
+        if not isinstance(origin, DocumentLocator):
+            return None
+        try:
+            changes = adoption_edits(base.kind, base.spec, live, flavour)
+            # the edits must turn the manifest into the server's object: try them on a copy
+            trial = edit_manifest(dump_documents([{"spec": dict(base.spec)}]), 0, changes)
+            tried = yaml_load_all(trial)[0]["spec"]
+            if canonical_json(minimal(base.kind, tried, flavour)) != canonical_json(
+                minimal(base.kind, live, flavour)
+            ):
+                return None
+            path = origin.file
+            text = files.get(path) or (self.root / path).read_text()
+            files[path] = edit_manifest(text, origin.index, changes)
+        except Unsaid:
+            return None
+        return path
+
+    def _adopt_in_overlay(self, env: str, base: Resource, live: Mapping[str, Any], *,
+                          flavour: Flavour, targets: Mapping[Any, tuple[str, int]],
+                          files: dict[str, str], versions: int) -> str:  # fmt: skip
+        document = overlay_document(base.key, base.spec, live, flavour)
+        at = targets.get(base.key)
+        every = (base.kind, base.name, None)
+        if at is None and every in targets and versions == 1:
+            at = targets[every]  # the overlay of every version: there is only this one
+            if document is not None:
+                document["metadata"].pop("version", None)
+        elif at is None and base.version is not None and every in targets:
+            where = targets[(base.kind, base.name, None)][0]
+            raise ConfigError(
+                f"cannot adopt the live edit of {base.title} into {where}: that overlay changes "
+                "every version of the workflow",
+                location=Location(where),
+                hint="Give the overlay metadata.version, then adopt again.",
+            )
+        if at is None:
+            stem = re.sub(r"[^A-Za-z0-9._-]+", "_", base.name).strip("._") or "unnamed"
+            suffix = f".v{base.version}" if base.version is not None else ""
+            path = f"{ENVIRONMENTS_DIR}/{env}/overlays/{stem}{suffix}.yaml"
+            current = files.get(path) or (
+                (self.root / path).read_text() if (self.root / path).is_file() else None
+            )
+            files[path] = replace_document(current, None, document)
+            return path
+        path, index = at
+        text = files.get(path) or (self.root / path).read_text()
+        files[path] = replace_document(text, index, document)
+        return path
+
     # -- export -----------------------------------------------------------------------------------
 
     def export(self, envs: Sequence[str], out: Path, selectors: Sequence[Selector] = (),
@@ -616,6 +743,17 @@ class Project:
         pin = origin.config.promotion.ref
         desired = self.render(env, pin=pin) if pin else self.desired(env, worktree=True)
         return {r.key: r.spec for r in desired.resources}
+
+
+@dataclass(frozen=True)
+class Adoption:
+    branch: str
+    commit: str
+    lines: tuple[str, ...]  # what was adopted, and where
+
+
+def _overlaid(targets: Mapping[Any, Any], key: tuple[str, str, int | None]) -> bool:
+    return key in targets or (key[0], key[1], None) in targets
 
 
 @dataclass(frozen=True)

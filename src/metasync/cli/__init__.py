@@ -253,9 +253,14 @@ def _write_applied(applied: Applied, env: str) -> None:
               default="text", show_default=True)  # fmt: skip
 @_select
 @_notify
+@click.option("--adopt", is_flag=True,
+              help="Keep the live edits: rewrite the manifests (or the environment's overlays) "
+              "to match the servers, in a commit on a new branch.")  # fmt: skip
+@click.option("--branch", metavar="NAME", help="--adopt: the branch (default adopt/ENV-<commit>).")
 @click.pass_context
 def drift(ctx: click.Context, *, envs: tuple[str, ...], all_envs: bool, fmt: str,
-          select: tuple[str, ...], notify: tuple[str, ...]) -> int:  # fmt: skip
+          select: tuple[str, ...], notify: tuple[str, ...], adopt: bool,
+          branch: str | None) -> int:  # fmt: skip
     """Report what changed behind git's back: exit 0 in sync, 2 drift, 1 error.
 
     Each drifted object says which side moved: live-edited (on the server since metasync wrote
@@ -282,6 +287,22 @@ def drift(ctx: click.Context, *, envs: tuple[str, ...], all_envs: bool, fmt: str
     write_problems(sys.stderr, warnings)
     if errors:
         return EXIT_USER_ERROR
+    if adopt:
+        edited = [r.environment for r in reports if any(d.type == "live-edited" for d in r.drift)]
+        adoption = (
+            project.adopt(edited, branch=branch, selectors=parse_selectors(select))
+            if edited
+            else None
+        )
+        if adoption is None:
+            click.echo("Nothing to adopt: no object was edited on a server.", err=True)
+        else:
+            click.echo(f"Adopted on branch {adoption.branch} (commit {adoption.commit[:7]}; your "
+                       "checkout is unchanged):", err=True)  # fmt: skip
+            for line in adoption.lines:
+                click.echo(f"  {line}", err=True)
+            click.echo(f"Next: git push <remote> {adoption.branch}, and open a pull request.",
+                       err=True)  # fmt: skip
     return EXIT_CHANGES if any(r.drift for r in reports) else EXIT_OK
 
 

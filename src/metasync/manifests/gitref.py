@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -74,7 +74,13 @@ def _read_blob(blob: git.Blob, display: str) -> str:
 
 def commit_file_on_branch(repo: git.Repo, base: git.Commit, path: str, content: str, *,
                           branch: str, message: str) -> git.Commit:  # fmt: skip
-    """A commit on a new ``branch``: ``base`` with ``path`` set to ``content``.
+    """A commit on a new ``branch``: ``base`` with ``path`` set to ``content``."""
+    return commit_files_on_branch(repo, base, {path: content}, branch=branch, message=message)
+
+
+def commit_files_on_branch(repo: git.Repo, base: git.Commit, files: Mapping[str, str], *,
+                           branch: str, message: str) -> git.Commit:  # fmt: skip
+    """A commit on a new ``branch``: ``base`` with each path of ``files`` set to its content.
 
     Built with a private index and plumbing commands, so the user's checkout, index and current
     branch are untouched.
@@ -87,11 +93,12 @@ def commit_file_on_branch(repo: git.Repo, base: git.Commit, path: str, content: 
     env = {**os.environ, **_identity(repo)}
     with tempfile.TemporaryDirectory() as tmp:
         env["GIT_INDEX_FILE"] = os.path.join(tmp, "index")
-        blob_file = Path(tmp) / "blob"
-        blob_file.write_text(content)
         repo.git.read_tree(base.hexsha, env=env)
-        blob = repo.git.hash_object("-w", str(blob_file), env=env)
-        repo.git.update_index("--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+        for n, (path, content) in enumerate(sorted(files.items())):
+            blob_file = Path(tmp) / f"blob{n}"
+            blob_file.write_text(content)
+            blob = repo.git.hash_object("-w", str(blob_file), env=env)
+            repo.git.update_index("--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
         tree = repo.git.write_tree(env=env)
         sha = repo.git.commit_tree(tree, "-p", base.hexsha, "-m", message, env=env)
     repo.git.update_ref(f"refs/heads/{branch}", sha)

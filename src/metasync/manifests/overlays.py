@@ -371,3 +371,20 @@ def _missing(ref: str, tasks: list[Any], path: tuple[str | int, ...], what: str)
         f"no task {ref!r} to {what} in this workflow{did_you_mean(ref, refs)}", path,
         "A task entry without `name` changes an existing task; give `name` (and `$after`) to add one.",
     )  # fmt: skip
+
+
+def overlay_targets(root: Path, env: str) -> dict[tuple[str, str, int | None], tuple[str, int]]:
+    """What each overlay document of ``env`` targets: (kind, name, version or None) -> (file
+    relative to the project, document index). Documents that do not parse are left out."""
+    found: dict[tuple[str, str, int | None], tuple[str, int]] = {}
+    for path in overlay_files(root, env):
+        display = path.relative_to(root).as_posix()
+        try:
+            docs = parse_documents(read_text(path, display), display)
+        except MetasyncError:
+            continue
+        for index, doc in enumerate(docs):
+            target = _target(doc.data, lambda *_: None)
+            if target is not None:
+                found.setdefault(target, (display, index))
+    return found

@@ -1,0 +1,280 @@
+"""Adopting live edits (``drift --adopt``): rewrite git so it says what the server holds.
+
+For each object edited on the server, the change goes where it belongs:
+
+* into the **manifest** (manifests/), edited in place so its comments, layout and the rest of the
+  file stay, when the environment runs the working tree's manifests, has no overlay for the
+  object, and no changed value comes from a variable: a change everyone shares;
+* into the environment's **overlay** otherwise (a pinned environment, an object it already
+  overlays, a value that is a ``((vars.X))``): the overlay is recomputed from the manifest to the
+  server's object (DESIGN.md section 3, by task reference), replacing the old one.
+
+Pure: text in, text out; the caller reads the files and commits the result on a branch.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from metasync.adopt.export import minimal
+from metasync.adopt.factor import TASK_LISTS, overlay
+from metasync.conductor.normalize import Flavour
+from metasync.model.fingerprint import canonical_json
+
+
+class Unsaid(Exception):
+    """The manifest cannot say this change in place (the overlay will)."""
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round-trip: comments, order and quotes kept
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def load_all(text: str) -> list[Any]:
+    return list(_yaml().load_all(text))
+
+
+def dump_all(documents: Sequence[Any]) -> str:
+    stream = io.StringIO()
+    _yaml().dump_all(documents, stream)
+    return stream.getvalue()
+
+
+# -- what changed, as edits ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Set (``value``) or remove (``remove``) ``keys`` of the task ``ref`` (None: the object)."""
+
+    ref: str | None
+    keys: tuple[str, ...]
+    value: Any = None
+    remove: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AddTask:
+    task: Mapping[str, Any]
+    after: str | None  # the task it follows in its list, or
+    before: str | None  # the task it precedes
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTask:
+    ref: str
+
+
+Change = Edit | AddTask | DeleteTask
+
+
+def edits(kind: str, desired: Mapping[str, Any], live: Mapping[str, Any],
+          flavour: Flavour) -> list[Change]:  # fmt: skip
+    """What turns ``desired`` (a manifest, variables resolved) into ``live``; raises Unsaid for
+    what edits cannot say (a different task order)."""
+    want, have = minimal(kind, live, flavour), minimal(kind, desired, flavour)
+    if kind != "WorkflowDef":
+        return list(_fields(None, have, want, ()))
+    found: list[Change] = list(_fields(None, _own(have, "tasks"), _own(want, "tasks"), ()))
+    old, new = _index(have.get("tasks") or []), _index(want.get("tasks") or [])
+    for ref in old:
+        if ref not in new and old[ref][1] not in _gone(old, new):
+            found.append(DeleteTask(ref))
+    for ref, (task, parent, siblings) in new.items():
+        if ref in old:
+            _, old_parent, old_siblings = old[ref]
+            if (old_parent, [s for s in old_siblings if s in new]) != (
+                parent,
+                [s for s in siblings if s in old],
+            ):
+                raise Unsaid(f"task {ref} moved")
+            found += _fields(ref, _own(old[ref][0]), _own(task), ())
+        elif parent is None or parent in old:
+            found.append(_placed(ref, task, siblings, old))
+    return found
+
+
+def _own(task: Mapping[str, Any], *more: str) -> dict[str, Any]:
+    return {k: v for k, v in task.items() if k not in TASK_LISTS and k not in more}
+
+
+def _fields(ref: str | None, have: Mapping[str, Any], want: Mapping[str, Any],
+            keys: tuple[str, ...]) -> Iterator[Edit]:  # fmt: skip
+    for key in dict.fromkeys([*have, *want]):
+        if key not in want:
+            yield Edit(ref, (*keys, key), remove=True)
+        elif key not in have:
+            yield Edit(ref, (*keys, key), copy.deepcopy(want[key]))
+        elif canonical_json(have[key]) != canonical_json(want[key]):
+            if isinstance(have[key], Mapping) and isinstance(want[key], Mapping):
+                yield from _fields(ref, have[key], want[key], (*keys, key))
+            else:
+                yield Edit(ref, (*keys, key), copy.deepcopy(want[key]))
+
+
+# ref -> (task, the ref of the task holding its list (None: top level), refs of that list)
+_Index = dict[str, tuple[Mapping[str, Any], str | None, list[str]]]
+
+
+def _index(tasks: Sequence[Any]) -> _Index:
+    found: _Index = {}
+
+    def walk(items: Sequence[Any], parent: str | None) -> None:
+        refs = [str(t.get("taskReferenceName")) for t in items if isinstance(t, Mapping)]
+        for task in items:
+            if not isinstance(task, Mapping):
+                continue
+            found[str(task.get("taskReferenceName"))] = (task, parent, refs)
+            for child in _children(task):
+                walk(child, str(task.get("taskReferenceName")))
+
+    walk(tasks, None)
+    return found
+
+
+def _children(task: Mapping[str, Any]) -> list[Sequence[Any]]:
+    lists: list[Sequence[Any]] = [
+        b for b in (task.get("decisionCases") or {}).values() if isinstance(b, list)
+    ]
+    lists += [task[k] for k in ("defaultCase", "loopOver") if isinstance(task.get(k), list)]
+    lists += [b for b in task.get("forkTasks") or () if isinstance(b, list)]
+    return lists
+
+
+def _gone(old: _Index, new: _Index) -> set[str | None]:
+    """Parents that are themselves deleted (their nested tasks go with them)."""
+    return {ref for ref in old if ref not in new}
+
+
+def _placed(ref: str, task: Mapping[str, Any], siblings: list[str], old: _Index) -> AddTask:
+    i = siblings.index(ref)
+    before = [s for s in siblings[:i] if s in old]
+    after = [s for s in siblings[i + 1 :] if s in old]
+    if before:
+        return AddTask(copy.deepcopy(dict(task)), before[-1], None)
+    if after:
+        return AddTask(copy.deepcopy(dict(task)), None, after[0])
+    raise Unsaid(f"task {ref} has no neighbour in the manifest to be placed by")
+
+
+# -- applying edits to a manifest, in place -------------------------------------------------------
+
+
+def edit_manifest(text: str, index: int, changes: Sequence[Change]) -> str:
+    """The manifest file ``text`` with ``changes`` made to the spec of its document ``index``."""
+    documents = load_all(text)
+    spec = documents[index]["spec"]
+    for change in changes:
+        if isinstance(change, Edit):
+            _edit(spec, change)
+        elif isinstance(change, DeleteTask):
+            holder, i = _find(spec.get("tasks") or [], change.ref)
+            del holder[i]
+        else:
+            anchor = change.after or change.before or ""
+            holder, i = _find(spec.get("tasks") or [], anchor)
+            holder.insert(i + 1 if change.after else i, _commented(change.task))
+    return dump_all(documents)
+
+
+def _edit(spec: Any, change: Edit) -> None:
+    node = spec
+    if change.ref is not None:
+        holder, i = _find(spec.get("tasks") or [], change.ref)
+        node = holder[i]
+    for key in change.keys[:-1]:
+        if isinstance(node.get(key), str) and "((" in node[key]:
+            raise Unsaid(f"{key} comes from a variable")
+        if not isinstance(node.get(key), Mapping):
+            if change.remove:
+                return
+            node[key] = CommentedMap()
+        node = node[key]
+    last = change.keys[-1]
+    current = node.get(last)
+    if isinstance(current, str) and "((" in current:
+        raise Unsaid(f"{last} comes from a variable")
+    if change.remove:
+        node.pop(last, None)
+    else:
+        node[last] = _commented(change.value)
+
+
+def _find(tasks: Any, ref: str) -> tuple[Any, int]:
+    for i, task in enumerate(tasks):
+        if not isinstance(task, Mapping):
+            continue
+        if task.get("taskReferenceName") == ref:
+            return tasks, i
+        for child in _raw_children(task):
+            try:
+                return _find(child, ref)
+            except Unsaid:
+                continue
+    raise Unsaid(f"task {ref} is not in the manifest as written")
+
+
+def _raw_children(task: Any) -> list[Any]:
+    lists = [b for b in (task.get("decisionCases") or {}).values() if isinstance(b, list)]
+    lists += [task[k] for k in ("defaultCase", "loopOver") if isinstance(task.get(k), list)]
+    lists += [b for b in task.get("forkTasks") or () if isinstance(b, list)]
+    return lists
+
+
+def _commented(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        out = CommentedMap()
+        for k, v in value.items():
+            out[k] = _commented(v)
+        return out
+    if isinstance(value, list):
+        return CommentedSeq([_commented(v) for v in value])
+    return value
+
+
+# -- or the environment's overlay --------------------------------------------------------------
+
+
+def overlay_document(key: tuple[str, str, int | None], base: Mapping[str, Any],
+                     live: Mapping[str, Any], flavour: Flavour) -> dict[str, Any] | None:  # fmt: skip
+    """The overlay that turns the manifest ``base`` into the server's ``live``; None if none is
+    needed."""
+    kind, name, version = key
+    body = overlay(kind, minimal(kind, base, flavour), minimal(kind, live, flavour), flavour)
+    if not body:
+        return None
+    metadata: dict[str, Any] = {"name": name}
+    if version is not None:
+        metadata["version"] = version
+    return {"kind": kind, "metadata": metadata, **body}
+
+
+def replace_document(
+    text: str | None, index: int | None, document: Mapping[str, Any] | None
+) -> str:
+    """``text`` (an overlay file, or None for a new one) with its document ``index`` replaced by
+    ``document`` (None: removed; index None: appended)."""
+    documents = load_all(text) if text else []
+    if index is None:
+        if document is not None:
+            documents.append(_commented(document))
+    elif document is None:
+        del documents[index]
+    else:
+        new = _commented(document)
+        old = documents[index]
+        if hasattr(old, "ca") and old.ca.comment:  # the comment above the document stays
+            new.ca.comment = old.ca.comment
+        documents[index] = new
+    return dump_all(documents) if documents else ""
