@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import conductor_server
-from helpers import prefixed_example, run_cli
+from helpers import prefixed_example, run_cli, write_project
 
 pytestmark = pytest.mark.server
 
@@ -190,3 +190,41 @@ def test_export_needs_a_writable_folder_and_vars_need_two_environments(
                "--select", f"name={prefix}*", expect=1)  # fmt: skip
     assert "error: " in said
     assert "cannot write the export" in said
+
+
+def test_a_secret_the_server_holds_is_exported_as_its_placeholder(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    environment = (f"server:\n  url: {conductor.url}\nvars:\n  owner_email: team@example.com\n"
+                   "secrets:\n  api_token: METASYNC_TEST_EXPORT_TOKEN\n")  # fmt: skip
+    manifest = f"""\
+        apiVersion: metasync/v1
+        kind: WorkflowDef
+        metadata: {{name: {prefix}billing}}
+        spec:
+          version: 1
+          ownerEmail: ((vars.owner_email))
+          tasks:
+            - name: post
+              taskReferenceName: post
+              type: HTTP
+              inputParameters:
+                http_request:
+                  uri: https://ledger.example.internal/v1/invoices
+                  method: POST
+                  headers: {{Authorization: "Bearer ((secrets.api_token))"}}
+        """
+    project = write_project(tmp_path / "p", {"manifests/billing.yaml": manifest}, environment)
+    secret = "tok-export-0123456789"
+    monkeypatch.setenv("METASYNC_TEST_EXPORT_TOKEN", secret)
+    cli("--project", str(project), "apply", "--env", "dev", "--auto-approve")
+    out = tmp_path / "out"
+    said = cli("--project", str(project), "export", "--env", "dev", "--out", str(out),
+               "--select", f"name={prefix}*")  # fmt: skip
+    exported = (out / "manifests" / "workflows" / f"{prefix}billing.yaml").read_text()
+    assert 'Authorization: "Bearer ((secrets.api_token))"' in exported
+    assert secret not in exported + said
+    plan = cli("--project", str(out), "plan", "--env", "dev", "--detailed-exitcode",
+               "--select", f"name={prefix}*")  # fmt: skip
+    assert "0 to create, 0 to update, 0 to delete, 1 unchanged." in plan

@@ -608,7 +608,12 @@ class Project:
         lives = {}
         for env in envs:
             with self.connect(env) as client:
-                lives[env] = read_live(client)
+                live = read_live(client)
+            # a secret value the server holds goes into git as its placeholder, never as itself
+            secrets = Secrets.available(load_environment(self.root, env).config.secrets)
+            lives[env] = replace(
+                live, objects={k: secrets.mask(dict(v)) for k, v in live.objects.items()}
+            )
         if len(envs) == 1:
             (env,) = envs
             done = export(lives[env], selectors)

@@ -59,6 +59,13 @@ class Secrets:
         _IN_PLAY.update(values.items())
         return cls(values)
 
+    @classmethod
+    def available(cls, mapping: Mapping[str, str]) -> Secrets:
+        """The secrets whose variables are set (to mask what a server holds; none required)."""
+        values = {name: os.environ[var] for name, var in mapping.items() if os.environ.get(var)}
+        _IN_PLAY.update(values.items())
+        return cls(values)
+
     def resolve(self, value: Any) -> Any:
         """``value`` with every placeholder replaced by its secret."""
         if isinstance(value, str):
