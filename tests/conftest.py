@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 import conductor_server
@@ -39,6 +40,13 @@ def conductor_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conductor_
         pytest.fail(f"cannot start the second Conductor server:\n{exc}", pytrace=False)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def api(conductor: conductor_server.Server) -> Iterator[httpx.Client]:
+    """The session server's REST API, straight (for what a test does behind metasync's back)."""
+    with httpx.Client(base_url=f"{conductor.url}/api", timeout=30) as client:
+        yield client
 
 
 @pytest.fixture

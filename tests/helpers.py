@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -78,3 +79,21 @@ def prefixed_example(target: Path, prefix: str, server_url: str) -> Path:
             re.sub(r"url: http://127\.0\.0\.1:\d+", f"url: {server_url}", env_file.read_text())
         )
     return target
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo``; its output, stripped."""
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+
+
+def committed_example(root: Path, prefix: str, server_url: str) -> Path:
+    """``prefixed_example`` in a new git repository (branch main), committed."""
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev")
+    prefixed_example(root, prefix, server_url)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the example")
+    return root

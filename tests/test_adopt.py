@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,32 +10,14 @@ import pytest
 import yaml
 
 import conductor_server
-from helpers import prefixed_example, run_cli
+from helpers import committed_example, git, run_cli
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture
-def api(conductor: conductor_server.Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{conductor.url}/api", timeout=30) as client:
-        yield client
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
-
-
-@pytest.fixture
 def repo(tmp_path: Path, prefix: str, conductor: conductor_server.Server) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "dev@example.com")
-    git(root, "config", "user.name", "Dev")
-    prefixed_example(root, prefix, conductor.url)
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "the example")
+    root = committed_example(tmp_path / "repo", prefix, conductor.url)
     result = run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve")
     assert result.exit_code == 0, result.stdout
     return root

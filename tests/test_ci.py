@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 import conductor_server
-from helpers import prefixed_example
+from helpers import committed_example, git, prefixed_example
 
 pytestmark = pytest.mark.server
 
@@ -77,11 +77,6 @@ class GitHub:
         return calls
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
-
-
 def ci(repo: Path, github: GitHub, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
@@ -99,17 +94,11 @@ def ci(repo: Path, github: GitHub, *args: str, expect: int = 0) -> subprocess.Co
 def test_pull_request_merge_and_schedule_as_the_workflows_run_them(
     tmp_path: Path, prefix: str, conductor: conductor_server.Server, servers: dict[str, str]
 ) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "ci@example.com")
-    git(repo, "config", "user.name", "CI")
-    prefixed_example(repo, prefix, conductor.url)
+    repo = committed_example(tmp_path / "repo", prefix, conductor.url)
     for env in ("qa", "prod"):
         env_file = repo / "environments" / env / "environment.yaml"
         env_file.write_text(env_file.read_text().replace(conductor.url, servers[env]))
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "the example")
+    git(repo, "commit", "-q", "-am", "qa and prod have servers of their own")
     github = GitHub(tmp_path / "gh")
     (github.folder / "event.json").write_text(json.dumps({"pull_request": {"number": 7}}))
     only_mine = ("--select", f"name={prefix}*")
@@ -208,14 +197,7 @@ def test_pull_request_merge_and_schedule_as_the_workflows_run_them(
 def test_a_failing_plan_fails_the_job_and_says_so_in_the_comment(
     tmp_path: Path, prefix: str, conductor: conductor_server.Server
 ) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "ci@example.com")
-    git(repo, "config", "user.name", "CI")
-    prefixed_example(repo, prefix, conductor.url)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "the example")
+    repo = committed_example(tmp_path / "repo", prefix, conductor.url)
     base = git(repo, "rev-parse", "HEAD")
     env_file = repo / "environments" / "prod" / "environment.yaml"
     env_file.write_text(env_file.read_text().replace(conductor.url, "http://127.0.0.1:9"))

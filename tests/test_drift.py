@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,6 @@ import metasync.conductor.client as client_module
 from helpers import prefixed_example, run_cli
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def api(conductor: conductor_server.Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{conductor.url}/api", timeout=30) as client:
-        yield client
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and several servers factored into one base and an overlay per environment."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,12 +14,6 @@ import conductor_server
 from helpers import prefixed_example, run_cli, write_project
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def api(conductor: conductor_server.Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{conductor.url}/api", timeout=30) as client:
-        yield client
 
 
 def cli(*args: str, expect: int = 0) -> str:

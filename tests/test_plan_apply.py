@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,6 @@ from metasync.project import Project
 from metasync.render.apply_result import write_apply_result
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def api(conductor: conductor_server.Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{conductor.url}/api", timeout=30) as client:
-        yield client
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +37,6 @@ def _short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's clients retry as they would for real, with waits a hundred times shorter."""
     monkeypatch.setattr(client_module, "RETRY_BASE_DELAY_S", 0.002)
     monkeypatch.setattr(client_module, "RETRY_MAX_DELAY_S", 0.03)
-
-
-@pytest.fixture
-def api(conductor: conductor_server.Server) -> Iterator[httpx.Client]:
-    """The server itself, not through any proxy."""
-    with httpx.Client(base_url=f"{conductor.url}/api", timeout=30) as client:
-        yield client
 
 
 def through(proxy: FaultProxy) -> ConductorClient:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,6 @@ from metasync.conductor.normalize import normalize
 from metasync.model.tasks import walk_tasks
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def api(conductor: conductor_server.Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{conductor.url}/api", timeout=30) as client:
-        yield client
 
 
 @pytest.fixture

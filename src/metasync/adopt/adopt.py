@@ -24,9 +24,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from metasync.adopt.export import minimal
-from metasync.adopt.factor import TASK_LISTS, overlay
+from metasync.adopt.factor import overlay
 from metasync.conductor.normalize import Flavour
 from metasync.model.fingerprint import canonical_json
+from metasync.model.tasks import TASK_LISTS, child_lists
 
 
 class Unsaid(Exception):
@@ -136,20 +137,11 @@ def _index(tasks: Sequence[Any]) -> _Index:
             if not isinstance(task, Mapping):
                 continue
             found[str(task.get("taskReferenceName"))] = (task, parent, refs)
-            for child in _children(task):
+            for child in child_lists(task):
                 walk(child, str(task.get("taskReferenceName")))
 
     walk(tasks, None)
     return found
-
-
-def _children(task: Mapping[str, Any]) -> list[Sequence[Any]]:
-    lists: list[Sequence[Any]] = [
-        b for b in (task.get("decisionCases") or {}).values() if isinstance(b, list)
-    ]
-    lists += [task[k] for k in ("defaultCase", "loopOver") if isinstance(task.get(k), list)]
-    lists += [b for b in task.get("forkTasks") or () if isinstance(b, list)]
-    return lists
 
 
 def _gone(old: _Index, new: _Index) -> set[str | None]:
@@ -217,19 +209,12 @@ def _find(tasks: Any, ref: str) -> tuple[Any, int]:
             continue
         if task.get("taskReferenceName") == ref:
             return tasks, i
-        for child in _raw_children(task):
+        for child in child_lists(task):
             try:
                 return _find(child, ref)
             except Unsaid:
                 continue
     raise Unsaid(f"task {ref} is not in the manifest as written")
-
-
-def _raw_children(task: Any) -> list[Any]:
-    lists = [b for b in (task.get("decisionCases") or {}).values() if isinstance(b, list)]
-    lists += [task[k] for k in ("defaultCase", "loopOver") if isinstance(task.get(k), list)]
-    lists += [b for b in task.get("forkTasks") or () if isinstance(b, list)]
-    return lists
 
 
 def _commented(value: Any) -> Any:

@@ -32,9 +32,9 @@ from metasync.manifests.overlays import OverlayError, merge_resource
 from metasync.manifests.yamlio import dump_documents
 from metasync.model.fingerprint import canonical_json
 from metasync.model.kinds import KINDS
+from metasync.model.tasks import TASK_LISTS, child_lists
 from metasync.plan.select import Selector, selected
 
-TASK_LISTS = ("decisionCases", "defaultCase", "forkTasks", "loopOver")
 _SCALAR = (str, int, float, bool)
 
 
@@ -296,15 +296,8 @@ def _flatten(tasks: Sequence[Any], into: dict[str, dict[str, Any]]) -> None:
         if not isinstance(task, Mapping) or not isinstance(task.get("taskReferenceName"), str):
             continue
         into[task["taskReferenceName"]] = dict(task)
-        for child in _children(task):
+        for child in child_lists(task):
             _flatten(child, into)
-
-
-def _children(task: Mapping[str, Any]) -> list[list[Any]]:
-    lists = [b for b in (task.get("decisionCases") or {}).values() if isinstance(b, list)]
-    lists += [task[k] for k in ("defaultCase", "loopOver") if isinstance(task.get(k), list)]
-    lists += [b for b in task.get("forkTasks") or () if isinstance(b, list)]
-    return lists
 
 
 def _task_entries(base: Sequence[Any], target: Sequence[Any]) -> list[dict[str, Any]] | None:
@@ -320,7 +313,7 @@ def _task_entries(base: Sequence[Any], target: Sequence[Any]) -> list[dict[str, 
         if ref not in want and ref not in gone:
             entries.append({"taskReferenceName": ref, "$patch": "delete"})
             nested: dict[str, dict[str, Any]] = {}
-            for child in _children(task):
+            for child in child_lists(task):
                 _flatten(child, nested)
             gone |= set(nested)
     for ref, wanted in want.items():
@@ -363,7 +356,7 @@ def _lists(tasks: Sequence[Any]) -> list[Sequence[Any]]:
     out: list[Sequence[Any]] = [tasks]
     for task in tasks:
         if isinstance(task, Mapping):
-            for child in _children(task):
+            for child in child_lists(task):
                 out += _lists(child)
     return out
 

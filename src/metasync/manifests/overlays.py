@@ -39,12 +39,12 @@ from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_tex
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
+from metasync.model.tasks import TASK_LISTS, child_lists
 
 OVERLAYS_DIR = "overlays"
 _ENVELOPE = ("apiVersion", "kind", "metadata", "patch", "jsonPatch")
 _METADATA = ("name", "version")
 _DIRECTIVES = ("$patch", "$after", "$before")
-TASK_LISTS = ("decisionCases", "defaultCase", "forkTasks", "loopOver")
 
 
 class OverlayError(Exception):
@@ -272,20 +272,11 @@ def _find(tasks: list[Any], ref: str) -> tuple[list[Any], int] | None:
             continue
         if task.get("taskReferenceName") == ref:
             return tasks, i
-        for child in _child_lists(task):
+        for child in child_lists(task):
             found = _find(child, ref)
             if found is not None:
                 return found
     return None
-
-
-def _child_lists(task: dict[str, Any]) -> list[list[Any]]:
-    lists = [
-        branch for branch in (task.get("decisionCases") or {}).values() if isinstance(branch, list)
-    ]
-    lists += [task[k] for k in ("defaultCase", "loopOver") if isinstance(task.get(k), list)]
-    lists += [b for b in task.get("forkTasks") or () if isinstance(b, list)]
-    return lists
 
 
 def _merge_tasks(workflow: dict[str, Any], into: list[Any], entries: Sequence[Any],
@@ -363,7 +354,7 @@ def _missing(ref: str, tasks: list[Any], path: tuple[str | int, ...], what: str)
         for task in items:
             if isinstance(task, dict):
                 refs.append(str(task.get("taskReferenceName")))
-                for child in _child_lists(task):
+                for child in child_lists(task):
                     collect(child)
 
     collect(tasks)

@@ -70,3 +70,18 @@ def _walk(tasks: Sequence[Any], path: RawPath, top_level: bool) -> Iterator[Task
         for j, branch in enumerate(task.get("forkTasks") or ()):
             yield from _walk(branch or (), (*here, "forkTasks", j), False)
         yield from _walk(task.get("loopOver") or (), (*here, "loopOver"), False)
+
+
+#: the fields of a task that hold lists of tasks
+TASK_LISTS = ("decisionCases", "defaultCase", "forkTasks", "loopOver")
+
+
+def child_lists(task: Mapping[str, Any]) -> list[Any]:
+    """The task lists a task holds (switch cases, default case, fork branches, loop body), as the
+    very list objects, so a caller may change them in place."""
+    lists: list[Any] = [
+        b for b in (task.get("decisionCases") or {}).values() if isinstance(b, list)
+    ]
+    lists += [task[k] for k in ("defaultCase", "loopOver") if isinstance(task.get(k), list)]
+    lists += [b for b in task.get("forkTasks") or () if isinstance(b, list)]
+    return lists

@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from metasync.model.tasks import TASK_LISTS
 from metasync.plan.model import FieldChange
 
 _MISSING: Any = object()
-TASK_LISTS = ("decisionCases", "defaultCase", "forkTasks", "loopOver")
 
 
 def diff(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
