@@ -27,7 +27,7 @@ from metasync.adopt.export import minimal
 from metasync.adopt.factor import overlay
 from metasync.conductor.normalize import Flavour
 from metasync.model.fingerprint import canonical_json
-from metasync.model.tasks import TASK_LISTS, child_lists
+from metasync.model.tasks import TASK_LISTS, child_lists, find_task
 
 
 class Unsaid(Exception):
@@ -204,17 +204,10 @@ def _edit(spec: Any, change: Edit) -> None:
 
 
 def _find(tasks: Any, ref: str) -> tuple[Any, int]:
-    for i, task in enumerate(tasks):
-        if not isinstance(task, Mapping):
-            continue
-        if task.get("taskReferenceName") == ref:
-            return tasks, i
-        for child in child_lists(task):
-            try:
-                return _find(child, ref)
-            except Unsaid:
-                continue
-    raise Unsaid(f"task {ref} is not in the manifest as written")
+    found = find_task(tasks, ref)
+    if found is None:
+        raise Unsaid(f"task {ref} is not in the manifest as written")
+    return found
 
 
 def _commented(value: Any) -> Any:

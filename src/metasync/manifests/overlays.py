@@ -39,7 +39,7 @@ from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_tex
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
-from metasync.model.tasks import TASK_LISTS, child_lists
+from metasync.model.tasks import TASK_LISTS, child_lists, find_task
 
 OVERLAYS_DIR = "overlays"
 _ENVELOPE = ("apiVersion", "kind", "metadata", "patch", "jsonPatch")
@@ -265,20 +265,6 @@ def _merge_map(base: dict[str, Any], patch: Mapping[str, Any], path: tuple[str |
             base[key] = copy.deepcopy(value)
 
 
-def _find(tasks: list[Any], ref: str) -> tuple[list[Any], int] | None:
-    """The list that holds task ``ref`` (at any depth), and its index there."""
-    for i, task in enumerate(tasks):
-        if not isinstance(task, dict):
-            continue
-        if task.get("taskReferenceName") == ref:
-            return tasks, i
-        for child in child_lists(task):
-            found = _find(child, ref)
-            if found is not None:
-                return found
-    return None
-
-
 def _merge_tasks(workflow: dict[str, Any], into: list[Any], entries: Sequence[Any],
                  path: tuple[str | int, ...]) -> None:  # fmt: skip
     top = workflow["tasks"]
@@ -289,7 +275,7 @@ def _merge_tasks(workflow: dict[str, Any], into: list[Any], entries: Sequence[An
                                "Task lists merge by taskReferenceName.")  # fmt: skip
         ref = entry["taskReferenceName"]
         body = {k: v for k, v in entry.items() if k not in _DIRECTIVES}
-        found = _find(top, ref)
+        found = find_task(top, ref)
         if entry.get("$patch") is not None:
             if entry["$patch"] != "delete":
                 raise OverlayError(f"$patch: {entry['$patch']!r} is not known", (*here, "$patch"),
@@ -316,7 +302,7 @@ def _merge_tasks(workflow: dict[str, Any], into: list[Any], entries: Sequence[An
             into.append(new_task)
             continue
         anchor = entry[anchor_key]
-        at = _find(top, str(anchor))
+        at = find_task(top, str(anchor))
         if at is None:
             raise _missing(str(anchor), top, (*here, anchor_key), f"place {ref!r} next to")
         holder, index = at

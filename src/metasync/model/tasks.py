@@ -85,3 +85,17 @@ def child_lists(task: Mapping[str, Any]) -> list[Any]:
     lists += [task[k] for k in ("defaultCase", "loopOver") if isinstance(task.get(k), list)]
     lists += [b for b in task.get("forkTasks") or () if isinstance(b, list)]
     return lists
+
+
+def find_task(tasks: Sequence[Any], ref: str) -> tuple[Any, int] | None:
+    """The list that holds task ``ref`` (at any depth), and its index there; None if none."""
+    for i, task in enumerate(tasks):
+        if not isinstance(task, Mapping):
+            continue
+        if task.get("taskReferenceName") == ref:
+            return tasks, i
+        for child in child_lists(task):
+            found = find_task(child, ref)
+            if found is not None:
+                return found
+    return None
