@@ -384,19 +384,22 @@ def _overlay_file(key: Key) -> str:
 def with_vars(text: str, variables: Mapping[str, Any]) -> str:
     """environment.yaml ``text`` with ``variables`` set under ``vars:`` (comments kept when
     ``vars:`` is a block mapping or absent)."""
-    block = re.search(r"(?m)^vars:[ \t]*(#.*)?\n", text)
-    if block is None and re.search(r"(?m)^vars:", text):  # flow style: rewrite the file
+    if re.search(r"(?m)^vars:[ \t]*[^\s#]", text):  # flow style (vars: {...}): rewrite the file
         data = yaml.safe_load(text) or {}
         data["vars"] = {**(data.get("vars") or {}), **variables}
         return dump_documents([data], explicit_start=False)
+    if not re.search(r"(?m)^vars:", text):
+        text = text.rstrip("\n") + "\nvars:\n"
+    head = re.search(r"(?m)^vars:[ \t]*(#.*)?\n", text)
+    assert head is not None
+    end = re.search(r"(?m)^\S", text[head.end() :])  # the next top-level key ends the block
+    stop = head.end() + end.start() if end else len(text)
+    block = text[head.end() : stop]
     for name, value in sorted(variables.items()):
         line = f"  {name}: {json.dumps(value)}"
-        existing = re.search(rf"(?m)^  {re.escape(name)}:.*$", text)
+        existing = re.search(rf"(?m)^  {re.escape(name)}:.*$", block)
         if existing is not None:
-            text = text[: existing.start()] + line + text[existing.end() :]
-        elif block is not None:
-            text = text[: block.end()] + line + "\n" + text[block.end() :]
+            block = block[: existing.start()] + line + block[existing.end() :]
         else:
-            text = text.rstrip("\n") + "\nvars:\n" + line + "\n"
-            block = re.search(r"(?m)^vars:[ \t]*(#.*)?\n", text)
-    return text
+            block = line + "\n" + block
+    return text[: head.end()] + block + text[stop:]
