@@ -132,6 +132,22 @@ def test_new_version_registers_a_changed_workflow_as_the_next_version_and_keeps_
     assert pending(plan(project)) == {}  # converged: the newest versions carry git's content
 
 
+def test_a_new_version_the_server_would_refuse_fails_at_plan_at_its_line(
+    project: Path, prefix: str
+) -> None:
+    set_policy(project, "versioning: new-version")
+    apply(project)
+    edit(project / "manifests/workflows/invoicing.yaml",
+         "      evaluatorType: value-param\n      expression: status\n",
+         "      evaluatorType: javascript\n      expression: $.nothing.status\n")  # fmt: skip
+    code, _, err = cli(project, "plan", "--env", "dev")
+    assert code == 1
+    assert err.startswith(
+        "error: manifests/workflows/invoicing.yaml:38 tasks[ref=payment_status]: the server "
+        f"refuses WorkflowDef {prefix}invoicing v1: "
+    )
+
+
 def test_in_place_changes_the_same_version(project: Path, prefix: str, api: httpx.Client) -> None:
     set_policy(project, "versioning: in-place")
     apply(project)

@@ -842,10 +842,13 @@ def _running(plan: Plan, client: ConductorClient) -> dict[tuple[str, str, int | 
         if change.kind == "WorkflowDef" and change.action in ("delete", "update"):
             touched.setdefault(change.name, set()).add(change.version or 1)
     found: dict[tuple[str, str, int | None], list[str]] = {}
-    for name, versions in sorted(touched.items()):
-        for version, ids in client.running_executions(name, versions).items():
-            if ids:
-                found[("WorkflowDef", name, version)] = ids
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one request per name: let them overlap
+        answers = pool.map(lambda item: (item[0], client.running_executions(*item)),
+                           sorted(touched.items()))  # fmt: skip
+        for name, per_version in answers:
+            for version, ids in per_version.items():
+                if ids:
+                    found[("WorkflowDef", name, version)] = ids
     return found
 
 
@@ -857,18 +860,27 @@ def _server_checks(
     plan: Plan, resources: Sequence[Resource], client: ConductorClient, secrets: Secrets
 ) -> list[Problem]:
     """Ask the server to validate each workflow that would be written (nothing is stored)."""
+    # by name too: under policy new-version a change carries the version it will be written as
+    by_name = {(r.kind, r.name): r for r in resources}
     by_key = {r.key: r for r in resources}
-    problems: list[Problem] = []
-    for change in plan.pending:
-        if change.kind != "WorkflowDef" or change.desired is None:
-            continue
+    changes = [c for c in plan.pending if c.kind == "WorkflowDef" and c.desired is not None]
+
+    def check(change: Change) -> ServerError | None:
         try:
-            client.validate_workflow(dict(change.desired))
+            client.validate_workflow(dict(change.desired or {}))
         except ServerError as exc:
             if exc.status != 400:
                 raise
-            resource = by_key[(change.kind, change.name, change.version)]
-            found = [_place(detail, resource) for detail in exc.details] or [exc.problem]
+            return exc
+        return None
+
+    problems: list[Problem] = []
+    with ThreadPoolExecutor(max_workers=8) as pool:  # independent requests: let them overlap
+        for change, refused in zip(changes, pool.map(check, changes), strict=True):
+            if refused is None:
+                continue
+            resource = by_key.get(change.key) or by_name[(change.kind, change.name)]
+            found = [_place(detail, resource) for detail in refused.details] or [refused.problem]
             problems += [_mask_problem(p, secrets) for p in found]
     return problems
 

@@ -68,6 +68,8 @@ class Secrets:
 
     def resolve(self, value: Any) -> Any:
         """``value`` with every placeholder replaced by its secret."""
+        if not self.values:  # nothing to put in (an undefined secret was reported on loading)
+            return value
         if isinstance(value, str):
             if "((" not in value:
                 return value
