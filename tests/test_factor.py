@@ -36,10 +36,20 @@ def test_a_nested_field_and_new_tasks_are_said_by_reference() -> None:
     target["tasks"].append(task("last"))
     body = overlay("WorkflowDef", BASE, target)
     assert body == {"patch": {"tasks": [
+        {**task("first"), "$before": "a"},  # in the order of the definition
         {"taskReferenceName": "b", "inputParameters": {"n": 1}},
-        {**task("first"), "$before": "a"},
         {**task("last"), "$after": "c"},
     ]}}  # fmt: skip
+    assert applied(body) == target
+
+
+def test_new_tasks_in_a_row_keep_their_order() -> None:
+    target = copy.deepcopy(BASE)
+    target["tasks"][1:1] = [task("x"), task("y")]  # both after "a"
+    body = overlay("WorkflowDef", BASE, target)
+    assert body == {
+        "patch": {"tasks": [{**task("x"), "$after": "a"}, {**task("y"), "$after": "x"}]}
+    }
     assert applied(body) == target
 
 

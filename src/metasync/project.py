@@ -13,9 +13,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from metasync.adopt.adopt import Unsaid, edit_manifest, overlay_document, replace_document
-from metasync.adopt.adopt import edits as adoption_edits
+from metasync.adopt.adopt import edit_manifest, overlay_document, replace_document
 from metasync.adopt.adopt import load_all as yaml_load_all
+from metasync.adopt.changes import Unsaid
+from metasync.adopt.changes import edits as adoption_edits
 from metasync.adopt.export import export, minimal
 from metasync.adopt.factor import Layout, factor, with_vars
 from metasync.apply.backup import Backup

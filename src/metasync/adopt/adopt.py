@@ -14,24 +14,18 @@ Pure: text in, text out; the caller reads the files and commits the result on a 
 
 from __future__ import annotations
 
-import copy
 import io
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from metasync.adopt.changes import Change, DeleteTask, Edit, Unsaid
 from metasync.adopt.export import minimal
 from metasync.adopt.factor import overlay
 from metasync.conductor.normalize import Flavour
-from metasync.model.fingerprint import canonical_json
-from metasync.model.tasks import TASK_LISTS, child_lists, find_task
-
-
-class Unsaid(Exception):
-    """The manifest cannot say this change in place (the overlay will)."""
+from metasync.model.tasks import find_task
 
 
 def _yaml() -> YAML:
@@ -50,114 +44,6 @@ def dump_all(documents: Sequence[Any]) -> str:
     stream = io.StringIO()
     _yaml().dump_all(documents, stream)
     return stream.getvalue()
-
-
-# -- what changed, as edits ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Edit:
-    """Set (``value``) or remove (``remove``) ``keys`` of the task ``ref`` (None: the object)."""
-
-    ref: str | None
-    keys: tuple[str, ...]
-    value: Any = None
-    remove: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class AddTask:
-    task: Mapping[str, Any]
-    after: str | None  # the task it follows in its list, or
-    before: str | None  # the task it precedes
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteTask:
-    ref: str
-
-
-Change = Edit | AddTask | DeleteTask
-
-
-def edits(kind: str, desired: Mapping[str, Any], live: Mapping[str, Any],
-          flavour: Flavour) -> list[Change]:  # fmt: skip
-    """What turns ``desired`` (a manifest, variables resolved) into ``live``; raises Unsaid for
-    what edits cannot say (a different task order)."""
-    want, have = minimal(kind, live, flavour), minimal(kind, desired, flavour)
-    if kind != "WorkflowDef":
-        return list(_fields(None, have, want, ()))
-    found: list[Change] = list(_fields(None, _own(have, "tasks"), _own(want, "tasks"), ()))
-    old, new = _index(have.get("tasks") or []), _index(want.get("tasks") or [])
-    for ref in old:
-        if ref not in new and old[ref][1] not in _gone(old, new):
-            found.append(DeleteTask(ref))
-    for ref, (task, parent, siblings) in new.items():
-        if ref in old:
-            _, old_parent, old_siblings = old[ref]
-            if (old_parent, [s for s in old_siblings if s in new]) != (
-                parent,
-                [s for s in siblings if s in old],
-            ):
-                raise Unsaid(f"task {ref} moved")
-            found += _fields(ref, _own(old[ref][0]), _own(task), ())
-        elif parent is None or parent in old:
-            found.append(_placed(ref, task, siblings, old))
-    return found
-
-
-def _own(task: Mapping[str, Any], *more: str) -> dict[str, Any]:
-    return {k: v for k, v in task.items() if k not in TASK_LISTS and k not in more}
-
-
-def _fields(ref: str | None, have: Mapping[str, Any], want: Mapping[str, Any],
-            keys: tuple[str, ...]) -> Iterator[Edit]:  # fmt: skip
-    for key in dict.fromkeys([*have, *want]):
-        if key not in want:
-            yield Edit(ref, (*keys, key), remove=True)
-        elif key not in have:
-            yield Edit(ref, (*keys, key), copy.deepcopy(want[key]))
-        elif canonical_json(have[key]) != canonical_json(want[key]):
-            if isinstance(have[key], Mapping) and isinstance(want[key], Mapping):
-                yield from _fields(ref, have[key], want[key], (*keys, key))
-            else:
-                yield Edit(ref, (*keys, key), copy.deepcopy(want[key]))
-
-
-# ref -> (task, the ref of the task holding its list (None: top level), refs of that list)
-_Index = dict[str, tuple[Mapping[str, Any], str | None, list[str]]]
-
-
-def _index(tasks: Sequence[Any]) -> _Index:
-    found: _Index = {}
-
-    def walk(items: Sequence[Any], parent: str | None) -> None:
-        refs = [str(t.get("taskReferenceName")) for t in items if isinstance(t, Mapping)]
-        for task in items:
-            if not isinstance(task, Mapping):
-                continue
-            found[str(task.get("taskReferenceName"))] = (task, parent, refs)
-            for child in child_lists(task):
-                walk(child, str(task.get("taskReferenceName")))
-
-    walk(tasks, None)
-    return found
-
-
-def _gone(old: _Index, new: _Index) -> set[str | None]:
-    """Parents that are themselves deleted (their nested tasks go with them)."""
-    return {ref for ref in old if ref not in new}
-
-
-def _placed(ref: str, task: Mapping[str, Any], siblings: list[str], old: _Index) -> AddTask:
-    i = siblings.index(ref)
-    before = [s for s in siblings[:i] if s in old]
-    after = [s for s in siblings[i + 1 :] if s in old]
-    if before:
-        return AddTask(copy.deepcopy(dict(task)), before[-1], None)
-    if after:
-        return AddTask(copy.deepcopy(dict(task)), None, after[0])
-    raise Unsaid(f"task {ref} has no neighbour in the manifest to be placed by")
 
 
 # -- applying edits to a manifest, in place -------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any
 import jsonpatch
 import yaml
 
+from metasync.adopt.changes import Unsaid, edits, field_edits, patch_for
 from metasync.adopt.export import export, minimal
 from metasync.conductor.live import Key, LiveState
 from metasync.conductor.normalize import Flavour, normalize
@@ -32,7 +33,7 @@ from metasync.manifests.overlays import OverlayError, merge_resource
 from metasync.manifests.yamlio import dump_documents
 from metasync.model.fingerprint import canonical_json
 from metasync.model.kinds import KINDS
-from metasync.model.tasks import TASK_LISTS, child_lists
+from metasync.model.tasks import TASK_LISTS
 from metasync.plan.select import Selector, selected
 
 _SCALAR = (str, int, float, bool)
@@ -210,19 +211,16 @@ def overlay(kind: str, base: Mapping[str, Any], target: Mapping[str, Any],
     ``target``; empty when they are the same. Checked by applying it."""
     if _same(kind, base, target, flavour):
         return {}
-    patch = _map_patch(base, target, skip=("tasks",) if kind == "WorkflowDef" else ())
-    if kind == "WorkflowDef":
-        entries = _task_entries(base.get("tasks") or [], target.get("tasks") or [])
-        if entries is not None and entries:
-            patch["tasks"] = entries
-        elif entries is None:
-            ops = [
-                {"op": "replace", "path": "/tasks", "value": copy.deepcopy(target.get("tasks", []))}
-            ]
-            found = _checked(kind, base, target, flavour, patch=patch, ops=ops)
-            return found or _json_patch_only(kind, base, target, flavour)
-    found = _checked(kind, base, target, flavour, patch=patch, ops=[])
-    return found or _json_patch_only(kind, base, target, flavour)
+    try:
+        said = _checked(kind, base, target, flavour,
+                        patch=patch_for(edits(kind, base, target, flavour)), ops=[])  # fmt: skip
+    except Unsaid:
+        said = None
+    if said is None and kind == "WorkflowDef":  # the fields by merge, the task list whole
+        ops = [{"op": "replace", "path": "/tasks", "value": copy.deepcopy(target.get("tasks", []))}]
+        fields = patch_for(field_edits(kind, base, target, flavour))
+        said = _checked(kind, base, target, flavour, patch=fields, ops=ops)
+    return said or _json_patch_only(kind, base, target, flavour)
 
 
 def _checked(kind: str, base: Mapping[str, Any], target: Mapping[str, Any], flavour: Flavour, *,
@@ -270,95 +268,6 @@ def _same(kind: str, a: Mapping[str, Any], b: Mapping[str, Any], flavour: Flavou
     return canonical_json(normalize(kind, a, flavour)) == canonical_json(
         normalize(kind, b, flavour)
     )
-
-
-def _map_patch(base: Mapping[str, Any], target: Mapping[str, Any],
-               skip: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
-    out: dict[str, Any] = {}
-    for key, value in target.items():
-        if key in skip:
-            continue
-        if key not in base:
-            out[key] = copy.deepcopy(value)
-        elif canonical_json(base[key]) != canonical_json(value):
-            if isinstance(value, Mapping) and isinstance(base[key], Mapping):
-                out[key] = _map_patch(base[key], value)
-            else:
-                out[key] = copy.deepcopy(value)
-    for key in base:
-        if key not in target and key not in skip:
-            out[key] = None
-    return out
-
-
-def _flatten(tasks: Sequence[Any], into: dict[str, dict[str, Any]]) -> None:
-    for task in tasks:
-        if not isinstance(task, Mapping) or not isinstance(task.get("taskReferenceName"), str):
-            continue
-        into[task["taskReferenceName"]] = dict(task)
-        for child in child_lists(task):
-            _flatten(child, into)
-
-
-def _task_entries(base: Sequence[Any], target: Sequence[Any]) -> list[dict[str, Any]] | None:
-    """Task-list merge entries (by reference) from ``base`` to ``target``; None when the merge
-    cannot say it."""
-    have: dict[str, dict[str, Any]] = {}
-    want: dict[str, dict[str, Any]] = {}
-    _flatten(base, have)
-    _flatten(target, want)
-    entries: list[dict[str, Any]] = []
-    gone: set[str] = set()
-    for ref, task in have.items():
-        if ref not in want and ref not in gone:
-            entries.append({"taskReferenceName": ref, "$patch": "delete"})
-            nested: dict[str, dict[str, Any]] = {}
-            for child in child_lists(task):
-                _flatten(child, nested)
-            gone |= set(nested)
-    for ref, wanted in want.items():
-        if ref in have:
-            fields = _map_patch(
-                {k: v for k, v in have[ref].items() if k not in TASK_LISTS},
-                {k: v for k, v in wanted.items() if k not in TASK_LISTS},
-            )
-            if fields:
-                entries.append({"taskReferenceName": ref, **fields})
-    return entries if _add_new(target, have, entries) else None
-
-
-def _add_new(tasks: Sequence[Any], have: Mapping[str, Any], entries: list[dict[str, Any]]) -> bool:
-    """Append entries for the tasks of ``tasks`` (at any depth) that ``have`` lacks, anchored to
-    a neighbour; False when one has no neighbour to anchor to."""
-    known = set(have)
-    for holder in _lists(tasks):
-        refs = [t.get("taskReferenceName") for t in holder if isinstance(t, Mapping)]
-        for i, task in enumerate(holder):
-            ref = refs[i]
-            if ref in known or not isinstance(task, Mapping):
-                continue
-            if i > 0 and refs[i - 1] in known:
-                anchor = {"$after": refs[i - 1]}
-            else:
-                following = next((r for r in refs[i + 1 :] if r in known), None)
-                if following is None:
-                    return False
-                anchor = {"$before": following}
-            entries.append({**copy.deepcopy(dict(task)), **anchor})
-            nested: dict[str, dict[str, Any]] = {}
-            _flatten([task], nested)
-            known |= set(nested)
-    return True
-
-
-def _lists(tasks: Sequence[Any]) -> list[Sequence[Any]]:
-    """Every task list of a workflow, outermost first."""
-    out: list[Sequence[Any]] = [tasks]
-    for task in tasks:
-        if isinstance(task, Mapping):
-            for child in child_lists(task):
-                out += _lists(child)
-    return out
 
 
 # -- files ------------------------------------------------------------------------------------------

@@ -7,11 +7,10 @@ lists: new task definitions in one POST, changed workflows in one PUT.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from metasync.model.tasks import walk_tasks
+from metasync.model.tasks import callees_first
 from metasync.plan.model import Change, Plan
 
 Operation = Literal[
@@ -43,7 +42,8 @@ def steps_for(plan: Plan, force: bool = False) -> list[Step]:
     if by["TaskDef", "create"]:
         steps.append(Step("create_taskdefs", tuple(by["TaskDef", "create"])))
     steps += [Step("update_taskdef", (c,)) for c in by["TaskDef", "update"]]
-    workflows = _children_first(by["WorkflowDef", "create"] + by["WorkflowDef", "update"])
+    workflows = callees_first(by["WorkflowDef", "create"] + by["WorkflowDef", "update"],
+                              _name, lambda c: c.desired or {})  # fmt: skip
     batch: list[Change] = []
     for change in workflows:
         if change.action == "create":
@@ -60,42 +60,12 @@ def steps_for(plan: Plan, force: bool = False) -> list[Step]:
     # deletes last, in reverse: handlers, then callers before the workflows they call, then task defs
     deletes = [c for c in pending if c.action == "delete"]
     steps += [Step("delete_event_handler", (c,)) for c in deletes if c.kind == "EventHandler"]
-    workflows = _children_first([c for c in deletes if c.kind == "WorkflowDef"], live=True)
+    workflows = callees_first([c for c in deletes if c.kind == "WorkflowDef"],
+                              _name, lambda c: c.live or {})  # fmt: skip
     steps += [Step("delete_workflow", (c,)) for c in reversed(workflows)]
     steps += [Step("delete_taskdef", (c,)) for c in deletes if c.kind == "TaskDef"]
     return steps
 
 
-def _children_first(changes: Sequence[Change], live: bool = False) -> list[Change]:
-    """Sub-workflows before the workflows that call them (stable otherwise; cycles kept as found).
-
-    ``live``: read the calls from the live objects (deletes) rather than the desired ones.
-    """
-    names = {c.name for c in changes}
-    calls = {
-        c.name: {
-            str((at.task.get("subWorkflowParam") or {}).get("name"))
-            for at in walk_tasks((c.live if live else c.desired) or {})
-            if at.type == "SUB_WORKFLOW"
-        }
-        & names
-        for c in changes
-    }
-    ordered: list[Change] = []
-    placed: set[int] = set()
-    visiting: set[str] = set()
-
-    def place(change: Change) -> None:
-        if id(change) in placed or change.name in visiting:
-            return
-        visiting.add(change.name)
-        for child in changes:
-            if child.name in calls[change.name] and child.name != change.name:
-                place(child)
-        visiting.discard(change.name)
-        placed.add(id(change))
-        ordered.append(change)
-
-    for change in changes:
-        place(change)
-    return ordered
+def _name(change: Change) -> str:
+    return change.name

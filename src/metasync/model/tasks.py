@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from metasync.model.paths import RawPath
+
+T = TypeVar("T")
 
 #: Conductor's system task types (3.15 and OSS); any other type runs as a worker (SIMPLE) task
 SYSTEM_TASK_TYPES = frozenset(
@@ -99,3 +101,68 @@ def find_task(tasks: Sequence[Any], ref: str) -> tuple[Any, int] | None:
             if found is not None:
                 return found
     return None
+
+
+def sub_workflows(workflow: Mapping[str, Any]) -> set[str]:
+    """The names of the workflows ``workflow`` calls (SUB_WORKFLOW tasks, at any depth)."""
+    return {
+        str((at.task.get("subWorkflowParam") or {}).get("name"))
+        for at in walk_tasks(workflow)
+        if at.type == "SUB_WORKFLOW"
+    }
+
+
+def callees_first(items: Sequence[T], name: Callable[[T], str],
+                  spec: Callable[[T], Mapping[str, Any]]) -> list[T]:  # fmt: skip
+    """``items`` (workflows, or changes to them) with every sub-workflow before the workflows
+    that call it; stable otherwise, a cycle broken where it is found. Items of one name (its
+    versions) stay together."""
+    by_name: dict[str, list[T]] = {}
+    for item in items:
+        by_name.setdefault(name(item), []).append(item)
+    calls: dict[str, set[str]] = {n: set() for n in by_name}
+    for item in items:
+        calls[name(item)] |= sub_workflows(spec(item))
+    ordered: list[T] = []
+    seen: set[str] = set()
+
+    def place(current: str) -> None:
+        if current in seen:
+            return
+        seen.add(current)
+        for callee in by_name:  # in the order the items came
+            if callee in calls[current] and callee != current:
+                place(callee)
+        ordered.extend(by_name[current])
+
+    for current in by_name:
+        place(current)
+    return ordered
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A task, and where it sits: the task whose list holds it (None: top level) and that list's
+    references in order."""
+
+    task: Mapping[str, Any]
+    parent: str | None
+    siblings: tuple[str, ...]
+
+
+def index_tasks(tasks: Sequence[Any]) -> dict[str, Placed]:
+    """Every task of a task list, at any depth, by its reference, in document order."""
+    found: dict[str, Placed] = {}
+
+    def walk(items: Sequence[Any], parent: str | None) -> None:
+        refs = tuple(str(t.get("taskReferenceName")) for t in items if isinstance(t, Mapping))
+        for task in items:
+            if not isinstance(task, Mapping):
+                continue
+            ref = str(task.get("taskReferenceName"))
+            found[ref] = Placed(task, parent, refs)
+            for child in child_lists(task):
+                walk(child, ref)
+
+    walk(tasks, None)
+    return found

@@ -17,7 +17,7 @@ from typing import Any
 
 from metasync.errors import Location, Problem, ValidationFailed
 from metasync.model.resource import Resource
-from metasync.model.tasks import walk_tasks
+from metasync.model.tasks import callees_first, walk_tasks
 
 Key = tuple[str, str, int | None]
 #: does this desired spec hold the same content as that live object (version aside)?
@@ -47,7 +47,7 @@ class Versions:
                 on_server.setdefault(name, []).append(version)
         targets: dict[str, int] = {}
         chosen: dict[str, Resource] = {}
-        for resource in _children_first(workflows):
+        for resource in callees_first(workflows, lambda r: r.name, lambda r: r.spec):
             spec = _pinned(resource.spec, targets)
             wanted = resource.version or 1
             newest = max(on_server.get(resource.name, ()), default=None)
@@ -92,35 +92,6 @@ def _one_version_each(workflows: Sequence[Resource]) -> None:
         ))  # fmt: skip
     if problems:
         raise ValidationFailed(problems)
-
-
-def _calls(resource: Resource) -> set[str]:
-    return {
-        str((at.task.get("subWorkflowParam") or {}).get("name"))
-        for at in walk_tasks(resource.spec)
-        if at.type == "SUB_WORKFLOW"
-    }
-
-
-def _children_first(workflows: Sequence[Resource]) -> list[Resource]:
-    """Sub-workflows before their callers; cycles are broken where found."""
-    by_name = {r.name: r for r in workflows}
-    ordered: list[Resource] = []
-    state: dict[str, str] = {}
-
-    def place(resource: Resource) -> None:
-        if state.get(resource.name):
-            return
-        state[resource.name] = "visiting"
-        for child in sorted(_calls(resource)):
-            if child in by_name:
-                place(by_name[child])
-        state[resource.name] = "placed"
-        ordered.append(resource)
-
-    for resource in workflows:
-        place(resource)
-    return ordered
 
 
 def _pinned(spec: Mapping[str, Any], targets: Mapping[str, int]) -> Mapping[str, Any]:
