@@ -17,7 +17,7 @@ from metasync.adopt.adopt import edit_manifest, overlay_document, replace_docume
 from metasync.adopt.adopt import load_all as yaml_load_all
 from metasync.adopt.changes import Unsaid
 from metasync.adopt.changes import edits as adoption_edits
-from metasync.adopt.export import export, minimal
+from metasync.adopt.export import export, minimal, overlay_file
 from metasync.adopt.factor import Layout, factor, with_vars
 from metasync.apply.backup import Backup
 from metasync.apply.backup import find as find_backup
@@ -586,9 +586,7 @@ class Project:
                 hint="Give the overlay metadata.version, then adopt again.",
             )
         if at is None:
-            stem = re.sub(r"[^A-Za-z0-9._-]+", "_", base.name).strip("._") or "unnamed"
-            suffix = f".v{base.version}" if base.version is not None else ""
-            path = f"{ENVIRONMENTS_DIR}/{env}/overlays/{stem}{suffix}.yaml"
+            path = f"{ENVIRONMENTS_DIR}/{env}/overlays/{overlay_file(base.key)}"
             current = files.get(path) or (
                 (self.root / path).read_text() if (self.root / path).is_file() else None
             )

@@ -45,6 +45,16 @@ def document(kind: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": dict(spec)}
 
 
+def file_stem(name: str) -> str:
+    """A resource name as a file name (what a file system would choke on replaced)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "unnamed"
+
+
+def overlay_file(key: Key) -> str:
+    """An environment's overlay file for one resource: ``<name>[.v<version>].yaml``."""
+    return f"{file_stem(key[1])}{f'.v{key[2]}' if key[2] is not None else ''}.yaml"
+
+
 def file_names(keys: Sequence[Key]) -> dict[tuple[str, str], str]:
     """(kind, name) -> ``manifests/<folder>/<name>.yaml``; names made safe, clashes numbered."""
     taken: set[str] = set()
@@ -52,7 +62,7 @@ def file_names(keys: Sequence[Key]) -> dict[tuple[str, str], str]:
     for kind, name, _ in sorted(keys, key=_order):
         if (kind, name) in names:
             continue
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "unnamed"
+        stem = file_stem(name)
         path, n = f"manifests/{FOLDERS[kind]}/{stem}.yaml", 1
         while path.lower() in taken:  # case-insensitive file systems too
             n += 1

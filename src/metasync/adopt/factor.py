@@ -25,7 +25,7 @@ import jsonpatch
 import yaml
 
 from metasync.adopt.changes import Unsaid, edits, field_edits, patch_for
-from metasync.adopt.export import export, minimal
+from metasync.adopt.export import export, minimal, overlay_file
 from metasync.conductor.live import Key, LiveState
 from metasync.conductor.normalize import Flavour, normalize
 from metasync.errors import Problem
@@ -81,7 +81,7 @@ def factor(lives: Mapping[str, LiveState], selectors: Sequence[Selector] = (), *
             resolved = _resolve(shared, values[i])
             body = overlay(kind, resolved, found[i], flavour)
             if body:
-                name = _overlay_file(key)
+                name = overlay_file(key)
                 overlays[env][name] = dump_documents([{
                     "kind": kind, "metadata": _target(key), **body,
                 }])  # fmt: skip
@@ -283,11 +283,6 @@ def _order(key: Key) -> tuple[int, str, int]:
 
 def _target(key: Key) -> dict[str, Any]:
     return {"name": key[1], **({"version": key[2]} if key[2] is not None else {})}
-
-
-def _overlay_file(key: Key) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", key[1]).strip("._") or "unnamed"
-    return f"{stem}{f'.v{key[2]}' if key[2] is not None else ''}.yaml"
 
 
 def with_vars(text: str, variables: Mapping[str, Any]) -> str:

@@ -25,12 +25,17 @@ class LiveState:
     objects: Mapping[Key, Mapping[str, Any]]
     #: metasync's own definitions (locks, ledgers) by name, newest version
     internal: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    _ledgers: dict[str, dict[str, str | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def owned_handlers(self, mark: str) -> dict[str, str | None]:
         """The event handlers the project of ``mark`` wrote, with the fingerprint written, as its
         ledger records them."""
-        ledger = self.internal.get(ledger_name(mark))
-        return read_ledger(ledger) if ledger is not None else {}
+        if mark not in self._ledgers:  # asked once per event handler: read the ledger once
+            ledger = self.internal.get(ledger_name(mark))
+            self._ledgers[mark] = read_ledger(ledger) if ledger is not None else {}
+        return self._ledgers[mark]
 
     def owned(self, key: Key, mark: str | None) -> bool:
         """Did the project of ``mark`` write this object (and nobody overwrote its mark)?"""

@@ -10,11 +10,10 @@ from rich.console import Console
 from rich.text import Text
 
 from metasync.plan.drift import DRIFT_TYPES, MEANING, Drift, EnvironmentDrift
+from metasync.render.plan_markdown import DEFAULT_LIMIT  # GitHub's limit, with room
 from metasync.render.plan_text import field_lines
 
 FORMAT_VERSION = 1
-#: GitHub refuses issue bodies and comments over 65,536 characters
-DEFAULT_LIMIT = 60_000
 _STYLE = {
     "live-edited": "bold red",
     "not-applied": "yellow",
