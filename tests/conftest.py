@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def conductor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conductor_server.Server]:
-    """One real Conductor 3.15.0 server for the whole run, on a free port. Fails, never skips."""
-    log_dir = tmp_path_factory.mktemp("conductor")
+def _server(
+    name: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[conductor_server.Server]:
+    """A real Conductor 3.15.0 server on a free port, stopped at the end. Fails, never skips."""
     try:
-        server = conductor_server.start("pytest", log_dir=log_dir)
+        server = conductor_server.start(name, log_dir=tmp_path_factory.mktemp(name))
     except conductor_server.ServerError as exc:
         pytest.fail(f"cannot start the Conductor server the tests need:\n{exc}", pytrace=False)
     yield server
@@ -31,15 +31,15 @@ def conductor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conductor_se
 
 
 @pytest.fixture(scope="session")
+def conductor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conductor_server.Server]:
+    """One real server for the whole run."""
+    yield from _server("pytest", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def conductor_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conductor_server.Server]:
     """A second real server, started the first time a test needs two (each takes ~15 s)."""
-    log_dir = tmp_path_factory.mktemp("conductor-b")
-    try:
-        server = conductor_server.start("pytest-b", log_dir=log_dir)
-    except conductor_server.ServerError as exc:
-        pytest.fail(f"cannot start the second Conductor server:\n{exc}", pytrace=False)
-    yield server
-    server.stop()
+    yield from _server("pytest-b", tmp_path_factory)
 
 
 @pytest.fixture
@@ -77,6 +77,17 @@ def crash_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     crash = tmp_path / "crash"
     monkeypatch.setenv("METASYNC_CRASH_DIR", str(crash))
     return crash
+
+
+@pytest.fixture
+def applied_example(tmp_path: Path, prefix: str, conductor: conductor_server.Server) -> Path:
+    """The example under this test's prefix, applied to dev (the session server)."""
+    from helpers import prefixed_example, run_cli  # here: helpers import git, which a test hides
+
+    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
+    result = run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return root
 
 
 @pytest.fixture

@@ -97,3 +97,31 @@ def committed_example(root: Path, prefix: str, server_url: str) -> Path:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "the example")
     return root
+
+
+def secret_project(root: Path, prefix: str, url: str, variable: str) -> Path:
+    """One workflow whose HTTP task sends the secret api_token, read from ``variable``."""
+    environment = (
+        f"server:\n  url: {url}\nvars:\n  owner_email: team@example.com\n"
+        f"secrets:\n  api_token: {variable}\n"
+    )
+    manifest = f"""\
+        apiVersion: metasync/v1
+        kind: WorkflowDef
+        metadata: {{name: {prefix}billing}}
+        spec:
+          version: 1
+          ownerEmail: ((vars.owner_email))
+          tasks:
+            - name: post_invoice
+              taskReferenceName: post_invoice
+              type: HTTP
+              inputParameters:
+                http_request:
+                  uri: https://ledger.example.internal/v1/invoices
+                  method: POST
+                  headers:
+                    Authorization: "Bearer ((secrets.api_token))"
+                    X-Api-Key: ((secrets.api_token))
+        """
+    return write_project(root, {"manifests/billing.yaml": manifest}, environment=environment)

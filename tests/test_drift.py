@@ -10,19 +10,15 @@ from typing import Any
 import httpx
 import pytest
 
-import conductor_server
 import metasync.conductor.client as client_module
-from helpers import prefixed_example, run_cli
+from helpers import run_cli
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture
-def project(tmp_path: Path, prefix: str, conductor: conductor_server.Server) -> Path:
-    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
-    result = run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve")
-    assert result.exit_code == 0, result.stdout + result.stderr
-    return root
+def project(applied_example: Path) -> Path:
+    return applied_example
 
 
 def drift(project: Path, prefix: str, *args: str) -> tuple[int, str, str]:

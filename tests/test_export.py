@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import conductor_server
-from helpers import prefixed_example, run_cli, write_project
+from helpers import prefixed_example, run_cli, secret_project
 
 pytestmark = pytest.mark.server
 
@@ -189,26 +189,7 @@ def test_a_secret_the_server_holds_is_exported_as_its_placeholder(
     tmp_path: Path, prefix: str, conductor: conductor_server.Server,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    environment = (f"server:\n  url: {conductor.url}\nvars:\n  owner_email: team@example.com\n"
-                   "secrets:\n  api_token: METASYNC_TEST_EXPORT_TOKEN\n")  # fmt: skip
-    manifest = f"""\
-        apiVersion: metasync/v1
-        kind: WorkflowDef
-        metadata: {{name: {prefix}billing}}
-        spec:
-          version: 1
-          ownerEmail: ((vars.owner_email))
-          tasks:
-            - name: post
-              taskReferenceName: post
-              type: HTTP
-              inputParameters:
-                http_request:
-                  uri: https://ledger.example.internal/v1/invoices
-                  method: POST
-                  headers: {{Authorization: "Bearer ((secrets.api_token))"}}
-        """
-    project = write_project(tmp_path / "p", {"manifests/billing.yaml": manifest}, environment)
+    project = secret_project(tmp_path / "p", prefix, conductor.url, "METASYNC_TEST_EXPORT_TOKEN")
     secret = "tok-export-0123456789"
     monkeypatch.setenv("METASYNC_TEST_EXPORT_TOKEN", secret)
     cli("--project", str(project), "apply", "--env", "dev", "--auto-approve")
@@ -217,6 +198,7 @@ def test_a_secret_the_server_holds_is_exported_as_its_placeholder(
                "--select", f"name={prefix}*")  # fmt: skip
     exported = (out / "manifests" / "workflows" / f"{prefix}billing.yaml").read_text()
     assert 'Authorization: "Bearer ((secrets.api_token))"' in exported
+    assert 'X-Api-Key: "((secrets.api_token))"' in exported
     assert secret not in exported + said
     plan = cli("--project", str(out), "plan", "--env", "dev", "--detailed-exitcode",
                "--select", f"name={prefix}*")  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 
 import conductor_server
 import metasync.notify as notify_module
-from helpers import prefixed_example, run_cli
+from helpers import run_cli
 
 pytestmark = pytest.mark.server
 
@@ -71,11 +71,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, prefix: str, conductor: conductor_server.Server) -> Path:
-    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
-    result = run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve")
-    assert result.exit_code == 0, result.stdout + result.stderr
-    return root
+def project(applied_example: Path) -> Path:
+    return applied_example
 
 
 def test_drift_is_posted_to_the_webhook_as_json(

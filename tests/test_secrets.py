@@ -10,45 +10,18 @@ import httpx
 import pytest
 
 import conductor_server
-from helpers import run_cli, write_project
+from helpers import run_cli, secret_project
 
 pytestmark = pytest.mark.server
 
 VARIABLE = "METASYNC_TEST_API_TOKEN"
 
 
-def project(root: Path, prefix: str, url: str) -> Path:
-    environment = (
-        f"server:\n  url: {url}\nvars:\n  owner_email: team@example.com\n"
-        f"secrets:\n  api_token: {VARIABLE}\n"
-    )
-    manifest = f"""\
-        apiVersion: metasync/v1
-        kind: WorkflowDef
-        metadata: {{name: {prefix}billing}}
-        spec:
-          version: 1
-          ownerEmail: ((vars.owner_email))
-          tasks:
-            - name: post_invoice
-              taskReferenceName: post_invoice
-              type: HTTP
-              inputParameters:
-                http_request:
-                  uri: https://ledger.example.internal/v1/invoices
-                  method: POST
-                  headers:
-                    Authorization: "Bearer ((secrets.api_token))"
-                    X-Api-Key: ((secrets.api_token))
-        """
-    return write_project(root, {"manifests/billing.yaml": manifest}, environment=environment)
-
-
 def test_secret_reaches_the_server_and_never_the_output(
     tmp_path: Path, prefix: str, conductor: conductor_server.Server,
     monkeypatch: pytest.MonkeyPatch, crash_dir: Path,
 ) -> None:  # fmt: skip
-    root = project(tmp_path / "p", prefix, conductor.url)
+    root = secret_project(tmp_path / "p", prefix, conductor.url, VARIABLE)
     first, second = f"s3cr3t-{uuid.uuid4().hex}", f"r0tated-{uuid.uuid4().hex}"
     monkeypatch.setenv(VARIABLE, first)
     outputs: list[str] = []
