@@ -77,7 +77,7 @@ from metasync.plan.prune import prune_changes, with_running
 from metasync.plan.saved import SAVED_KIND, Refusal, SavedPlan, reconcile
 from metasync.plan.select import Selector, selected
 from metasync.render.plan_json import plan_document
-from metasync.render.values import summary_line
+from metasync.render.values import paths_summary, summary_line
 
 
 @dataclass(frozen=True)
@@ -473,9 +473,7 @@ class Project:
         lines = [f"Plan for {target} ({plan.server}): {summary_line(counts)}."]
         for change in plan.pending:
             mark = {"create": "+", "update": "~", "delete": "-"}[change.action]
-            fields = ", ".join(f.path for f in change.fields[:5])
-            more = f" (+{len(change.fields) - 5} more)" if len(change.fields) > 5 else ""
-            detail = f": {fields}{more}" if change.action == "update" else ""
+            detail = f": {paths_summary(change.fields)}" if change.action == "update" else ""
             lines.append(f"  {mark} {change.title}{detail}")
         return lines
 
@@ -539,10 +537,7 @@ class Project:
                 versions = sum(k[0] == base.kind and k[1] == base.name for k in bases)
                 where = self._adopt_in_overlay(env, base, live, flavour=flavour, targets=targets,
                                                files=files, versions=versions)  # fmt: skip
-            fields = ", ".join(f.path for f in item.fields[:5]) + (
-                f" (+{len(item.fields) - 5} more)" if len(item.fields) > 5 else ""
-            )
-            lines.append(f"- {env}: {item.title}: {fields} -> {where}")
+            lines.append(f"- {env}: {item.title}: {paths_summary(item.fields)} -> {where}")
         return lines
 
     def _adopt_in_manifest(self, base: Resource, live: Mapping[str, Any], flavour: Flavour,

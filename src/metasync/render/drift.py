@@ -12,6 +12,7 @@ from rich.text import Text
 from metasync.plan.drift import DRIFT_TYPES, MEANING, Drift, EnvironmentDrift
 from metasync.render.plan_markdown import DEFAULT_LIMIT  # GitHub's limit, with room
 from metasync.render.plan_text import field_lines
+from metasync.render.values import paths_summary
 
 FORMAT_VERSION = 1
 _STYLE = {
@@ -100,9 +101,8 @@ def render_drift_markdown(reports: Sequence[EnvironmentDrift], limit: int = DEFA
             continue
         out += "| object | drift | fields (server -> git) |\n|---|---|---|\n"
         for shown, item in enumerate(report.drift):
-            paths = ", ".join(f"`{f.path}`" for f in item.fields[:5])
-            more = f" (+{len(item.fields) - 5} more)" if len(item.fields) > 5 else ""
-            row = f"| `{item.title}` | {item.type}: {_meaning(item)} | {paths}{more} |\n"
+            paths = paths_summary(item.fields, quote="`")
+            row = f"| `{item.title}` | {item.type}: {_meaning(item)} | {paths} |\n"
             footer = (
                 f"\n**{len(report.drift) - shown} more object(s) not shown** (size limit). "
                 "The full report: `metasync drift --env " + report.environment + "`.\n\n"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
+
+from metasync.plan.model import FieldChange
 
 
 def compact(value: Any) -> str:
@@ -17,3 +20,9 @@ def summary_line(counts: dict[str, int]) -> str:
         f"{counts['create']} to create, {counts['update']} to update, "
         f"{counts['delete']} to delete, {counts['noop']} unchanged"
     )
+
+
+def paths_summary(fields: Sequence[FieldChange], shown: int = 5, quote: str = "") -> str:
+    """``a, b, c (+2 more)``: the first paths of a change's fields, for one line."""
+    head = ", ".join(f"{quote}{f.path}{quote}" for f in fields[:shown])
+    return head + (f" (+{len(fields) - shown} more)" if len(fields) > shown else "")
