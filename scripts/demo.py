@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -117,9 +118,17 @@ def edit_live(server: conductor_server.Server) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave the servers running")
+    parser.add_argument(
+        "--flavour", choices=list(conductor_server.FLAVOURS),
+        default=os.environ.get("CONDUCTOR_FLAVOUR") or conductor_server.DEFAULT_FLAVOUR,
+        help="3.15 (Conductor 3.15.0, the default) or oss (conductor-oss 3.32.3); "
+        "default $CONDUCTOR_FLAVOUR",
+    )  # fmt: skip
     args = parser.parse_args()
 
-    step("Start a real Conductor 3.15.0 server for dev, qa and prod")
+    kind = conductor_server.FLAVOURS[args.flavour]
+    name = "Conductor 3.15.0" if kind.name == "3.15" else f"conductor-oss {kind.version}"
+    step(f"Start a real {name} server for dev, qa and prod")
     ports = server_ports()
     for env, port in ports.items():
         if conductor_server.port_in_use(port):
@@ -127,7 +136,7 @@ def main() -> int:
                 f"demo: port {port} ({env}) is in use. Stop what runs there, e.g. "
                 "`python scripts/conductor_server.py stop --all` after an earlier `--keep`."
             )
-    servers = conductor_server.start_many(dict(ports.items()))
+    servers = conductor_server.start_many(dict(ports.items()), flavour=args.flavour)
     global WORK  # noqa: PLW0603 - the demo's working copy, for the helpers above
     WORK = Path(tempfile.mkdtemp(prefix="metasync-demo-"))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
 import socket
@@ -18,28 +19,52 @@ ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count(1)
 
 
-def _server(
-    name: str, tmp_path_factory: pytest.TempPathFactory
+#: the server flavours every server-facing test runs against: Conductor 3.15.0 and conductor-oss
+#: 3.32.3 (METASYNC_TEST_FLAVOURS=3.15 narrows a local run; CI runs both)
+FLAVOURS = [
+    f.strip()
+    for f in os.environ.get("METASYNC_TEST_FLAVOURS", ",".join(conductor_server.FLAVOURS)).split(
+        ","
+    )
+    if f.strip()
+]
+
+
+def start_server(
+    name: str, tmp_path_factory: pytest.TempPathFactory, flavour: str, *args: str
 ) -> Iterator[conductor_server.Server]:
-    """A real Conductor 3.15.0 server on a free port, stopped at the end. Fails, never skips."""
+    """A real Conductor server of ``flavour`` on a free port, stopped at the end. Fails, never
+    skips. ``args`` are server properties (``--conductor.app....=...``)."""
     try:
-        server = conductor_server.start(name, log_dir=tmp_path_factory.mktemp(name))
+        server = conductor_server.start(
+            name, log_dir=tmp_path_factory.mktemp(name), flavour=flavour, extra_args=args
+        )
     except conductor_server.ServerError as exc:
         pytest.fail(f"cannot start the Conductor server the tests need:\n{exc}", pytrace=False)
     yield server
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def conductor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conductor_server.Server]:
-    """One real server for the whole run."""
-    yield from _server("pytest", tmp_path_factory)
+@pytest.fixture(scope="session", params=FLAVOURS)
+def flavour(request: pytest.FixtureRequest) -> str:
+    """The server flavour of this run of a server-facing test: "3.15" or "oss"."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
-def conductor_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conductor_server.Server]:
-    """A second real server, started the first time a test needs two (each takes ~15 s)."""
-    yield from _server("pytest-b", tmp_path_factory)
+def conductor(
+    flavour: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[conductor_server.Server]:
+    """One real server per flavour for the whole run (tests run flavour by flavour)."""
+    yield from start_server(f"pytest-{flavour}", tmp_path_factory, flavour)
+
+
+@pytest.fixture(scope="session")
+def conductor_b(
+    flavour: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[conductor_server.Server]:
+    """A second real server of the same flavour, started the first time a test needs two."""
+    yield from start_server(f"pytest-b-{flavour}", tmp_path_factory, flavour)
 
 
 @pytest.fixture

@@ -31,10 +31,12 @@ CI = ROOT / "ci" / "metasync_ci.py"
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def servers(flavour: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     log_dir = tmp_path_factory.mktemp("ci-servers")
     try:
-        started = conductor_server.start_many({"ci-qa": None, "ci-prod": None}, log_dir=log_dir)
+        started = conductor_server.start_many(
+            {"ci-qa": None, "ci-prod": None}, log_dir=log_dir, flavour=flavour
+        )
     except conductor_server.ServerError as exc:
         pytest.fail(f"cannot start the Conductor servers the test needs:\n{exc}", pytrace=False)
     yield {s.name.removeprefix("ci-"): s.url for s in started}
