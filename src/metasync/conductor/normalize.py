@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from metasync.model.conductor import (
     Action,
+    CacheConfig,
     ConductorModel,
     EventHandler,
+    RateLimitConfig,
+    SchemaDef,
     StartWorkflow,
     SubWorkflowParams,
     TaskDef,
@@ -26,8 +29,9 @@ from metasync.model.conductor import (
     WorkflowDef,
     WorkflowTask,
 )
+from metasync.model.flavour import Flavour, flavour_of
 
-Flavour = Literal["3.15", "oss"]
+__all__ = ["Flavour", "flavour_of"]  # re-exported: the flavour is the model's (model/flavour.py)
 
 # defaults the server fills in (§2.2-2.5); OSS-only fields are added for the oss flavour
 _DEFAULTS: dict[type[ConductorModel], dict[str, Any]] = {
@@ -68,12 +72,16 @@ _DEFAULTS: dict[type[ConductorModel], dict[str, Any]] = {
     },
     EventHandler: {"active": False},
     Action: {"expandInlineJSON": False},
+    # oss: the server fills these inside the nested objects it knows
+    SchemaDef: {"version": 1},
+    RateLimitConfig: {"concurrentExecLimit": 0, "policy": "QUEUE"},
+    CacheConfig: {"ttlInSecond": 0},
 }
 
 # fields whose value is data, not structure: compared as they are
 _FREE_FORM = frozenset({
     "inputParameters", "outputParameters", "variables", "inputTemplate", "input", "output",
-    "taskToDomain", "metadata", "workflowDefinition", "data", "inputMessage", "outputMessage",
+    "taskToDomain", "metadata", "data", "inputMessage", "outputMessage",
     "priority", "terminate_workflow", "update_workflow_variables", "start_agent",
 })  # fmt: skip
 
@@ -85,7 +93,13 @@ _NESTED: dict[str, type[ConductorModel]] = {
     "forkTasks": WorkflowTask,
     "loopOver": WorkflowTask,
     "subWorkflowParam": SubWorkflowParams,
+    # an inline sub-workflow: a whole definition, normalised as one (a string is an expression)
+    "workflowDefinition": WorkflowDef,
     "taskDefinition": TaskDef,
+    "inputSchema": SchemaDef,
+    "outputSchema": SchemaDef,
+    "rateLimitConfig": RateLimitConfig,
+    "cacheConfig": CacheConfig,
     "actions": Action,
     "start_workflow": StartWorkflow,
     "complete_task": TaskDetails,
@@ -110,14 +124,6 @@ class Unknown:
 
     path: tuple[str | int, ...]  # raw path of the object that holds the field
     field: str
-
-
-def flavour_of(version: str | None) -> Flavour:
-    """3.x before 3.21 behaves as 3.15; anything newer is conductor-oss (§0.2)."""
-    if not version:
-        return "3.15"
-    parts = [int(p) for p in version.split("-")[0].split(".")[:2] if p.isdigit()]
-    return "oss" if parts and (parts[0], parts[1] if len(parts) > 1 else 0) >= (3, 21) else "3.15"
 
 
 def normalize(kind: str, spec: Mapping[str, Any], flavour: Flavour,
@@ -146,8 +152,11 @@ def _model(model: type[ConductorModel], data: Mapping[str, Any], ctx: _Context,
            path: tuple[str | int, ...]) -> dict[str, Any]:  # fmt: skip
     defaults = _DEFAULTS.get(model, {})
     out: dict[str, Any] = {}
+    fields = model.model_fields
     for key, value in data.items():
-        if key in SERVER_MANAGED or value is None:
+        # a field no flavour's model has is dropped by the server (unknown properties are
+        # ignored): never part of a comparison (validate warns about it in a manifest)
+        if key in SERVER_MANAGED or value is None or key not in fields:
             continue
         if not ctx.knows(model, key):
             ctx.unknown.append(Unknown(path, key))
@@ -161,6 +170,14 @@ def _model(model: type[ConductorModel], data: Mapping[str, Any], ctx: _Context,
         canonical = _value(_NESTED.get(key), value, ctx, (*path, key))
         if canonical not in ([], {}):
             out[key] = canonical
+    if model is SubWorkflowParams and isinstance(data.get("workflowDefinition"), Mapping):
+        # the server names the task after its inline definition: its name, its version (or 1)
+        inline = data["workflowDefinition"]
+        out["name"] = inline.get("name") or out.get("name")
+        version = inline.get("version")
+        out["version"] = 1 if version is None else version
+        if not ctx.fill and out["version"] == 1:
+            del out["version"]
     if ctx.fill:
         for key, default in defaults.items():
             if key not in out and ctx.knows(model, key):
@@ -173,7 +190,7 @@ def _value(nested: type[ConductorModel] | None, value: Any, ctx: _Context,
     if nested is None:
         return value
     if isinstance(value, Mapping):
-        if nested is WorkflowTask and "taskReferenceName" not in value:  # decisionCases
+        if path and path[-1] == "decisionCases":  # case -> a list of tasks
             return {
                 case: _value(nested, tasks, ctx, (*path, case)) for case, tasks in value.items()
             }
@@ -195,14 +212,15 @@ def _ordered(model: type[ConductorModel], data: Mapping[str, Any]) -> dict[str, 
     for key in sorted(data, key=lambda k: (rank.get(k, len(rank)), k)):
         value = data[key]
         nested = _NESTED.get(key) if key not in _FREE_FORM else None
-        out[key] = _ordered_value(nested, value) if nested is not None else value
+        if key == "decisionCases" and isinstance(value, Mapping):  # case -> a list of tasks
+            out[key] = {case: _ordered_value(WorkflowTask, tasks) for case, tasks in value.items()}
+        else:
+            out[key] = _ordered_value(nested, value) if nested is not None else value
     return out
 
 
 def _ordered_value(nested: type[ConductorModel], value: Any) -> Any:
     if isinstance(value, Mapping):
-        if nested is WorkflowTask and "taskReferenceName" not in value:  # decisionCases
-            return {case: _ordered_value(nested, tasks) for case, tasks in value.items()}
         return _ordered(nested, value)
     if isinstance(value, list):
         return [_ordered_value(nested, item) for item in value]

@@ -10,9 +10,9 @@ silently drops them.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 
 class ConductorModel(BaseModel):
@@ -31,11 +31,19 @@ RetryLogic = Literal["FIXED", "EXPONENTIAL_BACKOFF", "LINEAR_BACKOFF"]
 
 
 class SchemaDef(ConductorModel):
+    SERVER_MANAGED = _AUDIT | {"ownerApp"}
+
     name: str
     version: int | None = None
     type: Literal["JSON", "AVRO", "PROTOBUF"] | None = None
     data: dict[str, Any] | None = None
     externalRef: str | None = None
+    # conductor-oss writes these (as 0) into every schema reference
+    ownerApp: str | None = None
+    createdBy: str | None = None
+    updatedBy: str | None = None
+    createTime: int | None = None
+    updateTime: int | None = None
 
 
 class CacheConfig(ConductorModel):
@@ -102,13 +110,25 @@ class TaskDef(ConductorModel):
     enforceSchema: bool | None = None
 
 
+class InlineTaskDef(TaskDef):
+    """A task's own ``taskDefinition``: the server takes it without a name (the task names it)."""
+
+    name: str | None = None  # type: ignore[assignment]
+
+
 class SubWorkflowParams(ConductorModel):
     OSS_ONLY = frozenset({"idempotencyKey", "idempotencyStrategy", "priority"})
 
-    name: str = Field(min_length=1)
+    #: 3.15 requires it; conductor-oss takes the inline definition's (model/checks.py)
+    name: str | None = None
     version: int | None = None
     taskToDomain: dict[str, str] | None = None
-    workflowDefinition: Any = None  # an inline WorkflowDef, or an expression that yields one
+    #: an inline definition (the server then names the task after it), or on conductor-oss an
+    #: expression that yields one at run time (3.15 refuses a string here)
+    workflowDefinition: Annotated[
+        Annotated[WorkflowDef, Tag("<definition>")] | Annotated[str, Tag("<expression>")],
+        Discriminator(lambda v: "<expression>" if isinstance(v, str) else "<definition>"),
+    ] | None = None  # fmt: skip
     # conductor-oss
     idempotencyKey: str | None = None
     idempotencyStrategy: Literal["FAIL", "RETURN_EXISTING"] | None = None
@@ -133,8 +153,10 @@ class WorkflowTask(ConductorModel):
         }
     )
 
-    name: str = Field(min_length=1)
-    taskReferenceName: str = Field(min_length=1)
+    # required wherever the server validates a task, which is not inside a DO_WHILE's loopOver
+    # (model/checks.py says where): a loop's tasks may lack them and still be registered
+    name: str | None = None
+    taskReferenceName: str | None = None
     description: str | None = None
     inputParameters: dict[str, Any] | None = None
     type: str | None = None
@@ -153,7 +175,7 @@ class WorkflowTask(ConductorModel):
     joinOn: list[str] | None = None
     sink: str | None = None
     optional: bool | None = None
-    taskDefinition: TaskDef | None = None
+    taskDefinition: InlineTaskDef | None = None
     rateLimited: bool | None = None
     defaultExclusiveJoinTask: list[str] | None = None
     asyncComplete: bool | None = None
@@ -272,3 +294,4 @@ class EventHandler(ConductorModel):
 
 
 WorkflowTask.model_rebuild()
+SubWorkflowParams.model_rebuild()

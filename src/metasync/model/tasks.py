@@ -6,38 +6,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from metasync.model.flavour import COMMON_TASK_TYPES
 from metasync.model.paths import RawPath
 
 T = TypeVar("T")
 
-#: Conductor's system task types (3.15 and OSS); any other type runs as a worker (SIMPLE) task
-SYSTEM_TASK_TYPES = frozenset(
-    {
-        "SIMPLE",
-        "DYNAMIC",
-        "FORK_JOIN",
-        "FORK_JOIN_DYNAMIC",
-        "DECISION",
-        "SWITCH",
-        "JOIN",
-        "EXCLUSIVE_JOIN",
-        "DO_WHILE",
-        "SUB_WORKFLOW",
-        "START_WORKFLOW",
-        "EVENT",
-        "WAIT",
-        "HUMAN",
-        "USER_DEFINED",
-        "HTTP",
-        "LAMBDA",
-        "INLINE",
-        "TERMINATE",
-        "KAFKA_PUBLISH",
-        "JSON_JQ_TRANSFORM",
-        "SET_VARIABLE",
-        "NOOP",
-    }
-)
+#: Conductor's system task types on both flavours (model/flavour.py has each flavour's)
+SYSTEM_TASK_TYPES = COMMON_TASK_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +20,8 @@ class TaskAt:
     task: Mapping[str, Any]
     path: RawPath  # from the workflow's root, e.g. ("tasks", 2, "forkTasks", 0, 1)
     top_level: bool
+    #: inside a DO_WHILE's loopOver, where neither flavour validates anything at registration
+    in_loop: bool = False
 
     @property
     def ref(self) -> str:
@@ -60,18 +37,19 @@ def walk_tasks(workflow: Mapping[str, Any]) -> Iterator[TaskAt]:
     yield from _walk(workflow.get("tasks") or (), ("tasks",), top_level=True)
 
 
-def _walk(tasks: Sequence[Any], path: RawPath, top_level: bool) -> Iterator[TaskAt]:
+def _walk(tasks: Sequence[Any], path: RawPath, top_level: bool,
+          in_loop: bool = False) -> Iterator[TaskAt]:  # fmt: skip
     for i, task in enumerate(tasks):
         if not isinstance(task, Mapping):
             continue
         here = (*path, i)
-        yield TaskAt(task, here, top_level)
+        yield TaskAt(task, here, top_level, in_loop)
         for case, branch in (task.get("decisionCases") or {}).items():
-            yield from _walk(branch or (), (*here, "decisionCases", case), False)
-        yield from _walk(task.get("defaultCase") or (), (*here, "defaultCase"), False)
+            yield from _walk(branch or (), (*here, "decisionCases", case), False, in_loop)
+        yield from _walk(task.get("defaultCase") or (), (*here, "defaultCase"), False, in_loop)
         for j, branch in enumerate(task.get("forkTasks") or ()):
-            yield from _walk(branch or (), (*here, "forkTasks", j), False)
-        yield from _walk(task.get("loopOver") or (), (*here, "loopOver"), False)
+            yield from _walk(branch or (), (*here, "forkTasks", j), False, in_loop)
+        yield from _walk(task.get("loopOver") or (), (*here, "loopOver"), False, True)
 
 
 #: the fields of a task that hold lists of tasks

@@ -102,6 +102,7 @@ def _pinned(spec: Mapping[str, Any], targets: Mapping[str, int]) -> Mapping[str,
         if at.type == "SUB_WORKFLOW"
         and isinstance(params := at.task.get("subWorkflowParam"), Mapping)
         and params.get("name") in targets
+        and "workflowDefinition" not in params  # inline: the server takes its name and version
         and params.get("version") is not None
         and params.get("version") != targets[str(params["name"])]
     ]
