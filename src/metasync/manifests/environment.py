@@ -46,6 +46,9 @@ class Server(_Strict):
 
     auth: Auth | None = None
     timeoutSeconds: float = Field(30.0, gt=0)
+    #: which server the checks mirror: "3.15" (Netflix Conductor before 3.21) or "oss"
+    #: (conductor-oss 3.21+); left out, it is learned from the server at the first plan
+    flavour: Literal["3.15", "oss"] | None = None
 
 
 class Promotion(_Strict):

@@ -1,8 +1,12 @@
-"""Offline checks: what the server would reject (reference §3) and what is certainly wrong.
+"""Offline checks: what the target server would reject, and what is certainly wrong.
 
-Errors are what a Conductor server refuses to register (or registers in a way nobody wants);
-warnings are likely mistakes the server accepts, such as a SIMPLE task with no task definition
-anywhere in the project, or a sub-workflow that the project does not define.
+Errors are what the environment's server flavour refuses to register (docs/servers.md has each
+flavour's rules, observed on real servers); a rule only one flavour enforces is an error for that
+flavour, nothing for the other, and a warning naming the flavour while the flavour is not known.
+Warnings are likely mistakes the server accepts, such as a SIMPLE task with no task definition
+anywhere in the project, or a sub-workflow that the project does not define. Neither flavour
+validates anything inside a DO_WHILE's ``loopOver`` at registration, so what would be an error
+there is a warning: the server takes it, and the loop fails at run time.
 """
 
 from __future__ import annotations
@@ -12,16 +16,20 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from metasync.errors import Location, Problem, Severity, did_you_mean
+from metasync.model.flavour import Flavour, task_types
 from metasync.model.kinds import KINDS
 from metasync.model.paths import RawPath, display_path
 from metasync.model.resource import Resource
-from metasync.model.tasks import SYSTEM_TASK_TYPES, TaskAt, walk_tasks
+from metasync.model.tasks import TaskAt, walk_tasks
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _EXPR = re.compile(r"\$\{([^}]*)\}")
+_FLAVOUR_NAMES = {"3.15": "Conductor 3.15", "oss": "conductor-oss"}
 _ENV_LIKE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SPACE = re.compile(r"\s")
 TERMINATION_STATUSES = ("COMPLETED", "FAILED", "TERMINATED")
+#: event handler actions only conductor-oss has (3.15 cannot read the request: 500)
+_OSS_ACTIONS = frozenset({"terminate_workflow", "update_workflow_variables", "start_agent"})
 #: task types whose required input may come from a task definition's inputTemplate instead
 _TEMPLATED_INPUT = {
     "HTTP": "http_request",
@@ -31,9 +39,10 @@ _TEMPLATED_INPUT = {
 
 
 class _Reporter:
-    def __init__(self, resource: Resource, problems: list[Problem]):
+    def __init__(self, resource: Resource, problems: list[Problem], flavour: Flavour | None):
         self.resource = resource
         self.problems = problems
+        self.flavour = flavour
 
     def __call__(
         self, severity: Severity, message: str, path: RawPath, hint: str | None = None
@@ -45,13 +54,24 @@ class _Reporter:
         )
         self.problems.append(Problem(message, location, hint, severity))
 
+    def refused_by(
+        self, only: Flavour, message: str, path: RawPath, hint: str | None = None
+    ) -> None:
+        """A rule only ``only`` enforces: an error there, nothing elsewhere, a warning while the
+        environment's flavour is not known."""
+        if self.flavour is None:
+            self("warning", f"{message} ({_FLAVOUR_NAMES[only]} refuses it)", path, hint)
+        elif self.flavour == only:
+            self("error", f"{message}, which {_FLAVOUR_NAMES[only]} refuses", path, hint)
 
-def check_resources(resources: Sequence[Resource]) -> list[Problem]:
-    """Every problem across the project's resources (one environment's rendering)."""
+
+def check_resources(resources: Sequence[Resource], flavour: Flavour | None = None) -> list[Problem]:
+    """Every problem across the project's resources (one environment's rendering), by the rules of
+    the target server's ``flavour`` (None: not known yet)."""
     index = _Index(resources)
     problems: list[Problem] = []
     for resource in resources:
-        report = _Reporter(resource, problems)
+        report = _Reporter(resource, problems, flavour)
         _common(resource, report)
         check = _CHECKS.get(resource.kind)
         if check is not None:
@@ -80,7 +100,7 @@ def _common(resource: Resource, report: _Reporter) -> None:
             )
     if resource.kind in ("TaskDef", "WorkflowDef"):
         email = resource.spec.get("ownerEmail")
-        if email is None:
+        if email is None and report.flavour != "oss":  # conductor-oss does not ask for one
             report(
                 "warning",
                 "ownerEmail is not set: Conductor 3.15 rejects the definition unless "
@@ -88,10 +108,10 @@ def _common(resource: Resource, report: _Reporter) -> None:
                 ("name",),
                 "Set ownerEmail, for example from a variable: ownerEmail: ((vars.owner_email)).",
             )
-        elif not _EMAIL.match(email):
-            report(
-                "error",
-                f"ownerEmail {email!r} is not an e-mail address (Conductor 3.15 rejects it)",
+        elif email is not None and not _EMAIL.match(email):
+            report.refused_by(
+                "3.15",
+                f"ownerEmail {email!r} is not an e-mail address",
                 ("ownerEmail",),
                 "Use an address like team@example.com.",
             )
@@ -112,9 +132,9 @@ def _taskdef(spec: Mapping[str, Any], report: _Reporter, index: _Index) -> None:
             f"Set responseTimeoutSeconds to at most {timeout}, or raise timeoutSeconds.",
         )
     total = spec.get("totalTimeoutSeconds", 0)
-    if total > 0 and timeout > total:
-        report(
-            "error",
+    if total > 0 and timeout > total:  # 3.15 drops totalTimeoutSeconds (an unknown field there)
+        report.refused_by(
+            "oss",
             f"timeoutSeconds {timeout} exceeds totalTimeoutSeconds {total}",
             ("timeoutSeconds",),
             "Lower timeoutSeconds or raise totalTimeoutSeconds.",
@@ -123,9 +143,9 @@ def _taskdef(spec: Mapping[str, Any], report: _Reporter, index: _Index) -> None:
 
 def _workflow(spec: Mapping[str, Any], report: _Reporter, index: _Index) -> None:
     if ":" in spec["name"]:
-        report(
-            "error",
-            f"workflow name {spec['name']!r} contains ':', which Conductor 3.15 rejects",
+        report.refused_by(
+            "3.15",
+            f"workflow name {spec['name']!r} contains ':'",
             ("name",),
             "Use letters, digits, '_' and '-'.",
         )
@@ -145,7 +165,8 @@ def _workflow(spec: Mapping[str, Any], report: _Reporter, index: _Index) -> None
         )
         return
     failure = spec.get("failureWorkflow")
-    if failure and "${" not in failure and failure not in index.workflows:
+    # "$workflow.input.x" and "${...}" are read at run time (3.15 reads a $-name from the input)
+    if failure and not failure.startswith("$") and failure not in index.workflows:
         report(
             "warning",
             f"failureWorkflow {failure!r} is not defined in this project",
@@ -156,6 +177,8 @@ def _workflow(spec: Mapping[str, Any], report: _Reporter, index: _Index) -> None
     tasks = list(walk_tasks(spec))
     first_seen: dict[str, TaskAt] = {}
     for at in tasks:
+        if not at.ref:  # a loop's task may lack one (the server does not check there)
+            continue
         if at.ref in first_seen:
             other = (
                 report.resource.origin.locate(first_seen[at.ref].path)
@@ -176,27 +199,48 @@ def _workflow(spec: Mapping[str, Any], report: _Reporter, index: _Index) -> None
         _task(at, report, index, first_seen)
 
 
+_IN_LOOP = (
+    " (the server does not check tasks inside a DO_WHILE's loopOver: the loop fails at run time)"
+)
+
+
 def _task(at: TaskAt, report: _Reporter, index: _Index, refs: Mapping[str, TaskAt]) -> None:
     task, path, kind = at.task, at.path, at.type
     params = task.get("inputParameters") or {}
+    flavour = report.flavour
+
+    def fail(message: str, where: RawPath, hint: str | None = None) -> None:
+        """What the server refuses, except inside a loop, where it takes it unchecked."""
+        if at.in_loop:
+            report("warning", message + _IN_LOOP, where, hint)
+        else:
+            report("error", message, where, hint)
 
     def need(field: str, what: str | None = None) -> bool:
-        if task.get(field) in (None, "", [], {}):
-            report(
-                "error",
-                f"{kind} task needs {what or field}",
-                (*path,),
-                f"Add `{field}:` to task {at.ref!r}.",
-            )
+        # an empty string is a value (the server checks for null); an empty list or map is not
+        if task.get(field) is None or task.get(field) in ([], {}):
+            fail(f"{kind} task needs {what or field}", (*path,),
+                 f"Add `{field}:` to task {at.ref or task.get('name')!r}.")  # fmt: skip
             return False
         return True
 
-    if kind not in SYSTEM_TASK_TYPES:
-        suggestion = did_you_mean(kind, SYSTEM_TASK_TYPES)
-        if suggestion:
+    for field in ("name", "taskReferenceName"):
+        if not task.get(field):
+            fail(f"the task has no {field}", (*path,), f"Give the task a {field}.")
+    name = str(task.get("name") or "")
+    known = task_types(flavour)
+    if kind not in known:
+        if flavour == "3.15" and kind in task_types("oss"):
             report(
                 "warning",
-                f"type {kind!r} is not a Conductor system task{suggestion} "
+                f"type {kind!r} is a conductor-oss task type: Conductor 3.15 runs it as a worker "
+                "task, which waits for a poller",
+                (*path, "type"),
+            )
+        elif kind.upper() in known:
+            report(
+                "warning",
+                f"type {kind!r} is not a Conductor system task; did you mean {kind.upper()!r}? "
                 "(an unknown type runs as a worker task and waits for a poller)",
                 (*path, "type"),
                 "Task types are upper case.",
@@ -206,99 +250,73 @@ def _task(at: TaskAt, report: _Reporter, index: _Index, refs: Mapping[str, TaskA
         need("expression", "an expression (the value or script that picks the case)")
         need("decisionCases", "at least one case in decisionCases")
     elif kind == "DECISION":
-        if not task.get("caseValueParam") and not task.get("caseExpression"):
-            report(
-                "error",
+        if task.get("caseValueParam") is None and task.get("caseExpression") is None:
+            fail(
                 "DECISION task needs caseValueParam or caseExpression",
                 (*path,),
                 "DECISION is deprecated: prefer SWITCH with evaluatorType and expression.",
             )
         need("decisionCases", "at least one case in decisionCases")
     elif kind == "DO_WHILE":
-        need("loopCondition")
+        need("loopCondition")  # '' is accepted: only a missing condition is refused
         need("loopOver", "at least one task in loopOver")
     elif kind == "DYNAMIC":
         need("dynamicTaskNameParam")
     elif kind == "FORK_JOIN":
         need("forkTasks", "at least one branch in forkTasks")
     elif kind == "FORK_JOIN_DYNAMIC":
-        legacy = task.get("dynamicForkJoinTasksParam")
-        modern = task.get("dynamicForkTasksParam"), task.get("dynamicForkTasksInputParamName")
+        legacy = task.get("dynamicForkJoinTasksParam") is not None
+        modern = [task.get(f) is not None
+                  for f in ("dynamicForkTasksParam", "dynamicForkTasksInputParamName")]  # fmt: skip
         if legacy and any(modern):
-            report(
-                "error",
+            fail(
                 "FORK_JOIN_DYNAMIC takes dynamicForkJoinTasksParam alone, or "
                 "dynamicForkTasksParam with dynamicForkTasksInputParamName, not both",
                 (*path,),
             )
         elif not legacy and not all(modern):
-            report(
-                "error",
+            message = (
                 "FORK_JOIN_DYNAMIC task needs dynamicForkTasksParam and "
-                "dynamicForkTasksInputParamName",
-                (*path,),
+                "dynamicForkTasksInputParamName"
             )
+            if "forkTaskInputs" in params and not at.in_loop:  # conductor-oss's own way
+                report.refused_by("3.15", message + " (inputParameters.forkTaskInputs is "
+                                  "conductor-oss's)", (*path,))  # fmt: skip
+            else:
+                fail(message, (*path,))
     elif kind in _TEMPLATED_INPUT:
         key = _TEMPLATED_INPUT[kind]
-        template = (index.taskdefs.get(task["name"]) or {}).get("inputTemplate") or {}
+        template = (index.taskdefs.get(name) or {}).get("inputTemplate") or {}
         if key not in params and key not in template:
-            report(
-                "error",
+            message = (
                 f"{kind} task needs inputParameters.{key} (or a TaskDef named "
-                f"{task['name']!r} whose inputTemplate has {key})",
-                (*path, "inputParameters"),
-                f"Add `{key}:` under inputParameters.",
+                f"{name!r} whose inputTemplate has {key})"
             )
+            hint = f"Add `{key}:` under inputParameters."
+            if kind == "HTTP" and ("uri" in params or "method" in params) and not at.in_loop:
+                report.refused_by("3.15", message + " (a top-level uri is conductor-oss's)",
+                                  (*path, "inputParameters"), hint)  # fmt: skip
+            else:
+                fail(message, (*path, "inputParameters"), hint)
     elif kind == "TERMINATE":
         status = params.get("terminationStatus")
         if status not in TERMINATION_STATUSES:
             shown = "is missing" if status is None else f"is {status!r}"
-            report(
-                "error",
+            fail(
                 f"TERMINATE task's inputParameters.terminationStatus {shown}; it must be "
                 f"one of {', '.join(TERMINATION_STATUSES)}",
                 (*path, "inputParameters"),
             )
         if task.get("optional"):
-            report(
-                "error",
-                "a TERMINATE task cannot be optional",
-                (*path, "optional"),
-                "Remove optional: true.",
-            )
+            fail("a TERMINATE task cannot be optional", (*path, "optional"),
+                 "Remove optional: true.")  # fmt: skip
     elif kind == "EVENT":
         need("sink", "a sink (for example conductor or sqs:queue)")
     elif kind == "SUB_WORKFLOW":
-        sub = task.get("subWorkflowParam")
-        if not sub:
-            report(
-                "error",
-                "SUB_WORKFLOW task needs subWorkflowParam.name",
-                (*path,),
-                "Add subWorkflowParam: {name: <workflow>}.",
-            )
-        elif "${" not in sub["name"]:
-            versions = index.workflows.get(sub["name"])
-            wanted = sub.get("version")
-            if versions is None:
-                report(
-                    "warning",
-                    f"sub-workflow {sub['name']!r} is not defined in this project",
-                    (*path, "subWorkflowParam", "name"),
-                    "Define it under manifests/, or check the name.",
-                )
-            elif wanted is not None and wanted not in versions:
-                report(
-                    "warning",
-                    f"sub-workflow {sub['name']!r} version {wanted} is not defined in "
-                    f"this project (versions: {', '.join(map(str, sorted(versions)))})",
-                    (*path, "subWorkflowParam", "version"),
-                )
+        _sub_workflow(at, report, index, fail)
     elif kind == "WAIT":
         if "duration" in params and "until" in params:
-            report(
-                "error", "WAIT task takes duration or until, not both", (*path, "inputParameters")
-            )
+            fail("WAIT task takes duration or until, not both", (*path, "inputParameters"))
     elif kind == "JOIN":
         for i, ref in enumerate(task.get("joinOn") or ()):
             if ref not in refs:
@@ -307,10 +325,10 @@ def _task(at: TaskAt, report: _Reporter, index: _Index, refs: Mapping[str, TaskA
                     f"joinOn names {ref!r}, which is no task of this workflow",
                     (*path, "joinOn", i),
                 )
-    if kind == "SIMPLE" and task["name"] not in index.taskdefs and "${" not in task["name"]:
+    if kind == "SIMPLE" and name and name not in index.taskdefs and "${" not in name:
         report(
             "warning",
-            f"no TaskDef {task['name']!r} in this project: Conductor will run the task "
+            f"no TaskDef {name!r} in this project: Conductor will run the task "
             "with default settings (3 retries, 60 s apart, 1 h response timeout)",
             (*path, "name"),
             "Define the task under manifests/, or check the name.",
@@ -318,27 +336,85 @@ def _task(at: TaskAt, report: _Reporter, index: _Index, refs: Mapping[str, TaskA
     _references(at, params, report, refs)
 
 
+def _sub_workflow(at: TaskAt, report: _Reporter, index: _Index,
+                  fail: Callable[[str, RawPath, str | None], None]) -> None:  # fmt: skip
+    path = at.path
+    sub = at.task.get("subWorkflowParam")
+    if sub is None:
+        fail("SUB_WORKFLOW task needs subWorkflowParam.name", (*path,),
+             "Add subWorkflowParam: {name: <workflow>}.")  # fmt: skip
+        return
+    inline = sub.get("workflowDefinition")
+    if isinstance(inline, str) and not at.in_loop:
+        report.refused_by(
+            "3.15",
+            "subWorkflowParam.workflowDefinition is an expression (a definition made at run "
+            "time); Conductor 3.15 takes only an inline definition here",
+            (*path, "subWorkflowParam", "workflowDefinition"),
+        )
+    if not sub.get("name"):
+        if not at.in_loop:
+            report.refused_by("3.15", "SUB_WORKFLOW task has no subWorkflowParam.name",
+                              (*path, "subWorkflowParam"), "Add subWorkflowParam.name.")  # fmt: skip
+        return
+    if inline is not None or "${" in sub["name"]:
+        return  # defined inline, or named at run time: nothing in the project to look for
+    versions = index.workflows.get(sub["name"])
+    wanted = sub.get("version")
+    if versions is None:
+        report(
+            "warning",
+            f"sub-workflow {sub['name']!r} is not defined in this project",
+            (*path, "subWorkflowParam", "name"),
+            "Define it under manifests/, or check the name.",
+        )
+    elif wanted is not None and wanted not in versions:
+        report(
+            "warning",
+            f"sub-workflow {sub['name']!r} version {wanted} is not defined in "
+            f"this project (versions: {', '.join(map(str, sorted(versions)))})",
+            (*path, "subWorkflowParam", "version"),
+        )
+
+
 def _references(at: TaskAt, params: Any, report: _Reporter, refs: Mapping[str, TaskAt]) -> None:
-    """``${ref.output...}`` must name the workflow or a task of this workflow (reference §3)."""
+    """``${ref.output...}`` must name the workflow or a task of this workflow (reference §3).
+
+    The server checks top-level tasks only, reading the name up to the first '.': there a
+    mistake is an error. Elsewhere the same mistake fails at run time (a warning), and a bracket
+    (``${loop['iteration']}``) is read as at run time.
+    """
+    severity: Severity = "error" if at.top_level else "warning"
     for key, text in _strings(params, ("inputParameters",)):
         for expr in _EXPR.findall(text):
+            if not expr:
+                report(severity, "an empty expression ${} is refused by the server",
+                       (*at.path, *key), "Write the expression, or remove ${}.")  # fmt: skip
+                continue
             if _SPACE.search(expr):
                 report(
-                    "error",
+                    severity,
                     f"expression ${{{expr}}} contains whitespace, which Conductor rejects",
                     (*at.path, *key),
                 )
                 continue
             head = expr.split(".", 1)[0]
+            if not at.top_level:
+                head = head.split("[", 1)[0]
             if head == "workflow" or head in refs or _ENV_LIKE.match(expr) or not head:
                 continue
-            # the server checks top-level tasks only; elsewhere the same mistake fails at run time
+            bracket = head.split("[", 1)[0]
+            hint = (
+                f"The server reads {head!r} as a task name here: write ${{{bracket}.…}} with dots."
+                if bracket in refs
+                else "Refer to ${workflow.input...} or to a taskReferenceName."
+            )
             report(
-                "error" if at.top_level else "warning",
+                severity,
                 f"${{{expr}}} names {head!r}, which is neither 'workflow' nor a task of this "
-                f"workflow{did_you_mean(head, refs)}",
+                f"workflow{did_you_mean(head, refs) if bracket not in refs else ''}",
                 (*at.path, *key),
-                "Refer to ${workflow.input...} or to a taskReferenceName.",
+                hint,
             )
 
 
@@ -368,6 +444,9 @@ def _event_handler(spec: Mapping[str, Any], report: _Reporter, index: _Index) ->
         )
     for i, action in enumerate(spec.get("actions") or ()):
         name = action["action"]
+        if name in _OSS_ACTIONS:
+            report.refused_by("3.15", f"action {name} is conductor-oss's", ("actions", i, "action"),
+                              "Conductor 3.15 knows start_workflow, complete_task and fail_task.")  # fmt: skip
         if not action.get(name) and name in ("start_workflow", "complete_task", "fail_task"):
             report(
                 "error",
