@@ -84,7 +84,7 @@ def test_example_applies_then_plans_as_noop_and_a_second_apply_writes_nothing(
     # nothing but its own lock: taken (POST) and released (DELETE)
     assert writes == [
         "POST /api/metadata/workflow",
-        f"DELETE /api/metadata/workflow/metasync_lock.{prefix}order-to-cash/1",
+        f"DELETE /api/metadata/workflow/metasync_lock_{prefix}order-to-cash/1",
     ]
 
 
@@ -115,7 +115,9 @@ def test_a_live_edit_inside_a_loop_inside_a_fork_branch_is_one_field_and_apply_h
     assert all(c["action"] == "noop" for c in mine(plan_json(project), prefix))
 
 
-def test_a_task_inserted_in_the_middle_is_one_added_task(project: Path, prefix: str) -> None:
+def test_a_task_inserted_in_the_middle_is_one_added_task(
+    project: Path, prefix: str, flavour: str
+) -> None:
     apply(project)
     manifest = project / "manifests" / "workflows" / "invoicing.yaml"
     text = manifest.read_text()
@@ -146,6 +148,8 @@ def test_a_task_inserted_in_the_middle_is_one_added_task(project: Path, prefix: 
                 "startDelay": 0,
                 "optional": False,
                 "asyncComplete": False,
+                # the defaults of the flavour: conductor-oss has one more
+                **({"permissive": False} if flavour == "oss" else {}),
             },
         }
     ]
@@ -200,11 +204,11 @@ def test_a_value_the_server_would_reject_fails_at_plan_with_its_message(
     project: Path, prefix: str, requests_sent: list[str]
 ) -> None:
     manifest = project / "manifests" / "workflows" / "invoicing.yaml"
-    # a javascript SWITCH expression that throws: 3.15 runs it at registration and refuses it
+    # a javascript SWITCH expression that does not parse: both flavours refuse it at registration
     manifest.write_text(
         manifest.read_text().replace(
             "      evaluatorType: value-param\n      expression: status\n",
-            "      evaluatorType: javascript\n      expression: $.nothing.status\n",
+            '      evaluatorType: javascript\n      expression: "$.status =="\n',
         )
     )
     result = run_cli("--project", str(project), "plan", "--env", "dev")
@@ -214,7 +218,7 @@ def test_a_value_the_server_would_reject_fails_at_plan_with_its_message(
         f"error: manifests/workflows/invoicing.yaml:38 tasks[ref=payment_status]: the server "
         f"refuses WorkflowDef {prefix}invoicing v1: "
     )
-    assert "Expression is not well formatted: TypeError" in result.stderr  # the server's words
+    assert "Expression is not well formatted: " in result.stderr  # the server's words
     assert "(POST /api/metadata/workflow/validate -> 400)" in result.stderr
     # nothing was written: the only POSTs are the server's dry-run validation
     assert [r for r in requests_sent if r.startswith(("PUT", "DELETE"))] == []
@@ -270,7 +274,7 @@ def test_apply_asks_and_only_yes_applies(
     assert "Not applied." in refused.stderr
     # nothing written but the apply lock, taken and released
     assert [r for r in requests_sent if r.startswith(("PUT", "DELETE"))] == [
-        f"DELETE /api/metadata/workflow/metasync_lock.{prefix}order-to-cash/1"
+        f"DELETE /api/metadata/workflow/metasync_lock_{prefix}order-to-cash/1"
     ]
     assert {r for r in requests_sent if r.startswith("POST")} <= {
         "POST /api/metadata/workflow/validate",

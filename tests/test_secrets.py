@@ -85,7 +85,7 @@ def test_secret_reaches_the_server_and_never_the_output(
     manifest.write_text(
         manifest.read_text()
         + "    - name: route\n      taskReferenceName: route\n      type: SWITCH\n"
-        "      evaluatorType: javascript\n      expression: $.nothing.x\n"
+        '      evaluatorType: javascript\n      expression: "$.x =="\n'
         "      decisionCases: {a: [{name: n, taskReferenceName: n, type: INLINE}]}\n"
     )
     assert "the server refuses" in run_cli("--project", str(root), "plan", "--env", "dev").stderr

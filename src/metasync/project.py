@@ -68,6 +68,7 @@ from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_loo
 from metasync.manifests.yamlio import DocumentLocator, dump_documents
 from metasync.model.checks import check_resources
 from metasync.model.fingerprint import canonical_json, fingerprint
+from metasync.model.flavour import FLAVOURS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.drift import EnvironmentDrift, classify
@@ -78,6 +79,9 @@ from metasync.plan.saved import SAVED_KIND, Refusal, SavedPlan, reconcile
 from metasync.plan.select import Selector, selected
 from metasync.render.plan_json import plan_document
 from metasync.render.values import paths_summary, summary_line
+
+#: what each environment's server said it is, by URL (the checks follow its flavour offline)
+SERVERS_SEEN = ".metasync/servers.json"
 
 
 @dataclass(frozen=True)
@@ -120,17 +124,20 @@ class Project:
     def environments(self) -> list[str]:
         return environment_names(self.root)
 
-    def desired(self, env: str | None, pin: str | None = None, worktree: bool = False) -> Desired:
+    def desired(self, env: str | None, pin: str | None = None, worktree: bool = False,
+                flavour: Flavour | None = None) -> Desired:  # fmt: skip
         """Load and check the manifests as ``env`` sees them (``None``: no variables at all).
 
         ``pin`` reads manifests/ at that commit instead of the environment's own promotion.ref;
-        ``worktree`` reads the working tree whatever the pin.
+        ``worktree`` reads the working tree whatever the pin. The checks follow ``flavour``, or
+        the environment's (declared, or learned from its server), or neither's when not known.
         """
         lookup: Lookup
         source = None
         if env is None:
             lookup = unresolved_lookup
         else:
+            flavour = flavour or self.flavour(env)
             environment = load_environment(self.root, env, connect=False)
             config = environment.config
             lookup = manifest_lookup(env, config.vars, config.secrets, environment.file)
@@ -141,7 +148,7 @@ class Project:
         if env is not None:
             overlaid = apply_overlays(self.root, env, resources, lookup)
             resources, problems = overlaid.resources, problems + overlaid.problems
-        return Desired(env, resources, problems + check_resources(resources))
+        return Desired(env, resources, problems + check_resources(resources, flavour))
 
     def manifests_at(self, ref: str, where: str = "") -> ManifestSource:
         """manifests/ as committed at ``ref`` (an environment's promotion pin)."""
@@ -149,9 +156,9 @@ class Project:
         commit = resolve_commit(repo, ref, Location(where, None, "promotion.ref"))
         return manifests_at(self.root, commit)
 
-    def render(self, env: str, pin: str | None = None) -> Desired:
+    def render(self, env: str, pin: str | None = None, flavour: Flavour | None = None) -> Desired:
         """The desired state of ``env``; raises with every problem when any is an error."""
-        desired = self.desired(env, pin)
+        desired = self.desired(env, pin, flavour=flavour)
         if desired.errors:
             raise ValidationFailed(desired.problems)
         return desired
@@ -164,6 +171,38 @@ class Project:
         return [self.desired(name) for name in names]
 
     # -- live servers ---------------------------------------------------------------------------
+
+    def flavour(self, env: str) -> Flavour | None:
+        """``env``'s server flavour: declared in its environment.yaml, or as its server last said
+        (remembered in .metasync/servers.json for that URL); None when not known."""
+        server = load_environment(self.root, env, connect=False).config.server
+        if server.flavour is not None:
+            return server.flavour
+        seen = self._servers_seen().get(env) or {}
+        flavour = seen.get("flavour")
+        return flavour if seen.get("url") == server.url and flavour in FLAVOURS else None
+
+    def _servers_seen(self) -> dict[str, dict[str, Any]]:
+        try:
+            seen = json.loads((self.root / SERVERS_SEEN).read_text())
+        except (OSError, ValueError):
+            return {}
+        return seen if isinstance(seen, dict) else {}
+
+    def _remember_server(self, env: str, live: LiveState) -> None:
+        seen = self._servers_seen()
+        entry = {"url": live.server, "version": live.version, "flavour": live.flavour}
+        if seen.get(env) == entry:
+            return
+        seen[env] = entry
+        path = self.root / SERVERS_SEEN
+        try:  # a cache: a project folder metasync cannot write to only loses the memory
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not (path.parent / ".gitignore").exists():
+                (path.parent / ".gitignore").write_text("*\n")
+            path.write_text(json.dumps(seen, indent=2, sort_keys=True) + "\n")
+        except OSError:
+            pass
 
     def connect(self, env: str) -> ConductorClient:
         environment = load_environment(self.root, env)
@@ -202,6 +241,10 @@ class Project:
         secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
         with self.connect(env) as client:
             live = read_live(client)
+            if environment.config.server.flavour is None:
+                if self.flavour(env) != live.flavour:  # checked for another flavour: again
+                    desired = self.render(env, pin, flavour=live.flavour)
+                self._remember_server(env, live)
             plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                               mark=self.mark, policy=environment.config.policy)  # fmt: skip
             plan = with_running(plan, _running(plan, client))
@@ -819,7 +862,7 @@ def _settle(outcome: Outcome, after: Change | None) -> Outcome:
     return Outcome(outcome.change, "not landed", outcome.problems)
 
 
-_INDEXED = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_INDEXED = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
 
 
 def _head_or_none(root: Path) -> str | None:
@@ -863,7 +906,9 @@ def _server_checks(
         try:
             client.validate_workflow(dict(change.desired or {}))
         except ServerError as exc:
-            if exc.status != 400:
+            # 400: the server's rules; 500: a definition it cannot even read (3.15 answers so for
+            # an expression where it wants an inline sub-workflow definition)
+            if exc.status not in (400, 500) or exc.ambiguous:
                 raise
             return exc
         return None
@@ -874,21 +919,44 @@ def _server_checks(
             if refused is None:
                 continue
             resource = by_key.get(change.key) or by_name[(change.kind, change.name)]
-            found = [_place(detail, resource) for detail in refused.details] or [refused.problem]
+            status = refused.status or 400
+            found = [_place(detail, resource, status) for detail in refused.details] or [
+                _place(_unreadable(refused.problem.message), resource, status)
+            ]
             problems += [_mask_problem(p, secrets) for p in found]
     return problems
 
 
-def _place(detail: Problem, resource: Resource) -> Problem:
+_CHAIN = re.compile(r"reference chain: (.*)\)", re.S)
+_LINK = re.compile(r'\["([^"]+)"\]|\[(\d+)\]')
+
+
+def _unreadable(message: str) -> Problem:
+    """A request the server could not read (a 500 "JSON parse error: ... (through reference chain:
+    WorkflowDef["tasks"]->java.util.ArrayList[1]->...)") as ``tasks[1].x: JSON parse error: ...``,
+    the path taken from Jackson's reference chain."""
+    text = message.partition(": ")[2]  # after "POST /api/... -> 500"
+    chain = _CHAIN.search(text)
+    path = ""
+    if chain:
+        for name, index in _LINK.findall(chain.group(1)):
+            path += f"[{index}]" if index else f".{name}"
+    short = text.split(" at [Source", 1)[0].strip()
+    return Problem(f"x{path}: {short}")
+
+
+def _place(detail: Problem, resource: Resource, status: int) -> Problem:
     """``workflowDef.tasks[0]: message`` -> the manifest's file and line for tasks[0]."""
     server_path, _, message = detail.message.partition(": ")
     raw: list[str | int] = []
-    for name, index in _INDEXED.findall(server_path.partition(".")[2]):
-        raw.append(int(index) if index else name)
+    # 3.15: workflowDef.tasks[0].forkTasks[0][1]; conductor-oss: arg0.tasks[0].forkTasks[0].<list
+    # element>[1]; both: decisionCases[a].<map value>[0]
+    for name, index in _INDEXED.findall(re.sub(r"\.?<[^>]*>", "", server_path).partition(".")[2]):
+        raw.append(int(index) if index.isdigit() else index or name)
     display = display_path(resource.spec, raw)
     location = resource.origin.locate(raw, display) if resource.origin else Location(resource.title)
     return Problem(
         f"the server refuses {resource.title}: {message}",
         location,
-        "Fix it as the server says (POST /api/metadata/workflow/validate -> 400).",
+        f"Fix it as the server says (POST /api/metadata/workflow/validate -> {status}).",
     )
