@@ -390,6 +390,29 @@ def test_a_delete_answered_404_after_a_lost_attempt_is_done() -> None:
         client(first).delete_taskdef("t")
 
 
+def test_conductor_oss_500s_that_mean_conflict_or_missing_are_read_as_409_and_404() -> None:
+    """conductor-oss answers 500 where 3.15 says 409 or 404 (docs/servers.md): by its message."""
+    gone = answer(500, {"status": 500, "message": "No such task definition"})
+    server = Server(DELETE_api_metadata_taskdefs_t=[lost, gone])
+    client(server).delete_taskdef("t")  # the lost first attempt deleted it
+    assert server.log == ["DELETE /api/metadata/taskdefs/t"] * 2
+    with pytest.raises(ServerError, match="-> 500: No such task definition") as missing:
+        client(Server(DELETE_api_metadata_taskdefs_t=[gone])).delete_taskdef("t")
+    assert missing.value.status == 404
+    assert (
+        missing.value.problem.hint
+        == "The object is not on the server (deleted meanwhile?): plan again."
+    )
+    exists = answer(500, {"status": 500, "message": "EventHandler with name h already exists!"})
+    with pytest.raises(ServerError, match="-> 500: EventHandler with name h already") as taken:
+        client(Server(POST_api_event=[exists])).create_event_handler({"name": "h"})
+    assert taken.value.status == 409
+    broken = answer(500, {"status": 500, "message": "JSON parse error: Unrecognized token"})
+    with pytest.raises(ServerError) as other:
+        client(Server(POST_api_event=[broken])).create_event_handler({"name": "h"})
+    assert other.value.status == 500
+
+
 def test_the_server_version_is_read_through_transient_failures() -> None:
     server = Server(GET_api_version=[unavailable, lost, answer(200, None)],
                     GET_api_admin_config=[answer(200, {"version": "3.15.0"})])  # fmt: skip

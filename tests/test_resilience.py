@@ -140,6 +140,22 @@ def test_an_event_handler_create_whose_answer_was_lost_is_found_in_the_list(
     assert [h["name"] for h in api.get("/event").json()].count(f"{prefix}h") == 1
 
 
+def test_a_delete_whose_answer_was_lost_is_done_on_both_flavours(
+    conductor: conductor_server.Server, api: httpx.Client, prefix: str
+) -> None:
+    """The repeated DELETE finds nothing: 3.15 says 404, conductor-oss 500 "No such ..."."""
+    name = f"{prefix}doomed"
+    taskdef = {"name": name, "ownerEmail": "team@example.com"}
+    assert api.post("/metadata/taskdefs", json=[taskdef]).status_code == 200
+    with (
+        FaultProxy(conductor.url, first={f"DELETE {TASKDEFS}/{name}": ["lose"]}) as proxy,
+        through(proxy) as client,
+    ):
+        client.delete_taskdef(name)
+    assert proxy.seen("DELETE", f"{TASKDEFS}/{name}") == ["lose", "pass"]
+    assert api.get(f"/metadata/taskdefs/{name}").status_code == 404
+
+
 def test_a_503_on_a_read_is_retried_and_the_answer_used(
     conductor: conductor_server.Server, api: httpx.Client, prefix: str
 ) -> None:

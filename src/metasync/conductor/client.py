@@ -342,7 +342,7 @@ class ConductorClient:
         """One request, retried when that is safe; an answer of 400 or more is an error."""
         sent = self._send(method, path, body)
         response = sent.response
-        if method == "DELETE" and response.status_code == 404 and sent.maybe_done:
+        if method == "DELETE" and _status(response) == 404 and sent.maybe_done:
             return response  # an earlier attempt whose answer was lost deleted it
         if response.status_code >= 400:
             raise _refusal(f"{method} /api{path}", response)
@@ -383,7 +383,7 @@ class ConductorClient:
             tried = self._attempt("POST", path, spec, None)
             response = tried.response
             if response is not None and not tried.transient:
-                if response.status_code == 409 and maybe_done:
+                if _status(response) == 409 and maybe_done:
                     live = self._read_back(request, read_back, tried, attempt)
                     if live is not None and _holds(spec, live):
                         return  # it is the earlier attempt that landed
@@ -586,8 +586,26 @@ def _message(response: httpx.Response) -> str:
     return str(body.get("message") or response.text.strip()[:300] or response.reason_phrase)
 
 
-def _refusal(request: str, response: httpx.Response) -> ServerError:
+#: conductor-oss answers 500 where 3.15 says 409 or 404 (docs/servers.md): told by the message
+_CONFLICT = re.compile(r"already exists", re.I)
+_MISSING = re.compile(r"\b(not found|no such)\b", re.I)
+
+
+def _status(response: httpx.Response) -> int:
+    """The status as 3.15 would give it: a conductor-oss 500 that says "already exists" is a 409,
+    one that says "not found" or "no such" a 404."""
     status = response.status_code
+    if status == 500:
+        message = _message(response)
+        if _CONFLICT.search(message):
+            return 409
+        if _MISSING.search(message):
+            return 404
+    return status
+
+
+def _refusal(request: str, response: httpx.Response) -> ServerError:
+    status = _status(response)
     body = _body(response)
     message = _message(response)
     details = [
@@ -608,7 +626,7 @@ def _refusal(request: str, response: httpx.Response) -> ServerError:
             "(an enum value or type it does not know); otherwise check the server's log."
         )
     return ServerError(
-        f"{request} -> {status}: {message}", status=status, details=details, hint=hint
+        f"{request} -> {response.status_code}: {message}", status=status, details=details, hint=hint
     )
 
 
