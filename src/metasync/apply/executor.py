@@ -13,7 +13,8 @@ from metasync.plan.model import Change, Landing, Outcome
 
 #: kinds that carry a pass-through ownerApp field, where metasync writes its mark
 MARKED_KINDS = ("TaskDef", "WorkflowDef")
-# task definition fields a 3.15 PUT takes from the body: echo the live ones to keep them
+# fields an in-place update takes from the body (a workflow PUT on both flavours, a task definition
+# PUT on 3.15): echo the live ones to keep them
 _KEEP_ON_PUT = ("createTime", "createdBy")
 
 
@@ -45,8 +46,8 @@ def _payload(change: Change, mark: str | None) -> dict[str, Any]:
         # the ownership mark (DESIGN.md section 7), with the fingerprint of what was written: a
         # live object whose fingerprint no longer matches it was edited on the server since
         payload["ownerApp"] = stamp(mark, change.desired_fingerprint)
-    if change.kind == "TaskDef" and change.action == "update" and change.live is not None:
-        payload |= {k: change.live[k] for k in _KEEP_ON_PUT if k in change.live}
+    if change.kind in MARKED_KINDS and change.action == "update" and change.live is not None:
+        payload |= {k: change.live[k] for k in _KEEP_ON_PUT if change.live.get(k)}
     return payload
 
 
