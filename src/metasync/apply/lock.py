@@ -1,7 +1,7 @@
 """One apply per environment at a time (DESIGN.md section 7).
 
 The lock lives on the server itself, so every machine that applies sees it: a workflow definition
-``metasync_lock.<project>`` whose description holds the holder, its start and its expiry. Taking
+``metasync_lock_<project>`` whose description holds the holder, its start and its expiry. Taking
 the lock registers the next version of that definition with POST, which the server refuses (409)
 when that name and version exist: of two runs racing for the same version, exactly one wins. The
 newest version is the lock; it holds until its expiry, so a run that died cannot block for ever
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from metasync.conductor.client import ConductorClient
-from metasync.conductor.live import LOCK_PREFIX
+from metasync.conductor.live import LOCK_PREFIX, internal_name
 from metasync.errors import MetasyncError, ServerError
 
 _EMAIL = "metasync@example.com"  # 3.15 insists on an ownerEmail
@@ -51,7 +51,7 @@ class Locked(MetasyncError):
 
 
 def lock_name(project: str) -> str:
-    return f"{LOCK_PREFIX}{project}"
+    return internal_name(LOCK_PREFIX, project)
 
 
 def whoami() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,9 +13,19 @@ from metasync.conductor.normalize import Flavour, flavour_of
 
 Key = tuple[str, str, int | None]
 #: workflow definitions metasync keeps for itself, never planned, listed or pruned: apply locks,
-LOCK_PREFIX = "metasync_lock."
-#: and the ledger of the event handlers a project wrote (they have no field for the mark)
-LEDGER_PREFIX = "metasync_ledger."
+LOCK_PREFIX = "metasync_lock_"
+#: and the ledger of the event handlers a project wrote (they have no field for the mark). Their
+#: names hold only what every flavour and setting accepts (conductor-oss's optional name
+#: validation refuses a '.'): letters, digits, '_' and '-'.
+LEDGER_PREFIX = "metasync_ledger_"
+#: the names of metasync before 0.2 (a '.' after the prefix): still metasync's own
+_LEGACY_PREFIXES = ("metasync_lock.", "metasync_ledger.")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def internal_name(prefix: str, project: str) -> str:
+    """``prefix`` + the project's name, with what a strict server refuses in a name made '_'."""
+    return prefix + _UNSAFE.sub("_", project)
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,9 @@ class LiveState:
         """The event handlers the project of ``mark`` wrote, with the fingerprint written, as its
         ledger records them."""
         if mark not in self._ledgers:  # asked once per event handler: read the ledger once
-            ledger = self.internal.get(ledger_name(mark))
+            ledger = self.internal.get(ledger_name(mark)) or self.internal.get(
+                "metasync_ledger." + mark.removeprefix("metasync/")
+            )
             self._ledgers[mark] = read_ledger(ledger) if ledger is not None else {}
         return self._ledgers[mark]
 
@@ -62,7 +75,7 @@ def stamp(mark: str, fingerprint: str | None) -> str:
 
 
 def ledger_name(mark: str) -> str:
-    return LEDGER_PREFIX + mark.removeprefix("metasync/")
+    return internal_name(LEDGER_PREFIX, mark.removeprefix("metasync/"))
 
 
 def read_ledger(spec: Mapping[str, Any]) -> dict[str, str | None]:
@@ -99,7 +112,7 @@ def read_live(reader: LiveReader) -> LiveState:
     internal: dict[str, Mapping[str, Any]] = {}
     for spec in reader.workflows():
         name = str(spec.get("name", ""))
-        if name.startswith((LOCK_PREFIX, LEDGER_PREFIX)):
+        if name.startswith((LOCK_PREFIX, LEDGER_PREFIX, *_LEGACY_PREFIXES)):
             if int(spec.get("version", 1)) >= int(internal.get(name, {}).get("version", 0)):
                 internal[name] = spec
             continue
