@@ -209,8 +209,10 @@ def _document(
     try:
         model.model_validate(spec)
     except ValidationError as exc:
-        problems.extend(problems_from(exc, model, spec, spec_locator))
-        return None
+        found = problems_from(exc, model, spec, spec_locator, unknown="warning")
+        problems.extend(found)
+        if any(p.severity == "error" for p in found):
+            return None
     version: int | None = None
     if KINDS[kind].versioned:
         version = spec.get("version", 1)

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonpatch
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from metasync.errors import MetasyncError, Problem, did_you_mean
+from metasync.errors import Location, MetasyncError, Problem, did_you_mean
 from metasync.manifests.schema import problems_from
 from metasync.manifests.variables import Lookup, Unresolved, substitute
 from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
@@ -218,10 +218,15 @@ def _patch_one(resource: Resource, data: Mapping[str, Any], locator: DocumentLoc
         model.model_validate(spec)
     except ValidationError as exc:
         root = locator.within("patch")
-        for problem in problems_from(exc, model, spec, root):
+        found = problems_from(exc, model, spec, root, unknown="warning")
+        known = _warnings_of(model, resource.spec)  # the base's own: said once, at the base
+        for problem in found:
+            if problem.severity == "warning" and problem.message in known:
+                continue
             problems.append(Problem(f"after overlays, {resource.title}: {problem.message}",
-                                    problem.location, problem.hint))  # fmt: skip
-        return None
+                                    problem.location, problem.hint, problem.severity))  # fmt: skip
+        if any(p.severity == "error" for p in found):
+            return None
     version = spec.get("version", 1) if KINDS[resource.kind].versioned else None
     if version != resource.version:
         problems.append(Problem(
@@ -365,3 +370,20 @@ def overlay_targets(root: Path, env: str) -> dict[tuple[str, str, int | None], t
             if target is not None:
                 found.setdefault(target, (display, index))
     return found
+
+
+class _Nowhere:
+    def locate(self, path: Sequence[str | int], display: str = "") -> Location:
+        return Location("", None, display)
+
+
+_NOWHERE = _Nowhere()
+
+
+def _warnings_of(model: type[BaseModel], spec: Mapping[str, Any]) -> set[str]:
+    """The warnings (unknown fields) validating ``spec`` gives, by message."""
+    try:
+        model.model_validate(spec)
+    except ValidationError as exc:
+        return {p.message for p in problems_from(exc, model, spec, _NOWHERE, unknown="warning")}
+    return set()

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from metasync.errors import Problem, did_you_mean
+from metasync.errors import Problem, Severity, did_you_mean
 from metasync.model.paths import display_path
 from metasync.model.resource import Locator
 
@@ -109,22 +109,35 @@ def _step(annotation: Any, part: str | int) -> Any:
 
 
 def problems_from(
-    exc: ValidationError, model: type[BaseModel], data: Any, locator: Locator, prefix: str = ""
+    exc: ValidationError,
+    model: type[BaseModel],
+    data: Any,
+    locator: Locator,
+    prefix: str = "",
+    *,
+    unknown: Severity = "error",
 ) -> list[Problem]:
-    """One problem per pydantic error, placed at its line and key path."""
+    """One problem per pydantic error, placed at its line and key path. ``unknown`` is how an
+    unknown field counts: a warning where the server takes and drops it (Conductor objects)."""
     problems = []
     for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
+        # a tagged union's member ("<definition>") is no key of the document
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("<")))
         key = str(loc[-1]) if loc else "(document)"
         display = display_path(data, loc, prefix)
         kind = error["type"]
         value = error.get("input")
         hint: str | None = None
+        severity: Severity = "error"
         if kind == "extra_forbidden":
             holder = model_at(model, loc[:-1])
             fields = [f.alias or n for n, f in holder.model_fields.items()] if holder else []
-            message = f"unknown field {key!r}" + did_you_mean(key, fields)
+            ignored = (
+                ": the server ignores it, and so does the plan" if unknown == "warning" else ""
+            )
+            message = f"unknown field {key!r}{ignored}" + did_you_mean(key, fields)
             hint = "Fix the name or remove the field (field names are Conductor's, case-sensitive)."
+            severity = unknown
         elif kind == "missing":
             message = f"missing required field {key!r}"
             hint = f"Add `{key}:`."
@@ -149,5 +162,5 @@ def problems_from(
             message = f"{key} {error['msg'].removeprefix('Input should be ')}, got {_short(value)}"
         else:
             message = f"{key}: {error['msg']}"
-        problems.append(Problem(message, locator.locate(loc, display), hint))
+        problems.append(Problem(message, locator.locate(loc, display), hint, severity))
     return problems
