@@ -296,3 +296,30 @@ def test_a_dynamic_inline_definition_is_placed_or_applied_by_flavour(
     ), result.stderr
     assert "(POST /api/metadata/workflow/validate -> 500)" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_the_flavour_is_learned_from_the_server_and_the_checks_follow_it(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, flavour: str
+) -> None:
+    flow = {"name": f"{prefix}team:flow", "version": 1, "ownerEmail": "nobody",
+            "tasks": [task("a", "WAIT")]}  # fmt: skip
+    root = project(tmp_path, conductor.url, [("WorkflowDef", flow)])
+    before = run_cli("--project", str(root), "validate")
+    assert before.exit_code == 0, before.stderr  # not known yet: 3.15's rules only warn
+    assert "(Conductor 3.15 refuses it)" in before.stderr
+    planned = run_cli("--project", str(root), "plan", "--env", "dev")
+    seen = json.loads((root / ".metasync" / "servers.json").read_text())
+    assert seen["dev"]["flavour"] == flavour
+    assert seen["dev"]["url"] == conductor.url
+    after = run_cli("--project", str(root), "validate")
+    if flavour == "oss":
+        assert planned.exit_code == 0, planned.stderr
+        assert after.exit_code == 0, after.stderr
+        assert "refuses" not in after.stderr
+    else:
+        assert planned.exit_code == 1
+        assert "ownerEmail 'nobody' is not an e-mail address, which Conductor 3.15 refuses" in (
+            planned.stderr
+        )
+        assert after.exit_code == 1
+        assert "contains ':', which Conductor 3.15 refuses" in after.stderr

@@ -241,10 +241,12 @@ class Project:
         secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
         with self.connect(env) as client:
             live = read_live(client)
-            if environment.config.server.flavour is None:
-                if self.flavour(env) != live.flavour:  # checked for another flavour: again
-                    desired = self.render(env, pin, flavour=live.flavour)
+            # a server that did not say its version (a proxy, another vendor) teaches nothing
+            if environment.config.server.flavour is None and live.version is not None:
+                assumed = self.flavour(env)
                 self._remember_server(env, live)
+                if assumed != live.flavour:  # checked for another flavour: again
+                    desired = self.render(env, pin, flavour=live.flavour)
             plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                               mark=self.mark, policy=environment.config.policy)  # fmt: skip
             plan = with_running(plan, _running(plan, client))
