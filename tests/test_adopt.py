@@ -1,4 +1,4 @@
-"""`metasync drift --adopt` against a real 3.15.0: live edits become a branch where git matches."""
+"""`metasync drift --adopt` against real servers of both flavours: live edits become a branch where git matches."""
 
 from __future__ import annotations
 

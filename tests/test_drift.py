@@ -1,4 +1,4 @@
-"""`metasync drift` against a real Conductor 3.15.0: each kind of drift, in every output."""
+"""`metasync drift` against real servers of both flavours: each kind of drift, in every output."""
 
 from __future__ import annotations
 

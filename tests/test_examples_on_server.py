@@ -1,4 +1,4 @@
-"""The example project registers on a real Conductor 3.15.0 server, as rendered for every environment."""
+"""The example project registers on real servers of both flavours, as rendered for every environment."""
 
 from __future__ import annotations
 

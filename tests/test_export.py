@@ -1,4 +1,4 @@
-"""`metasync export` against real 3.15.0 servers: manifests that plan as a no-op, byte-stable,
+"""`metasync export` against real servers of both flavours: manifests that plan as a no-op, byte-stable,
 and several servers factored into one base and an overlay per environment."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""plan and apply against a real Conductor 3.15.0 server, end to end through the CLI."""
+"""plan and apply against real servers of both flavours, end to end through the CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Transient failures between metasync and a real Conductor 3.15.0 server (a fault proxy between).
+"""Transient failures between metasync and real servers of both flavours (a fault proxy between).
 
 Client level: which requests are sent again, which are read back first, and that the attempts are
 bounded. Apply level: under faults every object is reported landed, not landed or unknown as the

@@ -1,4 +1,4 @@
-"""Safe apply against a real Conductor 3.15.0: versioning policy, prune, the lock, rollback."""
+"""Safe apply against real servers of both flavours: versioning policy, prune, the lock, rollback."""
 
 from __future__ import annotations
 

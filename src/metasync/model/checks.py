@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from metasync.errors import Location, Problem, Severity, did_you_mean
-from metasync.model.flavour import Flavour, task_types
+from metasync.model.flavour import FLAVOUR_NAMES, Flavour, task_types
 from metasync.model.kinds import KINDS
 from metasync.model.paths import RawPath, display_path
 from metasync.model.resource import Resource
@@ -24,7 +24,6 @@ from metasync.model.tasks import TaskAt, walk_tasks
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _EXPR = re.compile(r"\$\{([^}]*)\}")
-_FLAVOUR_NAMES = {"3.15": "Conductor 3.15", "oss": "conductor-oss"}
 _ENV_LIKE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SPACE = re.compile(r"\s")
 TERMINATION_STATUSES = ("COMPLETED", "FAILED", "TERMINATED")
@@ -60,9 +59,9 @@ class _Reporter:
         """A rule only ``only`` enforces: an error there, nothing elsewhere, a warning while the
         environment's flavour is not known."""
         if self.flavour is None:
-            self("warning", f"{message} ({_FLAVOUR_NAMES[only]} refuses it)", path, hint)
+            self("warning", f"{message} ({FLAVOUR_NAMES[only]} refuses it)", path, hint)
         elif self.flavour == only:
-            self("error", f"{message}, which {_FLAVOUR_NAMES[only]} refuses", path, hint)
+            self("error", f"{message}, which {FLAVOUR_NAMES[only]} refuses", path, hint)
 
 
 def check_resources(resources: Sequence[Resource], flavour: Flavour | None = None) -> list[Problem]:

@@ -11,6 +11,8 @@ from typing import Literal
 
 Flavour = Literal["3.15", "oss"]
 FLAVOURS: tuple[Flavour, ...] = ("3.15", "oss")
+#: how output names each flavour
+FLAVOUR_NAMES: dict[str, str] = {"3.15": "Conductor 3.15", "oss": "conductor-oss"}
 
 #: Conductor's system task types on both flavours; any other type runs as a worker (SIMPLE) task
 COMMON_TASK_TYPES = frozenset(

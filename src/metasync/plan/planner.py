@@ -11,6 +11,7 @@ from metasync.errors import Location, Problem
 from metasync.manifests.environment import Policy
 from metasync.manifests.secrets import SENSITIVE, Secrets
 from metasync.model.fingerprint import canonical_json, fingerprint
+from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
@@ -145,7 +146,7 @@ def _unknown_warning(resource: Resource, unknown: Unknown, flavour: str) -> Prob
     origin = resource.origin
     location = origin.locate(path, display) if origin else Location(resource.title, None, display)
     return Problem(
-        f"{unknown.field} is not known to this server (Conductor {flavour}), which drops it on "
+        f"{unknown.field} is not known to this server ({FLAVOUR_NAMES.get(flavour, flavour)}), which drops it on "
         "write: it is left out of the plan",
         location,
         "Remove it, or keep it for environments that run conductor-oss 3.21 or newer.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.plan.model import Change, Plan
 from metasync.render.plan_text import detail, field_lines, remarks
 from metasync.render.values import summary_line
@@ -30,7 +31,7 @@ def render_plan_markdown(plan: Plan, limit: int = DEFAULT_LIMIT, full_plan_hint:
     head = [
         f"### metasync plan: `{plan.environment}`",
         "",
-        f"**{summary_line(plan.summary())}** on `{plan.server}` (Conductor {plan.flavour})",
+        f"**{summary_line(plan.summary())}** on `{plan.server}` ({FLAVOUR_NAMES.get(plan.flavour, plan.flavour)})",
         "",
     ]
     if not plan.has_changes:

@@ -7,6 +7,7 @@ from typing import IO
 from rich.console import Console
 from rich.text import Text
 
+from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.plan.model import Change, FieldChange, Plan
 from metasync.render.values import compact, summary_line
 
@@ -66,7 +67,10 @@ def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> N
     console = Console(file=stream, highlight=False, soft_wrap=True, no_color=color is False,
                       force_terminal=color)  # fmt: skip
     console.print(
-        Text(f"Plan for {plan.environment}: {plan.server}, Conductor {plan.flavour}", style="bold")
+        Text(
+            f"Plan for {plan.environment}: {plan.server}, {FLAVOUR_NAMES.get(plan.flavour, plan.flavour)}",
+            style="bold",
+        )
     )
     for change in plan.pending:
         mark, style = _MARK[change.action]
