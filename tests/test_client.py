@@ -496,3 +496,26 @@ def test_a_wrong_base_url_is_named_as_such() -> None:
         failure.value.problem.hint
         == "Is server.url the Conductor server's base URL (without /api)?"
     )
+
+
+def test_only_2xx_is_success_and_a_redirect_is_never_followed() -> None:
+    moved = answer(302, None, Location="https://login.example.test/sso")
+    for call in (
+        lambda c: c.update_workflows([{"name": "w"}]),
+        lambda c: c.create_workflow({"name": "w", "version": 1}),
+        lambda c: c.delete_workflow("w", 1),
+        lambda c: c.workflows(),
+        lambda c: c.workflow("w"),
+    ):
+        server = Server(
+            PUT_api_metadata_workflow=[moved], POST_api_metadata_workflow=[moved],
+            DELETE_api_metadata_workflow_w_1=[moved], GET_api_metadata_workflow=[moved],
+            GET_api_metadata_workflow_w=[moved],
+        )  # fmt: skip
+        with pytest.raises(ServerError) as refused_:
+            call(client(server))
+        assert refused_.value.status == 302
+        assert "-> 302: the server redirects to https://login.example.test/sso; metasync does " in (
+            refused_.value.problem.message
+        )
+        assert len(server.log) == 1  # neither followed nor retried

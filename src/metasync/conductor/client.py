@@ -18,7 +18,8 @@ to ``RETRY_AFTER_CAP_S``. The client reads these module values when it is made (
   There and as sent: the create is done. Not there: it is sent again. There but different: someone
   else made it, reported like a 409.
 
-Any other 4xx, and a 500, is reported at once. When the attempts run out, ``ServerError.ambiguous``
+Any other 4xx, and a 500, is reported at once. Only a 2xx is success: a redirect is an error naming
+where it points, never followed (a login page or another server is not the API). When the attempts run out, ``ServerError.ambiguous``
 says whether the request may have been carried out all the same (apply reports such an object
 "unknown" until it reads the server back).
 """
@@ -328,7 +329,7 @@ class ConductorClient:
 
     def _object(self, response: httpx.Response) -> Json:
         request = f"{response.request.method} {response.request.url.path}"
-        if response.status_code >= 400:
+        if not response.is_success:
             raise _refusal(request, response)
         data = _json(response)
         if not isinstance(data, dict):
@@ -344,7 +345,7 @@ class ConductorClient:
         response = sent.response
         if method == "DELETE" and _status(response) == 404 and sent.maybe_done:
             return response  # an earlier attempt whose answer was lost deleted it
-        if response.status_code >= 400:
+        if not response.is_success:  # a redirect too: only 2xx is done
             raise _refusal(f"{method} /api{path}", response)
         return response
 
@@ -387,7 +388,7 @@ class ConductorClient:
                     live = self._read_back(request, read_back, tried, attempt)
                     if live is not None and _holds(spec, live):
                         return  # it is the earlier attempt that landed
-                if response.status_code >= 400:
+                if not response.is_success:
                     raise _refusal(request, response)
                 return
             exhausted = attempt >= self._attempts
@@ -606,6 +607,15 @@ def _status(response: httpx.Response) -> int:
 
 def _refusal(request: str, response: httpx.Response) -> ServerError:
     status = _status(response)
+    if response.is_redirect or 300 <= status < 400:  # never followed: nothing was carried out
+        location = response.headers.get("Location", "nowhere")
+        return ServerError(
+            f"{request} -> {status}: the server redirects to {location}; metasync does not follow "
+            "redirects (nothing was written)",
+            status=status,
+            hint="Set server.url to the Conductor server itself (often the redirect's target, "
+            "without /api).",
+        )
     body = _body(response)
     message = _message(response)
     details = [
