@@ -500,13 +500,14 @@ def test_a_wrong_base_url_is_named_as_such() -> None:
 
 def test_only_2xx_is_success_and_a_redirect_is_never_followed() -> None:
     moved = answer(302, None, Location="https://login.example.test/sso")
-    for call in (
+    calls: list[Callable[[ConductorClient], object]] = [
         lambda c: c.update_workflows([{"name": "w"}]),
         lambda c: c.create_workflow({"name": "w", "version": 1}),
         lambda c: c.delete_workflow("w", 1),
         lambda c: c.workflows(),
         lambda c: c.workflow("w"),
-    ):
+    ]
+    for call in calls:
         server = Server(
             PUT_api_metadata_workflow=[moved], POST_api_metadata_workflow=[moved],
             DELETE_api_metadata_workflow_w_1=[moved], GET_api_metadata_workflow=[moved],
