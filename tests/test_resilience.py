@@ -370,3 +370,31 @@ def test_lost_answers_and_a_failed_read_back_leave_objects_unknown_and_the_next_
     assert code == 0, output
     assert "Nothing to apply: the server matches git." in output
     assert set(server_view(direct, prefix).values()) == {"noop"}
+
+
+def test_a_lock_that_cannot_be_released_hides_no_result_and_the_next_run_takes_it_over(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    lock = f"{WORKFLOWS}/metasync_lock_{prefix}order-to-cash/1"
+    with FaultProxy(conductor.url, first={f"DELETE {lock}": ["503"] * 5}) as proxy:
+        project = prefixed_example(tmp_path / "project", prefix, proxy.url)
+        code, output, table = apply(project)
+    assert proxy.seen("DELETE", lock) == ["503"] * 5
+    assert code == 0, output  # everything landed: the lock is a warning, not the outcome
+    assert len(table) == 17
+    assert set(table.values()) == {"landed"}
+    assert "17 of 17 change(s) landed." in output
+    assert "Before-images saved in " in output
+    assert (
+        f"warning: the dev lock (metasync_lock_{prefix}order-to-cash v1) could not be released: "
+        f"DELETE {lock} -> 503: "
+    ) in output
+    assert output.index("17 of 17 change(s) landed.") < output.index("could not be released")
+    assert api.get(f"/metadata/workflow/metasync_lock_{prefix}order-to-cash").status_code == 200
+
+    # the next run from this project takes its own stuck lock over, and releases its own
+    code, output, _ = apply(point(project, conductor.url))
+    assert code == 0, output
+    assert "Nothing to apply" in output
+    assert "locked" not in output
+    assert api.get(f"/metadata/workflow/metasync_lock_{prefix}order-to-cash").status_code == 404

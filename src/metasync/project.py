@@ -352,15 +352,28 @@ class Project:
         return lock_name(self.settings.name or self.root.name)
 
     @contextmanager
-    def locked(self, env: str, command: str) -> Iterator[Holder]:
-        """Hold ``env``'s apply lock for the block (raises Locked naming the holder)."""
+    def locked(self, env: str, command: str) -> Iterator[Lease]:
+        """Hold ``env``'s apply lock for the block (raises Locked naming the holder).
+
+        A release that fails never hides what the block did: the lease carries it as a warning,
+        and the lock's token is kept in .metasync/ so that this project's next run on this
+        machine takes the lock over instead of waiting for it to expire.
+        """
         minutes = load_environment(self.root, env).config.policy.lockTimeoutMinutes
+        pending = self.root / UNRELEASED_LOCKS / f"{env}.json"
+        ours = _unreleased(pending, self.lock_name)
         with self.connect(env) as client:
-            mine = take_lock(client, self.lock_name, env=env, command=command, minutes=minutes)
+            mine = take_lock(client, self.lock_name, env=env, command=command, minutes=minutes,
+                             ours=ours)  # fmt: skip
+            pending.unlink(missing_ok=True)
+            lease = Lease(mine)
             try:
-                yield mine
+                yield lease
             finally:
-                release_lock(client, self.lock_name, mine)
+                try:
+                    release_lock(client, self.lock_name, mine)
+                except ServerError as exc:
+                    lease.release_failed = _keep_unreleased(pending, self.lock_name, mine, env, exc)
 
     def unlock(self, env: str) -> list[Holder]:
         """Clear ``env``'s lock (its holder died); what was removed."""
@@ -435,8 +448,9 @@ class Project:
                 hint="Pass the file written by `metasync plan --out FILE`.",
             ) from None  # fmt: skip
         saved = SavedPlan.from_document(document, str(path))
-        with self.locked(saved.environment, "apply PLAN"):
-            return self._apply_saved(saved, path, on_step, force)
+        with self.locked(saved.environment, "apply PLAN") as lease:
+            result = self._apply_saved(saved, path, on_step, force)
+        return replace(result, lease=lease)
 
     def _apply_saved(self, saved: SavedPlan, path: Path, on_step: Callable[[Step], None] | None,
                      force: bool) -> SavedApply:  # fmt: skip
@@ -813,6 +827,7 @@ class SavedApply:
     applied: Applied
     refused: tuple[Refusal, ...]
     saved: SavedPlan
+    lease: Lease | None = None
 
     @property
     def ok(self) -> bool:
@@ -961,4 +976,46 @@ def _place(detail: Problem, resource: Resource, status: int) -> Problem:
         f"the server refuses {resource.title}: {message}",
         location,
         f"Fix it as the server says (POST /api/metadata/workflow/validate -> {status}).",
+    )
+
+
+#: locks this project took and could not release, by environment (their tokens, to take them over)
+UNRELEASED_LOCKS = ".metasync/unreleased-locks"
+
+
+@dataclass
+class Lease:
+    """The lock held for a block, and what went wrong releasing it (after the block)."""
+
+    holder: Holder
+    release_failed: Problem | None = None
+
+
+def _unreleased(path: Path, name: str) -> str | None:
+    """The token of a lock of ours whose release failed, if one is recorded for ``name``."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("name") != name:
+        return None
+    token = saved.get("token")
+    return token if isinstance(token, str) and token else None
+
+
+def _keep_unreleased(path: Path, name: str, mine: Holder, env: str, exc: ServerError) -> Problem:
+    try:  # the next run of this project takes it over (lock.take(ours=...))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = path.parent.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")
+        path.write_text(json.dumps({"name": name, "version": mine.version, "token": mine.token}))
+    except OSError:
+        pass
+    return Problem(
+        f"the {env} lock ({name} v{mine.version}) could not be released: {exc.problem.message}",
+        hint=f"The next apply from this project takes it over; anyone else waits until it expires "
+        f"({mine.expires:%Y-%m-%d %H:%M:%S} UTC), or run `metasync unlock --env {env}` once the "
+        "server answers.",
+        severity="warning",
     )

@@ -75,10 +75,13 @@ def holder(client: ConductorClient, name: str) -> Holder | None:
 
 
 def take(client: ConductorClient, name: str, *, env: str, command: str, minutes: float,
-         owner: str | None = None, now: datetime | None = None) -> Holder:  # fmt: skip
+         owner: str | None = None, now: datetime | None = None,
+         ours: str | None = None) -> Holder:  # fmt: skip
+    """Take the lock; ``ours`` is the token of a lock this project took and could not release,
+    which is taken over like an expired one."""
     started = now or datetime.now(UTC)
     current = holder(client, name)
-    if current is not None and current.expires > started:
+    if current is not None and current.expires > started and current.token != (ours or None):
         raise _locked(env, current)
     version = current.version + 1 if current is not None else 1
     mine = Holder(
@@ -101,8 +104,8 @@ def take(client: ConductorClient, name: str, *, env: str, command: str, minutes:
         time.sleep(pause)
         newest = holder(client, name)
         if newest is None or newest.token != mine.token:
-            ours = client.workflow(name, mine.version)
-            if ours is not None and _holder(ours).token == mine.token:
+            written = client.workflow(name, mine.version)
+            if written is not None and _holder(written).token == mine.token:
                 _delete(client, name, mine.version)  # ours, but a later version won
             if newest is not None:
                 raise _locked(env, newest)

@@ -16,7 +16,7 @@ from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR, Bounda
 from metasync.errors import MetasyncError, Problem
 from metasync.notify import send as send_notifications
 from metasync.plan.select import parse_selectors
-from metasync.project import Applied, Project
+from metasync.project import Applied, Lease, Project
 from metasync.render.apply_result import write_apply_result
 from metasync.render.drift import write_drift_json, write_drift_markdown, write_drift_text
 from metasync.render.notification import apply_message, drift_message
@@ -158,19 +158,22 @@ def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_appro
         raise MetasyncError(
             "apply needs --env ENV or a saved PLAN", hint="Run `metasync apply --env dev`."
         )
-    with project.locked(env, "apply"):
+    applied = None
+    with project.locked(env, "apply") as lease:
         planned = project.plan(env, parse_selectors(select))
         write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
         write_plan_text(sys.stdout, planned.plan)
         if not planned.plan.has_changes:
             click.echo("Nothing to apply: the server matches git.")
-            return EXIT_OK
-        if not _confirmed(f"Apply these {len(planned.plan.pending)} change(s) to {env}?",
-                          auto_approve):  # fmt: skip
-            return EXIT_USER_ERROR
-        applied = project.apply(planned, on_step=_progress, force=force)
-    _write_applied(applied, env)
-    _tell(project, env, notify, apply_message(env, planned.plan.server, applied.outcomes))
+        elif _confirmed(f"Apply these {len(planned.plan.pending)} change(s) to {env}?",
+                        auto_approve):  # fmt: skip
+            applied = project.apply(planned, on_step=_progress, force=force)
+    if applied is not None:  # the result first, whatever happened to the lock after it
+        _write_applied(applied, env)
+        _tell(project, env, notify, apply_message(env, planned.plan.server, applied.outcomes))
+    _write_lease(lease)
+    if applied is None:
+        return EXIT_OK if not planned.plan.has_changes else EXIT_USER_ERROR
     return EXIT_OK if applied.ok else EXIT_USER_ERROR
 
 
@@ -186,20 +189,23 @@ def rollback(ctx: click.Context, *, backup: str | None, env: str, auto_approve: 
              force: bool, notify: tuple[str, ...]) -> int:  # fmt: skip
     """Restore the before-images an apply saved (the newest, or BACKUP), shown as a plan first."""
     project = _project(ctx)
-    with project.locked(env, "rollback"):
+    applied = None
+    with project.locked(env, "rollback") as lease:
         planned, found = project.rollback_plan(env, backup)
         click.echo(f"Rolling {env} back to the before-images in {found.path} ({found.created}).")
         write_plan_text(sys.stdout, planned.plan)
         if not planned.plan.has_changes:
             click.echo("Nothing to restore: the server holds the before-images.")
-            return EXIT_OK
-        if not _confirmed(f"Restore these {len(planned.plan.pending)} object(s) on {env}?",
-                          auto_approve, "rollback"):  # fmt: skip
-            return EXIT_USER_ERROR
-        applied = project.apply(planned, on_step=_progress, force=force, restore=True)
-    _write_applied(applied, env)
-    message = apply_message(env, planned.plan.server, applied.outcomes, "rollback")
-    _tell(project, env, notify, message)
+        elif _confirmed(f"Restore these {len(planned.plan.pending)} object(s) on {env}?",
+                        auto_approve, "rollback"):  # fmt: skip
+            applied = project.apply(planned, on_step=_progress, force=force, restore=True)
+    if applied is not None:
+        _write_applied(applied, env)
+        message = apply_message(env, planned.plan.server, applied.outcomes, "rollback")
+        _tell(project, env, notify, message)
+    _write_lease(lease)
+    if applied is None:
+        return EXIT_OK if not planned.plan.has_changes else EXIT_USER_ERROR
     return EXIT_OK if applied.ok else EXIT_USER_ERROR
 
 
@@ -426,7 +432,14 @@ def _apply_saved(project: Project, path: Path, force: bool, notify: Sequence[str
     env = result.saved.environment
     _write_applied(result.applied, env)
     _tell(project, env, notify, apply_message(env, result.saved.server, result.applied.outcomes))
+    _write_lease(result.lease)
     return EXIT_OK if result.ok else EXIT_USER_ERROR
+
+
+def _write_lease(lease: Lease | None) -> None:
+    """The lock's release failure, after the result it must not hide."""
+    if lease is not None and lease.release_failed is not None:
+        write_problems(sys.stderr, [lease.release_failed])
 
 
 def _interactive() -> bool:
