@@ -558,3 +558,46 @@ def test_a_lock_metasync_cannot_read_never_counts_as_free(
     )
     assert cli(project, "unlock", "--env", "dev")[0] == 0
     assert versions(api, name) == []
+
+
+def test_a_damaged_backup_is_skipped_and_never_taken_for_the_newest(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    apply(project)
+    edit(project / "manifests/taskdefs/billing.yaml", "retryCount: 2", "retryCount: 7")
+    out = apply(project)
+    backup = Path(re.search(r"Before-images saved in (\S+) ", out)[1])  # type: ignore[index]
+    assert not list(backup.parent.glob(".*"))  # no temporary file left
+    # what a kill -9 in the middle of an in-place write left: a newer, truncated file
+    damaged = backup.parent / "29991231T235959000000Z-dead00.json"
+    damaged.write_text(backup.read_text()[:100])
+    (backup.parent / ".29991231T235959000000Z-beef00.partial").write_text("{")  # never a backup
+    code, out, err = cli(project, "rollback", "--env", "dev", "--auto-approve")
+    assert code == 0, out + err
+    assert f"Rolling dev back to the before-images in {backup}" in out
+    assert f"warning: {damaged}: skipped a damaged backup: cannot read the backup: " in err
+    assert "1 of 1 change(s) landed." in out
+    assert api.get(f"/metadata/taskdefs/{prefix}generate_invoice").json()["retryCount"] == 2
+
+
+@pytest.mark.parametrize(
+    ("folder", "said"),
+    [
+        ("../../elsewhere", "leads out of the project"),
+        ("manifests/backups", "is inside manifests/: its .gitignore would hide new manifests"),
+        ("environments", "is inside environments/"),
+        (".", "is the project itself"),
+    ],
+)
+def test_backups_stay_out_of_what_git_must_see(
+    tmp_path: Path, folder: str, said: str, conductor: conductor_server.Server
+) -> None:
+    root = prefixed_example(tmp_path / "project", "bk_", conductor.url)
+    env = root / "environments" / "dev" / "environment.yaml"
+    env.write_text(env.read_text() + f"backups: {{dir: {folder}}}\n")
+    code, out, err = cli(root, "apply", "--env", "dev", "--auto-approve")
+    assert code == 1
+    assert f"error: environments/dev/environment.yaml backups.dir: backups.dir {folder!r} " in err
+    assert said in err
+    assert "landed" not in out
+    assert not (root / "manifests" / ".gitignore").exists()

@@ -22,6 +22,7 @@ from metasync.adopt.factor import Layout, factor, with_vars
 from metasync.apply.backup import Backup
 from metasync.apply.backup import find as find_backup
 from metasync.apply.backup import load as load_backup
+from metasync.apply.backup import newest as newest_backup
 from metasync.apply.backup import save as save_backup
 from metasync.apply.executor import execute
 from metasync.apply.lock import Holder, lock_name
@@ -381,12 +382,42 @@ class Project:
             return clear_lock(client, self.lock_name)
 
     def backups_dir(self, env: str) -> Path:
-        return self.root / load_environment(self.root, env, connect=False).config.backups.dir
+        """Where ``env``'s before-images go: inside the project (never under manifests/ or
+        environments/, whose files git must see), or an absolute path outside it."""
+        environment = load_environment(self.root, env, connect=False)
+        given = environment.config.backups.dir
+        folder = (self.root / given).resolve()
+        where = Location(environment.file, None, "backups.dir")
+        inside = folder == self.root or self.root in folder.parents
+        if not Path(given).is_absolute() and not inside:
+            raise ConfigError(
+                f"backups.dir {given!r} leads out of the project ({folder})", location=where,
+                hint="Keep it inside the project (the default is .metasync/backups), or give an "
+                "absolute path to say a folder outside it on purpose.",
+            )  # fmt: skip
+        for kept in (MANIFESTS_DIR, ENVIRONMENTS_DIR):
+            if folder == self.root / kept or (self.root / kept) in folder.parents:
+                raise ConfigError(
+                    f"backups.dir {given!r} is inside {kept}/: its .gitignore would hide new "
+                    f"{kept} files from git", location=where,
+                    hint="Use a folder of its own, such as .metasync/backups (the default).",
+                )  # fmt: skip
+        if folder == self.root:
+            raise ConfigError(
+                f"backups.dir {given!r} is the project itself: its .gitignore would hide "
+                "everything from git", location=where,
+                hint="Use a folder of its own, such as .metasync/backups (the default).",
+            )  # fmt: skip
+        return folder
 
     def rollback_plan(self, env: str, name: str | None = None) -> tuple[Planned, Backup]:
         """Restoring a backup's before-images, as a plan: updates back, creates deleted."""
         environment = load_environment(self.root, env)
-        backup = load_backup(find_backup(self.backups_dir(env), env, name))
+        skipped: list[Problem] = []
+        if name is None:
+            backup, skipped = newest_backup(self.backups_dir(env), env)
+        else:
+            backup = load_backup(find_backup(self.backups_dir(env), env, name))
         if backup.environment != env:
             raise ConfigError(
                 f"this backup is of {backup.environment}, not {env}",
@@ -419,7 +450,7 @@ class Project:
             ]
             plan = replace(plan, changes=(*plan.changes, *deletes), unmanaged=())
             plan = with_running(plan, _running(plan, client))
-        return Planned(plan, Desired(env, images), live, secrets), backup
+        return Planned(plan, Desired(env, images, skipped), live, secrets), backup
 
     # -- saved plans ----------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ One JSON file per apply, ``<dir>/<env>/<UTC time>-<id>.json``, written before th
 object the apply creates is recorded as absent (``before: null``), so a rollback deletes it. Known
 secret values, and whatever the server holds where a manifest has a secret (a value since rotated),
 are stored as the ``((secrets.NAME))`` placeholder: a rollback writes the current secret there.
-The file is readable by its owner only.
+The file is readable by its owner only, and written whole or not at all (a temporary file,
+synced, then renamed).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from metasync.errors import ConfigError, Location
+from metasync.errors import ConfigError, Location, Problem
 from metasync.manifests.secrets import hide_where_secret
 from metasync.plan.model import Change
 
@@ -69,10 +70,16 @@ def save(directory: Path, environment: str, server: str, changes: Sequence[Chang
         ignore = directory / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# metasync before-images: local records, not for git\n*\n")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # whole or not at all: a temporary file (never taken for a backup), synced, then renamed
+        partial = folder / f".{path.stem}.partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as stream:
             json.dump(document, stream, indent=1, ensure_ascii=False)
             stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(partial, path)
+        _sync_folder(folder)
     except OSError as exc:
         raise ConfigError(
             f"cannot save the before-images: {exc.strerror}: nothing was applied",
@@ -80,6 +87,41 @@ def save(directory: Path, environment: str, server: str, changes: Sequence[Chang
             hint="Make the backups folder writable, or set backups.dir in environment.yaml.",
         ) from None
     return path
+
+
+def _sync_folder(folder: Path) -> None:
+    """The rename itself survives a crash (POSIX: sync the folder's entry)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def newest(directory: Path, environment: str) -> tuple[Backup, list[Problem]]:
+    """The newest backup that can be read, and a warning for each newer one that cannot (a
+    damaged file is never taken for the newest)."""
+    folder = directory / environment
+    skipped: list[Problem] = []
+    files = sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []
+    for path in files:
+        try:
+            return load(path), skipped
+        except ConfigError as exc:
+            skipped.append(Problem(
+                f"skipped a damaged backup: {exc.problem.message}", exc.problem.location,
+                "Remove it, or pass an older backup by name.", severity="warning",
+            ))  # fmt: skip
+    raise ConfigError(
+        f"there is no {'readable ' if files else ''}backup of {environment} to roll back to",
+        location=Location(str(folder)),
+        hint="Backups are written by `metasync apply` before it changes anything.",
+    )
 
 
 def find(directory: Path, environment: str, name: str | None) -> Path:

@@ -193,6 +193,7 @@ def rollback(ctx: click.Context, *, backup: str | None, env: str, auto_approve: 
     with project.locked(env, "rollback") as lease:
         planned, found = project.rollback_plan(env, backup)
         click.echo(f"Rolling {env} back to the before-images in {found.path} ({found.created}).")
+        write_problems(sys.stderr, planned.desired.warnings)  # damaged newer backups skipped
         write_plan_text(sys.stdout, planned.plan)
         if not planned.plan.has_changes:
             click.echo("Nothing to restore: the server holds the before-images.")
