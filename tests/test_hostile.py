@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,3 +61,71 @@ def test_a_redirecting_server_is_an_error_never_a_success(
     assert "removed the lock" not in unlocked.stdout
     assert "-> 302: the server redirects to" in unlocked.stderr
     assert len(seen) < 10  # asked once or twice, not a thousand times
+
+
+class _Foreign(BaseHTTPRequestHandler):
+    """Answers like Conductor, except that a workflow's version is not a number."""
+
+    def do_GET(self) -> None:
+        body: object = []
+        if self.path == "/api/metadata/workflow":
+            body = [{"name": "odd", "version": "two", "tasks": []}]
+        elif self.path in ("/api/version", "/api/admin/config"):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_answer_that_is_not_conductors_is_a_clear_error(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Foreign)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        root = prefixed_example(tmp_path / "project", "foreign_", url)
+        planned = run_cli("--project", str(root), "plan", "--env", "dev")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert planned.exit_code == 1, planned.stderr
+    assert planned.stderr.startswith(
+        "error: GET /api/metadata/workflow: item 0 of the answer has version 'two', not an integer"
+    ), planned.stderr
+    assert "crash" not in planned.stderr
+
+
+DAMAGED = [
+    ("a_list", "[1, 2]", "is not a metasync saved plan (formatVersion 1)"),
+    ("kind_a_list", '{"kind": ["metasync-plan"], "formatVersion": 1}', "is not a metasync saved plan"),
+    ("environment_a_number", '{"kind": "metasync-plan", "formatVersion": 1, "environment": 5, '
+     '"server": "s", "changes": []}', "is damaged: environment: Input should be a valid string"),
+    ("version_a_map", '{"kind": "metasync-plan", "formatVersion": 1, "environment": "dev", '
+     '"server": "s", "changes": [{"kind": "WorkflowDef", "name": "w", "version": {"a": 1}, '
+     '"action": "update", "liveFingerprint": null, "desiredFingerprint": null}]}',
+     "is damaged: changes[0].version: Input should be a valid integer"),
+    ("not_json", "{", "cannot read the saved plan"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "text", "said"), DAMAGED, ids=[d[0] for d in DAMAGED])
+def test_a_damaged_saved_plan_is_a_user_error(
+    tmp_path: Path, label: str, text: str, said: str
+) -> None:
+    root = prefixed_example(tmp_path / "project", "damaged_", "http://127.0.0.1:9")
+    saved = tmp_path / f"{label}.plan"
+    saved.write_text(text)
+    result = run_cli("--project", str(root), "apply", str(saved))
+    assert result.exit_code == 1, result.stderr
+    assert said in result.stderr
+    assert "crash" not in result.stderr

@@ -10,6 +10,7 @@ from typing import Any
 
 from metasync.conductor.client import LiveReader
 from metasync.conductor.normalize import Flavour, flavour_of
+from metasync.errors import ServerError
 
 Key = tuple[str, str, int | None]
 #: workflow definitions metasync keeps for itself, never planned, listed or pruned: apply locks,
@@ -107,16 +108,38 @@ def ledger_spec(mark: str, handlers: Mapping[str, str | None]) -> dict[str, Any]
 def read_live(reader: LiveReader) -> LiveState:
     version = reader.server_version()
     objects: dict[Key, Mapping[str, Any]] = {}
-    for spec in reader.taskdefs():
+    for spec in _objects(reader.taskdefs(), "GET /api/metadata/taskdefs", reader.url):
         objects[("TaskDef", spec["name"], None)] = spec
     internal: dict[str, Mapping[str, Any]] = {}
-    for spec in reader.workflows():
-        name = str(spec.get("name", ""))
+    for spec in _objects(reader.workflows(), "GET /api/metadata/workflow", reader.url, True):
+        name = spec["name"]
         if name.startswith((LOCK_PREFIX, LEDGER_PREFIX, *_LEGACY_PREFIXES)):
-            if int(spec.get("version", 1)) >= int(internal.get(name, {}).get("version", 0)):
+            if spec.get("version", 1) >= internal.get(name, {}).get("version", 0):
                 internal[name] = spec
             continue
-        objects[("WorkflowDef", name, int(spec.get("version", 1)))] = spec
-    for spec in reader.event_handlers():
+        objects[("WorkflowDef", name, spec.get("version", 1))] = spec
+    for spec in _objects(reader.event_handlers(), "GET /api/event", reader.url):
         objects[("EventHandler", spec["name"], None)] = spec
     return LiveState(reader.url, version, flavour_of(version), objects, internal)
+
+
+def _objects(items: list[Any], request: str, server: str,
+             versioned: bool = False) -> list[Mapping[str, Any]]:  # fmt: skip
+    """The server's list, each item checked for what identifies it (a damaged or foreign answer
+    is the server's fault, said as such, never a crash)."""
+    for i, item in enumerate(items):
+        problem = None
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            problem = "has no name"
+        elif (
+            versioned
+            and "version" in item
+            and (not isinstance(item["version"], int) or isinstance(item["version"], bool))
+        ):
+            problem = f"has version {item['version']!r}, not an integer"
+        if problem is not None:
+            raise ServerError(
+                f"{request}: item {i} of the answer {problem}",
+                hint=f"Is {server} a Conductor server? Its answer is not what Conductor sends.",
+            )
+    return items

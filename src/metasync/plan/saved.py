@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from metasync.errors import MetasyncError
 from metasync.plan.model import Change, Plan
@@ -35,31 +37,53 @@ class SavedPlan:
     reviewed: tuple[Reviewed, ...]
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any], where: str) -> SavedPlan:
-        if document.get("kind") != SAVED_KIND or document.get("formatVersion") != 1:
+    def from_document(cls, document: Any, where: str) -> SavedPlan:
+        if (
+            not isinstance(document, Mapping)
+            or document.get("kind") != SAVED_KIND
+            or document.get("formatVersion") != 1
+        ):
             raise MetasyncError(
                 f"{where} is not a metasync saved plan (formatVersion 1)",
                 hint="Make one with `metasync plan --env ENV --out FILE`.",
             )
         try:
-            reviewed = tuple(
-                Reviewed(
-                    (c["kind"], c["name"], c["version"]),
-                    c["action"],
-                    c["liveFingerprint"],
-                    c["desiredFingerprint"],
-                )
-                for c in document["changes"]
-                if c["action"] != "noop"
-            )
-            return cls(
-                document["environment"], document["server"], document.get("commit"), reviewed
-            )
-        except (KeyError, TypeError):
+            saved = _Document.model_validate(document)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
             raise MetasyncError(
-                f"{where} is damaged: a change lacks kind, name, version, action or fingerprints",
-                hint="Plan again.",
+                f"{where} is damaged: {at.lstrip('.')}: {first['msg']}",
+                hint="Plan again (metasync plan --env ENV --out FILE), and review that plan.",
             ) from None
+        reviewed = tuple(
+            Reviewed((c.kind, c.name, c.version), c.action, c.liveFingerprint, c.desiredFingerprint)
+            for c in saved.changes
+            if c.action != "noop"
+        )
+        return cls(saved.environment, saved.server, saved.commit, reviewed)
+
+
+class _Change(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    kind: Literal["TaskDef", "WorkflowDef", "EventHandler"]
+    name: str
+    version: int | None
+    action: Literal["create", "update", "delete", "noop"]
+    liveFingerprint: str | None
+    desiredFingerprint: str | None
+
+
+class _Document(BaseModel):
+    """What apply PLAN reads of a saved plan; anything else in it is for people."""
+
+    model_config = ConfigDict(strict=True)
+
+    environment: str = Field(min_length=1)
+    server: str
+    commit: str | None = None
+    changes: list[_Change]
 
 
 @dataclass(frozen=True, slots=True)
