@@ -109,3 +109,14 @@ def test_the_installed_command_runs_through_the_boundary(tmp_path: Path) -> None
         [str(metasync), "--version"], capture_output=True, text=True, check=False
     )
     assert (version.returncode, version.stdout) == (0, "metasync, version 0.1.0\n")
+
+
+def test_a_url_is_shown_without_its_password() -> None:
+    from metasync.errors import redact_url
+
+    assert redact_url("http://admin:pass@host:8080/api") == "http://admin:***@host:8080/api"
+    assert redact_url("https://token@host/") == "https://***@host/"
+    assert redact_url("http://host:8080") == "http://host:8080"
+    assert (
+        redact_url("see http://a:b@x and https://c:d@y") == "see http://a:***@x and https://c:***@y"
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import conductor_server
 from helpers import prefixed_example, run_cli
 
 
@@ -129,3 +130,38 @@ def test_a_damaged_saved_plan_is_a_user_error(
     assert result.exit_code == 1, result.stderr
     assert said in result.stderr
     assert "crash" not in result.stderr
+
+
+@pytest.mark.server
+def test_a_password_in_the_server_url_is_never_shown_nor_written(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    password = "s3cr3t-url-pw"
+    url = conductor.url.replace("http://", f"http://admin:{password}@")
+    root = prefixed_example(tmp_path / "project", prefix, url)
+    saved = tmp_path / "dev.plan"
+    outputs = [
+        run_cli("--project", str(root), *args)
+        for args in (
+            ("plan", "--env", "dev", "--out", str(saved)),
+            ("plan", "--env", "dev", "-o", "json"),
+            ("plan", "--env", "dev", "-o", "markdown"),
+            ("apply", "--env", "dev", "--auto-approve"),
+            ("drift", "--env", "dev", "-o", "json"),
+            ("status", "--env", "dev"),
+        )
+    ]
+    assert outputs[3].exit_code == 0, outputs[3].stdout + outputs[3].stderr
+    assert "admin:***@127.0.0.1" in outputs[0].stdout  # shown, with the password masked
+    unreachable = root / "environments" / "qa" / "environment.yaml"
+    unreachable.write_text(unreachable.read_text().replace(
+        conductor.url.removeprefix("http://"), "127.0.0.1:9"))  # fmt: skip
+    outputs.append(run_cli("--project", str(root), "plan", "--env", "qa"))
+    assert outputs[-1].exit_code == 1
+    assert "admin:***@127.0.0.1:9" in outputs[-1].stderr
+    for result in outputs:
+        assert password not in result.stdout + result.stderr
+    written = [p for p in root.rglob("*") if p.is_file() and ".metasync" in p.parts]
+    assert any("backups" in p.parts for p in written)
+    for path in [*written, saved]:
+        assert password not in path.read_text(), path

@@ -7,6 +7,7 @@ CLI maps it to exit 1 and prints it without a traceback. Anything else that esca
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -117,3 +118,11 @@ class ServerError(MetasyncError):
 
     def __str__(self) -> str:
         return "\n".join(p.format() for p in self.problems)
+
+
+_USERINFO = re.compile(r"(?<=://)([^/@\s:]*)(:[^/@\s]*)?@")
+
+
+def redact_url(url: str) -> str:
+    """``http://admin:pass@host`` -> ``http://admin:***@host``: a URL as it may be shown."""
+    return _USERINFO.sub(lambda m: f"{m.group(1)}:***@" if m.group(2) else "***@", url)

@@ -40,6 +40,7 @@ from metasync.errors import (
     Problem,
     ServerError,
     ValidationFailed,
+    redact_url,
 )
 from metasync.manifests.environment import (
     ENVIRONMENT_FILE,
@@ -181,7 +182,8 @@ class Project:
             return server.flavour
         seen = self._servers_seen().get(env) or {}
         flavour = seen.get("flavour")
-        return flavour if seen.get("url") == server.url and flavour in FLAVOURS else None
+        shown = redact_url(server.url)
+        return flavour if seen.get("url") == shown and flavour in FLAVOURS else None
 
     def _servers_seen(self) -> dict[str, dict[str, Any]]:
         try:
@@ -223,7 +225,7 @@ class Project:
             key_secret = os.environ[server.auth.keySecretEnv]
         return ConductorClient.connect(
             server.url,
-            label=f"the {env} server ({server.url})",
+            label=f"the {env} server ({redact_url(server.url)})",
             timeout=server.timeoutSeconds,
             key_id=key_id,
             key_secret=key_secret,
@@ -780,7 +782,7 @@ class Project:
             planned = self.plan(env, selectors)
         except MetasyncError as exc:
             try:
-                server = load_environment(self.root, env).config.server.url
+                server = redact_url(load_environment(self.root, env).config.server.url)
             except MetasyncError:
                 server = "?"
             return EnvironmentDrift(env, server, error=exc.problems[0])

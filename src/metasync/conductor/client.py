@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 import httpx
 
-from metasync.errors import Problem, ServerError
+from metasync.errors import Problem, ServerError, redact_url
 
 Json = dict[str, Any]
 TOKEN_TTL_S = 45 * 60  # the Orkes SDKs refresh proactively after 45 minutes
@@ -142,7 +142,8 @@ class ConductorClient:
     ):
         self._http = http
         self.label = label
-        self.url = str(http.base_url).removesuffix("/").removesuffix("/api")
+        # as shown: in plans, drift, backups, messages (credentials in the URL never are)
+        self.url = redact_url(str(http.base_url).removesuffix("/").removesuffix("/api"))
         self._attempts = max(1, RETRY_ATTEMPTS if retry_attempts is None else retry_attempts)
         self._base_delay = RETRY_BASE_DELAY_S if retry_base_delay is None else retry_base_delay
         self._max_delay = RETRY_MAX_DELAY_S if retry_max_delay is None else retry_max_delay
@@ -608,7 +609,7 @@ def _status(response: httpx.Response) -> int:
 def _refusal(request: str, response: httpx.Response) -> ServerError:
     status = _status(response)
     if response.is_redirect or 300 <= status < 400:  # never followed: nothing was carried out
-        location = response.headers.get("Location", "nowhere")
+        location = redact_url(response.headers.get("Location", "nowhere"))
         return ServerError(
             f"{request} -> {status}: the server redirects to {location}; metasync does not follow "
             "redirects (nothing was written)",
