@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -53,6 +56,36 @@ def test_a_crash_log_hides_the_secrets_the_run_had_read(
     assert "ValueError: request failed with Authorization: Bearer ((secrets.token))" in log
     assert "'--env', '((secrets.token))'" in log
     assert "tok-5ecret-value" not in log + result.output
+
+
+def test_a_crash_log_hides_every_encoding_of_a_secret(
+    monkeypatch: pytest.MonkeyPatch, crash_dir: Path
+) -> None:
+    secret = 'pa"ss\\w0rd/ü+&=1'
+    monkeypatch.setenv("METASYNC_TEST_CRASH_TOKEN", secret)
+    Secrets.from_environment({"token": "METASYNC_TEST_CRASH_TOKEN"}, {"token"}, "env.yaml")
+    forms = {
+        "raw": secret,
+        "repr": repr(secret)[1:-1],
+        "json": json.dumps(secret)[1:-1],
+        "url": quote(secret, safe=""),
+        "url+": quote_plus(secret),
+        "base64": base64.b64encode(secret.encode()).decode(),
+        "basic": base64.b64encode(f"admin:{secret}".encode()).decode(),
+    }
+
+    def broken(self: Project, envs: object = None) -> None:
+        raise ValueError(" | ".join(f"{label}={form}" for label, form in forms.items()))
+
+    monkeypatch.setattr(Project, "validate", broken)
+    result = run_cli("--project", str(ROOT), "validate")
+    assert result.exit_code == 3
+    (log,) = [p.read_text() for p in crash_dir.glob("metasync-*.log")]
+    assert "ValueError: " in log
+    for label, form in forms.items():
+        assert f"{label}=" in log
+        assert form not in log, label
+    assert secret not in result.output
 
 
 def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,11 +8,14 @@ where git now has a secret (an old, rotated value, say) is shown as ``(sensitive
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from metasync.errors import Location, MetasyncError, Problem, ValidationFailed
 
@@ -24,10 +27,42 @@ _IN_PLAY: dict[str, str] = {}
 
 
 def scrub(text: str) -> str:
-    """``text`` with every secret value this process has read replaced by its placeholder."""
-    for name, value in sorted(_IN_PLAY.items(), key=lambda item: -len(item[1])):
-        text = text.replace(value, f"((secrets.{name}))")
+    """``text`` with every secret value this process has read replaced by its placeholder, in
+    every form a message or a traceback may hold it: raw, Python repr, JSON-escaped,
+    URL-encoded (either way) and base64 (as a whole, or inside a Basic auth header)."""
+    forms = sorted(
+        ((form, name) for name, value in _IN_PLAY.items() for form in _encodings(value)),
+        key=lambda item: -len(item[0]),
+    )
+    for form, name in forms:
+        text = text.replace(form, f"((secrets.{name}))")
     return text
+
+
+def _encodings(value: str) -> set[str]:
+    if not value:
+        return set()
+    forms = {
+        value,
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+    }
+    for prefix in ("", ":"):  # alone, or the password part of "user:password"
+        raw = (prefix + value).encode()
+        encoded = base64.b64encode(raw).decode()
+        forms.add(encoded.rstrip("="))
+        forms.add(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+    # a base64 of the value inside a longer string starts at a 3-byte boundary: its core, without
+    # the last (partial) block, is found whatever came before at each of the three alignments
+    for shift in range(3):
+        raw = b"\0" * shift + value.encode()
+        core = base64.b64encode(raw).decode()[(shift * 4 + 2) // 3 + (1 if shift else 0) :]
+        if len(core) > 8:
+            forms.add(core[: len(core) - 4])
+    return {f for f in forms if len(f) >= min(4, len(value))}
 
 
 @dataclass(frozen=True)
