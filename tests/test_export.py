@@ -203,3 +203,25 @@ def test_a_secret_the_server_holds_is_exported_as_its_placeholder(
     plan = cli("--project", str(out), "plan", "--env", "dev", "--detailed-exitcode",
                "--select", f"name={prefix}*")  # fmt: skip
     assert "0 to create, 0 to update, 0 to delete, 1 unchanged." in plan
+
+
+def test_a_rotated_or_unset_secret_is_exported_as_the_manifests_placeholder(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    project = secret_project(tmp_path / "p", prefix, conductor.url, "METASYNC_TEST_EXPORT_TOKEN")
+    old = "tok-before-rotation-4711"
+    monkeypatch.setenv("METASYNC_TEST_EXPORT_TOKEN", old)
+    cli("--project", str(project), "apply", "--env", "dev", "--auto-approve")
+    mine = ("--select", f"name={prefix}*")
+    for label, value in (("rotated", "tok-after-rotation-0815"), ("unset", None)):
+        if value is None:
+            monkeypatch.delenv("METASYNC_TEST_EXPORT_TOKEN")
+        else:
+            monkeypatch.setenv("METASYNC_TEST_EXPORT_TOKEN", value)
+        out = tmp_path / label
+        said = cli("--project", str(project), "export", "--env", "dev", "--out", str(out), *mine)
+        exported = (out / "manifests" / "workflows" / f"{prefix}billing.yaml").read_text()
+        assert 'X-Api-Key: "((secrets.api_token))"' in exported, label
+        assert 'Authorization: "Bearer ((secrets.api_token))"' in exported, label
+        assert old not in exported + said, label

@@ -692,14 +692,18 @@ class Project:
         per resource), and with several environments, what they share there and what differs in
         each environment's overlays (and vars, with ``as_vars``)."""
         lives = {}
+        # where this project's manifests keep a secret, the server's value is one (perhaps rotated
+        # since, or its variable unset here): exported as the manifest's placeholder
         for env in envs:
+            templates = {r.key: r.spec for r in self.desired(env).resources}
             with self.connect(env) as client:
                 live = read_live(client)
             # a secret value the server holds goes into git as its placeholder, never as itself
             secrets = Secrets.available(load_environment(self.root, env).config.secrets)
-            lives[env] = replace(
-                live, objects={k: secrets.mask(dict(v)) for k, v in live.objects.items()}
-            )
+            lives[env] = replace(live, objects={
+                k: secrets.mask(hide_where_secret(dict(v), templates.get(k, {})))
+                for k, v in live.objects.items()
+            })  # fmt: skip
         if len(envs) == 1:
             (env,) = envs
             done = export(lives[env], selectors)
