@@ -473,3 +473,55 @@ def test_every_error_is_reported_in_one_run(tmp_path: Path) -> None:
     assert "manifests/a.yaml:2 kind: unknown kind 'Taskdef'; did you mean 'TaskDef'?" in stderr
     assert "manifests/b.yaml:2: invalid YAML" in stderr
     assert stderr.endswith("invalid: 2 error(s), 0 warning(s) (dev)\n")
+
+
+BOMB = """\
+    apiVersion: metasync/v1
+    kind: WorkflowDef
+    metadata: {name: bomb}
+    spec:
+      ownerEmail: ((vars.owner_email))
+      variables:
+        a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]
+        b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+        c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+        d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+        e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+        f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+        g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+        h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+        i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]
+      tasks: [{name: a, taskReferenceName: a, type: WAIT}]
+    """
+
+
+def test_an_alias_bomb_is_refused_at_its_document(tmp_path: Path) -> None:
+    write_project(tmp_path, {"manifests/ok.yaml": "", "manifests/bomb.yaml": BOMB})
+    assert_fails_with(
+        tmp_path,
+        "error: manifests/bomb.yaml:1: this document's aliases expand to more than 1,000,000 "
+        "values\n  Write the values out, or nest fewer aliases (an alias bomb is refused).\n",
+    )
+
+
+def test_a_recursive_alias_is_refused_and_ordinary_aliases_are_fine(tmp_path: Path) -> None:
+    shared = """\
+        apiVersion: metasync/v1
+        kind: WorkflowDef
+        metadata: {name: shared}
+        spec:
+          ownerEmail: ((vars.owner_email))
+          inputTemplate: {retry: &retry {count: 3, delay: 5}}
+          variables: {again: *retry}
+          tasks: [{name: a, taskReferenceName: a, type: WAIT}]
+        """
+    write_project(tmp_path, {"manifests/shared.yaml": shared})
+    code, _, stderr = validate(tmp_path)
+    assert code == 0, stderr
+    (tmp_path / "manifests" / "loop.yaml").write_text(
+        "apiVersion: metasync/v1\nkind: WorkflowDef\nmetadata: {name: loop}\nspec:\n"
+        "  variables: &v {self: *v}\n  tasks: [{name: a, taskReferenceName: a}]\n"
+    )
+    code, _, stderr = validate(tmp_path)
+    assert code == 1
+    assert "manifests/loop.yaml:5: an alias refers to a value that contains it" in stderr

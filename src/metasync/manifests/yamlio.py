@@ -166,8 +166,11 @@ def parse_documents(text: str, display: str) -> list[YamlDocument]:
     loader = _Loader(text)
     try:
         index = 0
+        aliases = "*" in text  # an alias is written *name: without one, nothing to bound
         while loader.check_node():
             node = loader.get_node()
+            if aliases and node is not None:
+                _bounded(node, display)
             data = loader.construct_document(node) if node is not None else None
             if data is not None:
                 docs.append(YamlDocument(data, DocumentLocator(display, source, index)))
@@ -179,6 +182,53 @@ def parse_documents(text: str, display: str) -> list[YamlDocument]:
     finally:
         loader.dispose()
     return docs
+
+
+#: the values one document may stand for with its aliases expanded: far above any real definition
+#: (a 20-task workflow is a few hundred), far below what a "billion laughs" expands to
+MAX_EXPANDED_VALUES = 1_000_000
+
+
+def _bounded(root: yaml.Node, display: str) -> None:
+    """Refuse a document whose aliases expand beyond MAX_EXPANDED_VALUES, or refer to
+    themselves: everything after loading walks the expanded values. Linear in the nodes."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise ManifestError(
+                "an alias refers to a value that contains it (a recursive structure)",
+                location=Location(display, node.start_mark.line + 1),
+                hint="Conductor definitions are trees: write the value out instead of the alias.",
+            )
+        open_.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        open_.discard(key)
+        if total > MAX_EXPANDED_VALUES:
+            raise ManifestError(
+                f"this document's aliases expand to more than {MAX_EXPANDED_VALUES:,} values",
+                location=Location(display, root.start_mark.line + 1),
+                hint="Write the values out, or nest fewer aliases (an alias bomb is refused).",
+            )
+        sizes[key] = total
+        return total
+
+    try:
+        size(root)
+    except RecursionError:
+        raise ManifestError(
+            "this document nests too deeply to be read",
+            location=Location(display, root.start_mark.line + 1),
+            hint="Conductor definitions are a few levels deep: check the indentation.",
+        ) from None
 
 
 _UNQUOTED_EXPR = re.compile(r"(?P<key>[\w.-]+\s*:\s*)?(?P<expr>\$\{[^}\s]*\}?)")
