@@ -334,9 +334,8 @@ def test_prune_keeps_a_workflow_a_live_one_still_calls_unless_forced(
     changes = pending(plan(project))
     delete = changes[(f"{prefix}invoicing", 1)]
     assert delete["action"] == "delete"
-    assert delete["blocked"] == (
-        f"still used by WorkflowDef {prefix}order_to_cash v1, WorkflowDef {prefix}order_to_cash v1 "
-        "(in git): not deleted without --force"
+    assert delete["blocked"] == (  # the live order_to_cash is the one in git, after the apply
+        f"still used by WorkflowDef {prefix}order_to_cash v1 (in git): not deleted without --force"
     )
     code, _out, _ = cli(project, "apply", "--env", "dev", "--auto-approve")
     assert code == 1
@@ -601,3 +600,25 @@ def test_backups_stay_out_of_what_git_must_see(
     assert said in err
     assert "landed" not in out
     assert not (root / "manifests" / ".gitignore").exists()
+
+
+def test_rollback_deletes_what_the_apply_created_once_the_restored_workflows_no_longer_use_it(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    apply(project)
+    (project / "manifests/taskdefs/audit.yaml").write_text(
+        "apiVersion: metasync/v1\nkind: TaskDef\nmetadata: {name: " + prefix + "audit}\n"
+        "spec: {ownerEmail: ((vars.owner_email)), retryCount: 1}\n"
+    )
+    edit(project / "manifests/workflows/invoicing.yaml", "    - name: send_invoice\n",
+         "    - {name: " + prefix + "audit, taskReferenceName: audit}\n"
+         "    - name: send_invoice\n")  # fmt: skip
+    out = apply(project)
+    assert "2 of 2 change(s) landed." in out, out
+    code, out, err = cli(project, "rollback", "--env", "dev", "--auto-approve")
+    assert code == 0, out + err
+    assert "still used" not in out
+    assert "2 of 2 change(s) landed." in out
+    assert api.get(f"/metadata/taskdefs/{prefix}audit").status_code == 404
+    tasks = api.get(f"/metadata/workflow/{prefix}invoicing").json()["tasks"]
+    assert "audit" not in [t["taskReferenceName"] for t in tasks]

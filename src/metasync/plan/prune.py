@@ -36,12 +36,17 @@ def protected(name: str, policy: Policy, verb: str) -> str | None:
 
 def prune_changes(candidates: Sequence[Key], live: LiveState, desired: Sequence[Resource],
                   policy: Policy) -> list[Change]:  # fmt: skip
-    """A delete per candidate, blocked when protected or still used by what stays."""
+    """A delete per candidate, blocked when protected or still used by what stays.
+
+    What stays is judged as the server will be after the apply: a live object that the desired
+    state rewrites counts as its desired version (a rollback that restores a workflow to a
+    version without the task frees the task definition the same rollback deletes)."""
     leaving = set(candidates)
+    rewritten = {r.key for r in desired}
     staying: list[tuple[str, Mapping[str, Any]]] = [
         (f"{kind} {name}" + (f" v{version}" if version is not None else ""), spec)
         for (kind, name, version), spec in live.objects.items()
-        if (kind, name, version) not in leaving
+        if (kind, name, version) not in leaving and (kind, name, version) not in rewritten
     ]
     staying += [(f"{r.title} (in git)", r.spec) for r in desired]
     remaining_versions: dict[str, set[int]] = {}
