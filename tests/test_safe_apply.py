@@ -622,3 +622,42 @@ def test_rollback_deletes_what_the_apply_created_once_the_restored_workflows_no_
     assert api.get(f"/metadata/taskdefs/{prefix}audit").status_code == 404
     tasks = api.get(f"/metadata/workflow/{prefix}invoicing").json()["tasks"]
     assert "audit" not in [t["taskReferenceName"] for t in tasks]
+
+
+def test_a_live_run_renews_its_lock_so_a_short_timeout_never_lets_a_second_run_in(
+    project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """lockTimeoutMinutes 0.05 (3 s); the first apply is slowed to well over that, and the second
+    starts after the first's lock would have expired: the heartbeat kept it."""
+    set_policy(project, "lockTimeoutMinutes: 0.05")
+    slow = FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(0.4, 0.4))  # every request
+    with slow:
+        first_project = tmp_path / "first"
+        shutil.copytree(project, first_project)
+        env_file = first_project / "environments" / "dev" / "environment.yaml"
+        env_file.write_text(env_file.read_text().replace(conductor.url, slow.url))
+        exe = shutil.which("metasync") or str(Path(sys.executable).parent / "metasync")
+        first = subprocess.Popen(
+            [exe, "--project", str(first_project), "apply", "--env", "dev", "--auto-approve"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            name = lock_name(f"{prefix}order-to-cash")
+            for _ in range(600):
+                if (
+                    api.get(f"/metadata/workflow/{name}").status_code == 200
+                    or first.poll() is not None
+                ):
+                    break
+                time.sleep(0.1)
+            time.sleep(4.5)  # past the 3 s the lock was taken for
+            assert first.poll() is None  # still applying
+            code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
+        finally:
+            first_out, first_err = first.communicate(timeout=120)
+    assert code == 1, out + err
+    assert re.search(rf"error: dev is locked by \S+ pid {first.pid} \(apply\), since ", err), err
+    assert first.returncode == 0, first_out + first_err
+    assert "17 of 17 change(s) landed." in first_out
+    assert api.get(f"/metadata/workflow/{name}").status_code == 404  # released at the end

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from metasync.apply.backup import save as save_backup
 from metasync.apply.executor import execute
 from metasync.apply.lock import Holder, lock_name
 from metasync.apply.lock import release as release_lock
+from metasync.apply.lock import renew as renew_lock
 from metasync.apply.lock import take as take_lock
 from metasync.apply.lock import unlock as clear_lock
 from metasync.apply.steps import Step, steps_for
@@ -370,13 +372,36 @@ class Project:
                              ours=ours)  # fmt: skip
             pending.unlink(missing_ok=True)
             lease = Lease(mine)
+            stop = threading.Event()
+            beat = threading.Thread(target=self._heartbeat, args=(env, lease, minutes, stop),
+                                    name=f"metasync-lock-{env}", daemon=True)  # fmt: skip
+            beat.start()
             try:
                 yield lease
             finally:
+                stop.set()
+                beat.join()
                 try:
-                    release_lock(client, self.lock_name, mine)
+                    release_lock(client, self.lock_name, lease.holder)
                 except ServerError as exc:
-                    lease.release_failed = _keep_unreleased(pending, self.lock_name, mine, env, exc)
+                    lease.release_failed = _keep_unreleased(
+                        pending, self.lock_name, lease.holder, env, exc
+                    )
+
+    def _heartbeat(self, env: str, lease: Lease, minutes: float, stop: threading.Event) -> None:
+        """While the run is alive, push the lock's expiry ahead every third of its timeout, so it
+        never expires under a live run (a run that dies stops renewing it). Its own connection:
+        the run's may be busy."""
+        period = max(0.5, minutes * 60 / 3)
+        while not stop.wait(period):
+            try:
+                with self.connect(env) as client:
+                    renewed = renew_lock(client, self.lock_name, lease.holder, minutes)
+            except (ServerError, ConfigError):
+                continue  # the next beat tries again; the lock still holds until it expires
+            if renewed is None:
+                return  # no longer ours: nothing to renew
+            lease.holder = renewed
 
     def unlock(self, env: str) -> list[Holder]:
         """Clear ``env``'s lock (its holder died); what was removed."""

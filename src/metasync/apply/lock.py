@@ -115,6 +115,18 @@ def take(client: ConductorClient, name: str, *, env: str, command: str, minutes:
     return mine
 
 
+def renew(client: ConductorClient, name: str, mine: Holder, minutes: float) -> Holder | None:
+    """Push ``mine``'s expiry ``minutes`` from now (the heartbeat of a live run); None when the
+    lock is no longer ours (it expired and someone took it over)."""
+    current = client.workflow(name, mine.version)
+    if current is None or _holder(current).token != mine.token:
+        return None
+    renewed = Holder(mine.owner, mine.command, mine.started,
+                     datetime.now(UTC) + timedelta(minutes=minutes), mine.token, mine.version)  # fmt: skip
+    client.update_workflows([_spec(name, renewed)])
+    return renewed
+
+
 def release(client: ConductorClient, name: str, mine: Holder) -> None:
     current = client.workflow(name, mine.version)
     if current is not None and _holder(current).token == mine.token:
