@@ -661,3 +661,31 @@ def test_a_live_run_renews_its_lock_so_a_short_timeout_never_lets_a_second_run_i
     assert first.returncode == 0, first_out + first_err
     assert "17 of 17 change(s) landed." in first_out
     assert api.get(f"/metadata/workflow/{name}").status_code == 404  # released at the end
+
+
+def test_an_object_the_server_cannot_check_waits_and_the_rest_is_applied(
+    project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    """The running executions of one workflow cannot be counted (503 on every attempt): its
+    delete waits, with why, and the rest of the apply goes on; the next run deletes it."""
+    set_policy(project, "prune: true")
+    (project / "manifests/workflows/legacy.yaml").write_text(LEGACY.format(prefix=prefix))
+    apply(project)
+    (project / "manifests/workflows/legacy.yaml").unlink()
+    edit(project / "manifests/taskdefs/billing.yaml", "retryCount: 2", "retryCount: 7")
+    running = f"/api/workflow/running/{prefix}legacy_report"
+    with FaultProxy(conductor.url, first={f"GET {running}": ["503"] * 5}) as proxy:
+        env_file = project / "environments" / "dev" / "environment.yaml"
+        env_file.write_text(env_file.read_text().replace(conductor.url, proxy.url))
+        code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
+        env_file.write_text(env_file.read_text().replace(proxy.url, conductor.url))
+    assert proxy.seen("GET", running) == ["503"] * 5
+    assert code == 1, out + err
+    assert re.search(rf"TaskDef {prefix}generate_invoice\s+│ update\s+│ landed", out), out
+    assert re.search(rf"WorkflowDef {prefix}legacy_report v1\s+│ delete\s+│ not landed", out), out
+    assert "its running executions could not be counted (GET " in out + err
+    assert api.get(f"/metadata/taskdefs/{prefix}generate_invoice").json()["retryCount"] == 7
+    assert versions(api, f"{prefix}legacy_report") == [1]
+    code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
+    assert code == 0, out + err
+    assert versions(api, f"{prefix}legacy_report") == []

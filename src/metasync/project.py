@@ -254,11 +254,11 @@ class Project:
                     desired = self.render(env, pin, flavour=live.flavour)
             plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                               mark=self.mark, policy=environment.config.policy)  # fmt: skip
-            plan = with_running(plan, _running(plan, client))
-            problems = _server_checks(plan, desired.resources, client, secrets)
+            plan = _running(plan, client)
+            problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
         if problems:
             raise ValidationFailed(problems)
-        return Planned(plan, desired, live, secrets)
+        return Planned(_blocking(plan, unchecked), desired, live, secrets)
 
     def apply(self, planned: Planned, on_step: Callable[[Step], None] | None = None, *,
               force: bool = False, restore: bool = False) -> Applied:  # fmt: skip
@@ -476,7 +476,7 @@ class Project:
                 replace(c, reason=f"created by the apply of {backup.created}") for c in deletes
             ]
             plan = replace(plan, changes=(*plan.changes, *deletes), unmanaged=())
-            plan = with_running(plan, _running(plan, client))
+            plan = _running(plan, client)
         return Planned(plan, Desired(env, images, skipped), live, secrets), backup
 
     # -- saved plans ----------------------------------------------------------------------------
@@ -951,21 +951,52 @@ def _head_or_none(root: Path) -> str | None:
         return None
 
 
-def _running(plan: Plan, client: ConductorClient) -> dict[tuple[str, str, int | None], list[str]]:
-    """Running executions of each workflow version the plan deletes or updates in place."""
+def _running(plan: Plan, client: ConductorClient) -> Plan:
+    """The plan with the running executions of each workflow version it deletes or updates in
+    place (a delete blocked, an update noted). A count that fails (the server kept failing for
+    that one name) blocks that name's deletes only: the rest of the plan goes on."""
     touched: dict[str, set[int]] = {}
     for change in plan.pending:
         if change.kind == "WorkflowDef" and change.action in ("delete", "update"):
             touched.setdefault(change.name, set()).add(change.version or 1)
+
+    def count(item: tuple[str, set[int]]) -> dict[int, list[str]] | ServerError:
+        try:
+            return client.running_executions(*item)
+        except ServerError as exc:
+            return exc
+
     found: dict[tuple[str, str, int | None], list[str]] = {}
+    failed: dict[tuple[str, str, int | None], str] = {}
     with ThreadPoolExecutor(max_workers=8) as pool:  # one request per name: let them overlap
-        answers = pool.map(lambda item: (item[0], client.running_executions(*item)),
-                           sorted(touched.items()))  # fmt: skip
-        for name, per_version in answers:
-            for version, ids in per_version.items():
+        names = sorted(touched.items())
+        for (name, versions), answer in zip(names, pool.map(count, names), strict=True):
+            if isinstance(answer, ServerError):
+                for version in versions:
+                    failed[("WorkflowDef", name, version)] = (
+                        f"its running executions could not be counted ({answer.problem.message}): "
+                        "not deleted this run"
+                    )
+                continue
+            for version, ids in answer.items():
                 if ids:
                     found[("WorkflowDef", name, version)] = ids
-    return found
+    plan = with_running(plan, found)
+    return _blocking(plan, failed, actions=("delete",))
+
+
+def _blocking(plan: Plan, why: Mapping[tuple[str, str, int | None], str],
+              actions: Sequence[str] = ("create", "update", "delete")) -> Plan:  # fmt: skip
+    """The plan with the changes of ``why`` blocked (kept out of the apply, with the reason)."""
+    if not why:
+        return plan
+    changes = tuple(
+        replace(c, blocked=f"{c.blocked}; {why[c.key]}" if c.blocked else why[c.key])
+        if c.key in why and c.action in actions
+        else c
+        for c in plan.changes
+    )
+    return replace(plan, changes=changes)
 
 
 def _mask_problem(problem: Problem, secrets: Secrets) -> Problem:
@@ -974,8 +1005,9 @@ def _mask_problem(problem: Problem, secrets: Secrets) -> Problem:
 
 def _server_checks(
     plan: Plan, resources: Sequence[Resource], client: ConductorClient, secrets: Secrets
-) -> list[Problem]:
-    """Ask the server to validate each workflow that would be written (nothing is stored)."""
+) -> tuple[list[Problem], dict[tuple[str, str, int | None], str]]:
+    """Ask the server to validate each workflow that would be written (nothing is stored): what
+    it refuses, and why each workflow it could not check (it kept failing) is held back."""
     # by name too: under policy new-version a change carries the version it will be written as
     by_name = {(r.kind, r.name): r for r in resources}
     by_key = {r.key: r for r in resources}
@@ -985,17 +1017,23 @@ def _server_checks(
         try:
             client.validate_workflow(dict(change.desired or {}))
         except ServerError as exc:
-            # 400: the server's rules; 500: a definition it cannot even read (3.15 answers so for
-            # an expression where it wants an inline sub-workflow definition)
-            if exc.status not in (400, 500) or exc.ambiguous:
-                raise
             return exc
         return None
 
     problems: list[Problem] = []
+    unchecked: dict[tuple[str, str, int | None], str] = {}
     with ThreadPoolExecutor(max_workers=8) as pool:  # independent requests: let them overlap
         for change, refused in zip(changes, pool.map(check, changes), strict=True):
             if refused is None:
+                continue
+            # 400: the server's rules; 500: a definition it cannot even read (3.15 answers so for
+            # an expression where it wants an inline sub-workflow definition). Anything else (it
+            # kept failing): this workflow waits for the next run, the others go on
+            if refused.status not in (400, 500) or refused.ambiguous:
+                message = secrets.mask(refused.problem.message)
+                unchecked[change.key] = (
+                    f"the server could not check it ({message}): not applied this run"
+                )
                 continue
             resource = by_key.get(change.key) or by_name[(change.kind, change.name)]
             status = refused.status or 400
@@ -1003,7 +1041,7 @@ def _server_checks(
                 _place(_unreadable(refused.problem.message), resource, status)
             ]
             problems += [_mask_problem(p, secrets) for p in found]
-    return problems
+    return problems, unchecked
 
 
 _CHAIN = re.compile(r"reference chain: (.*)\)", re.S)
