@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/chaos_apply.py 100 5 0.3 [oss]
 
 Starts a real server (3.15 by default, or oss), generates the benchmark project (N workflows of 20
-tasks and their task definitions), and applies it RUNS times through tests/faultproxy.py, which
+tasks and their task definitions; from the second run on, a different tenth of the workflows is
+changed before each run), and applies it RUNS times through tests/faultproxy.py, which
 answers 503, closes connections before forwarding, or forwards and drops the answer, each for a
 share of the requests (FAULTS split evenly). After each run a plan made straight against the
 server is the judge:
@@ -55,6 +56,15 @@ def point(root: Path, url: str) -> None:
     env.write_text(re.sub(r"url: \S+", f"url: {url}", env.read_text(), count=1))
 
 
+def change_a_tenth(root: Path, n: int, run: int) -> None:
+    """Every tenth workflow (a different tenth each run) gets a new description: updates to land."""
+    for i in range(run % 10, n, 10):
+        path = root / "manifests" / "workflows" / f"wf_{i:05d}.yaml"
+        text = re.sub(r"description: generated workflow \d+.*\n",
+                      f"description: generated workflow {i}, run {run}\n", path.read_text())  # fmt: skip
+        path.write_text(text)
+
+
 def duplicated(url: str, names: set[str]) -> int:
     workflows = httpx.get(f"{url}/api/metadata/workflow", timeout=60).json()
     versions = Counter(w["name"] for w in workflows if w["name"] in names)
@@ -76,6 +86,8 @@ def main(n: int, runs: int, rate: float, flavour: str) -> None:
             print(f"{'run':>3} {'faults':>7} {'landed':>6} {'not':>5} {'unknown':>7} {'lost':>4} "
                   f"{'misrep':>6} {'dup':>3} {'pending':>7}", flush=True)  # fmt: skip
             for run in range(1, runs + 1):
+                if run > 1:
+                    change_a_tenth(root, n, run)
                 point(root, server.url)
                 before = actions(root)
                 with FaultProxy(server.url, seed=run, shares=share, delay=(0.0, 0.0)) as proxy:
