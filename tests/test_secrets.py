@@ -97,3 +97,37 @@ def test_secret_reaches_the_server_and_never_the_output(
         assert first not in text
         assert second not in text
     assert len(outputs) == 12
+
+
+def test_published_fingerprints_confirm_no_guess_of_a_secret(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server,
+    monkeypatch: pytest.MonkeyPatch, api: httpx.Client,
+) -> None:  # fmt: skip
+    """Fingerprints are in plan JSON and in the ownerApp stamp on the server: they are computed
+    with the secret as its placeholder, so the same definition with any secret value gives the
+    same fingerprint, and a word list tried against them confirms nothing."""
+    root = secret_project(tmp_path / "p", prefix, conductor.url, VARIABLE)
+
+    def desired_fingerprint() -> str:
+        result = run_cli("--project", str(root), "plan", "--env", "dev", "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        (change,) = [
+            c for c in json.loads(result.stdout)["changes"] if c["name"].endswith("billing")
+        ]
+        return str(change["desiredFingerprint"])
+
+    fingerprints = set()
+    for guess in ("hunter2", "password1", "letmein"):
+        monkeypatch.setenv(VARIABLE, guess)
+        fingerprints.add(desired_fingerprint())
+    assert len(fingerprints) == 1
+    monkeypatch.setenv(VARIABLE, "hunter2")
+    assert run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve").exit_code == 0
+    live = api.get(f"/metadata/workflow/{prefix}billing").json()
+    assert live["ownerApp"].endswith(fingerprints.pop())
+    assert live["tasks"][0]["inputParameters"]["http_request"]["headers"]["X-Api-Key"] == "hunter2"
+    result = run_cli("--project", str(root), "plan", "--env", "dev", "--detailed-exitcode")
+    assert result.exit_code == 0, result.stdout  # in sync
+    monkeypatch.setenv(VARIABLE, "rotated-value")  # the server still holds the old one
+    result = run_cli("--project", str(root), "plan", "--env", "dev", "--detailed-exitcode")
+    assert result.exit_code == 2, result.stdout  # a rotation is still a change to apply

@@ -43,7 +43,7 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         spec = secrets.resolve(resource.spec) if secrets is not None else resource.spec
         wanted = normalize(resource.kind, spec, live.flavour, unknown)
         warnings += [_unknown_warning(resource, u, live.flavour) for u in unknown]
-        wanted_fp = fingerprint(wanted)
+        wanted_fp = _fingerprint(wanted, secrets)
         current = live.objects.get(resource.key)
         previous = versions.previous.get(resource.key)
         if current is None and previous is not None:
@@ -51,7 +51,7 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
             fields = _masked(diff(resource.kind, base, {**wanted, "version": previous[2]}), secrets)
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "create", fields,
-                fingerprint(base), wanted_fp, desired=spec, previous_version=previous[2],
+                _fingerprint(base, secrets), wanted_fp, desired=spec, previous_version=previous[2],
                 reason=f"new version (policy new-version): v{previous[2]} stays",
             ))  # fmt: skip
             continue
@@ -64,7 +64,7 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
             ))  # fmt: skip
             continue
         have = normalize(resource.kind, current, live.flavour)
-        have_fp = fingerprint(have)
+        have_fp = _fingerprint(have, secrets)
         if have_fp == wanted_fp:
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "noop",
@@ -90,7 +90,8 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
     if policy.prune and owned:
         deletes = list(owned)
         unmanaged = [u for u in unmanaged if not u.owned]
-        changes += prune_changes(deletes, live, [*versions.resources], policy)
+        changes += prune_changes(deletes, live, [*versions.resources], policy,
+                                 mask=secrets.mask if secrets is not None else None)  # fmt: skip
         if not chosen:
             refusals.append(Problem(
                 f"prune would delete {len(deletes)} object(s) and git names nothing for "
@@ -152,3 +153,10 @@ def _unknown_warning(resource: Resource, unknown: Unknown, flavour: str) -> Prob
         "Remove it, or keep it for environments that run conductor-oss 3.21 or newer.",
         "warning",
     )
+
+
+def _fingerprint(value: Any, secrets: Secrets | None) -> str:
+    """The fingerprint of ``value`` with every secret as its placeholder: fingerprints are
+    published (plan JSON, the ownerApp stamp on the server), and must confirm no guess of a
+    secret. A value the server holds that is not the current secret still counts as different."""
+    return fingerprint(secrets.mask(value) if secrets is not None else value)

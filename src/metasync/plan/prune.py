@@ -10,7 +10,7 @@ server) and added with ``with_running``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from fnmatch import fnmatchcase
 from typing import Any
@@ -35,7 +35,7 @@ def protected(name: str, policy: Policy, verb: str) -> str | None:
 
 
 def prune_changes(candidates: Sequence[Key], live: LiveState, desired: Sequence[Resource],
-                  policy: Policy) -> list[Change]:  # fmt: skip
+                  policy: Policy, mask: Callable[[Any], Any] | None = None) -> list[Change]:  # fmt: skip
     """A delete per candidate, blocked when protected or still used by what stays.
 
     What stays is judged as the server will be after the apply: a live object that the desired
@@ -63,11 +63,15 @@ def prune_changes(candidates: Sequence[Key], live: LiveState, desired: Sequence[
         )
         changes.append(Change(
             kind, name, version, "delete",
-            live_fingerprint=fingerprint(normalize(kind, current, live.flavour)),
+            live_fingerprint=fingerprint((mask or _same)(normalize(kind, current, live.flavour))),
             reason="written by metasync, no longer in git (policy.prune)",
             live=current, blocked=blocked,
         ))  # fmt: skip
     return changes
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def with_running(plan: Plan, running: Mapping[Key, Sequence[str]]) -> Plan:
