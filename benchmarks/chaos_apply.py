@@ -16,7 +16,8 @@ server is the judge:
   not already there before the run;
 * duplicated: more versions of a workflow, or more handlers of one name, than git has.
 
-It ends with the last plan's count of pending changes (0: the apply converged).
+After the RUNS runs, applies through the same faults go on with nothing new (3 at most) until the
+plan is a no-op; it ends with the last plan's count of pending changes (0: the apply converged).
 """
 
 from __future__ import annotations
@@ -85,8 +86,13 @@ def main(n: int, runs: int, rate: float, flavour: str) -> None:
             totals: Counter[str] = Counter()
             print(f"{'run':>3} {'faults':>7} {'landed':>6} {'not':>5} {'unknown':>7} {'lost':>4} "
                   f"{'misrep':>6} {'dup':>3} {'pending':>7}", flush=True)  # fmt: skip
-            for run in range(1, runs + 1):
-                if run > 1:
+            settle = pending = 0
+            for run in range(1, runs + 4):
+                if run > runs:  # no new change: faults go on until nothing is pending (3 at most)
+                    if pending == 0:
+                        break
+                    settle += 1
+                elif run > 1:
                     change_a_tenth(root, n, run)
                 point(root, server.url)
                 before = actions(root)
@@ -112,7 +118,8 @@ def main(n: int, runs: int, rate: float, flavour: str) -> None:
                       f"{counts['unknown']:>7} {lost:>4} {misreported:>6} {dup:>3} {pending:>7}",
                       flush=True)  # fmt: skip
             print(f"total: {totals['lost']} lost, {totals['duplicated']} duplicated, "
-                  f"{totals['misreported']} misreported; last plan: {pending} pending")  # fmt: skip
+                  f"{totals['misreported']} misreported; last plan: {pending} pending "
+                  f"(after {settle} run(s) through the same faults with nothing new)")  # fmt: skip
         finally:
             server.stop()
 

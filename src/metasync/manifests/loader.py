@@ -69,11 +69,11 @@ def load_manifests(root: Path, lookup: Lookup, source: ManifestSource | None = N
         except MetasyncError as exc:
             result.problems.extend(exc.problems)
             continue
+        # placeholders only where the file has any (looked for once per file, not per document)
+        substitute_with = lookup if "((" in text else None
         for doc in docs:
             locator = doc.locator
-            resource = _document(
-                doc.data, locator, lookup if "((" in text else None, result.problems
-            )
+            resource = _document(doc.data, locator, substitute_with, result.problems)
             if resource is None:
                 continue
             first = seen.get(resource.key)
