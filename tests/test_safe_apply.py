@@ -628,10 +628,10 @@ def test_a_live_run_renews_its_lock_so_a_short_timeout_never_lets_a_second_run_i
     project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    """lockTimeoutMinutes 0.05 (3 s); the first apply is slowed to well over that, and the second
-    starts after the first's lock would have expired: the heartbeat kept it."""
-    set_policy(project, "lockTimeoutMinutes: 0.05")
-    slow = FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(0.4, 0.4))  # every request
+    """lockTimeoutMinutes 0.1 (6 s, renewed every 2 s); the first apply is slowed to well over
+    that, and the second starts after the first's lock would have expired: the heartbeat kept it."""
+    set_policy(project, "lockTimeoutMinutes: 0.1")
+    slow = FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(0.6, 0.6))  # every request
     with slow:
         first_project = tmp_path / "first"
         shutil.copytree(project, first_project)
@@ -651,7 +651,7 @@ def test_a_live_run_renews_its_lock_so_a_short_timeout_never_lets_a_second_run_i
                 ):
                     break
                 time.sleep(0.1)
-            time.sleep(4.5)  # past the 3 s the lock was taken for
+            time.sleep(7.5)  # past the 6 s the lock was taken for
             assert first.poll() is None  # still applying
             code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
         finally:
