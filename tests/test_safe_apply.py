@@ -389,6 +389,27 @@ def test_a_held_lock_refuses_apply_naming_its_owner_and_unlock_clears_it(
     assert cli(project, "unlock", "--env", "dev")[1] == "dev is not locked.\n"  # apply released it
 
 
+def first_apply_holding_the_lock(project: Path, tmp_path: Path, url: str, *, slow_url: str,
+                                 api: httpx.Client, prefix: str) -> subprocess.Popen[str]:  # fmt: skip
+    """An apply of a copy of ``project`` through the slow proxy, in another process, once it holds
+    the lock (or has ended)."""
+    first_project = tmp_path / "first"
+    shutil.copytree(project, first_project)
+    env_file = first_project / "environments" / "dev" / "environment.yaml"
+    env_file.write_text(env_file.read_text().replace(url, slow_url))
+    exe = shutil.which("metasync") or str(Path(sys.executable).parent / "metasync")
+    first = subprocess.Popen(
+        [exe, "--project", str(first_project), "apply", "--env", "dev", "--auto-approve"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    name = lock_name(f"{prefix}order-to-cash")
+    for _ in range(600):  # until the first apply holds the lock (at most a minute)
+        if api.get(f"/metadata/workflow/{name}").status_code == 200 or first.poll() is not None:
+            break
+        time.sleep(0.1)
+    return first
+
+
 def test_two_applies_at_once_one_runs_and_the_other_is_refused_with_its_owner(
     project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
     tmp_path: Path,
@@ -398,24 +419,10 @@ def test_two_applies_at_once_one_runs_and_the_other_is_refused_with_its_owner(
     slow = FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(0.4, 0.4),
                       match=lambda method, path: path.endswith("/workflow/validate"))  # fmt: skip
     with slow:
-        first_project = tmp_path / "first"
-        shutil.copytree(project, first_project)
-        env_file = first_project / "environments" / "dev" / "environment.yaml"
-        env_file.write_text(env_file.read_text().replace(conductor.url, slow.url))
-        exe = shutil.which("metasync") or str(Path(sys.executable).parent / "metasync")
-        first = subprocess.Popen(
-            [exe, "--project", str(first_project), "apply", "--env", "dev", "--auto-approve"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        first = first_apply_holding_the_lock(
+            project, tmp_path, conductor.url, slow_url=slow.url, api=api, prefix=prefix
+        )
         try:
-            name = lock_name(f"{prefix}order-to-cash")
-            for _ in range(600):  # until the first apply holds the lock (at most a minute)
-                if (
-                    api.get(f"/metadata/workflow/{name}").status_code == 200
-                    or first.poll() is not None
-                ):
-                    break
-                time.sleep(0.1)
             code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
         finally:
             first_out, first_err = first.communicate(timeout=120)
@@ -632,25 +639,12 @@ def test_a_live_run_renews_its_lock_so_a_short_timeout_never_lets_a_second_run_i
     that, and the second starts after the first's lock would have expired: the heartbeat kept it."""
     set_policy(project, "lockTimeoutMinutes: 0.1")
     slow = FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(0.6, 0.6))  # every request
+    name = lock_name(f"{prefix}order-to-cash")
     with slow:
-        first_project = tmp_path / "first"
-        shutil.copytree(project, first_project)
-        env_file = first_project / "environments" / "dev" / "environment.yaml"
-        env_file.write_text(env_file.read_text().replace(conductor.url, slow.url))
-        exe = shutil.which("metasync") or str(Path(sys.executable).parent / "metasync")
-        first = subprocess.Popen(
-            [exe, "--project", str(first_project), "apply", "--env", "dev", "--auto-approve"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        first = first_apply_holding_the_lock(
+            project, tmp_path, conductor.url, slow_url=slow.url, api=api, prefix=prefix
+        )
         try:
-            name = lock_name(f"{prefix}order-to-cash")
-            for _ in range(600):
-                if (
-                    api.get(f"/metadata/workflow/{name}").status_code == 200
-                    or first.poll() is not None
-                ):
-                    break
-                time.sleep(0.1)
             time.sleep(7.5)  # past the 6 s the lock was taken for
             assert first.poll() is None  # still applying
             code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
