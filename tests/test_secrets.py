@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -131,3 +135,77 @@ def test_published_fingerprints_confirm_no_guess_of_a_secret(
     monkeypatch.setenv(VARIABLE, "rotated-value")  # the server still holds the old one
     result = run_cli("--project", str(root), "plan", "--env", "dev", "--detailed-exitcode")
     assert result.exit_code == 2, result.stdout  # a rotation is still a change to apply
+
+
+def encodings(value: str) -> dict[str, str]:
+    """The forms a value can take in an output: raw, Python repr, JSON, URL-encoded, base64."""
+    return {
+        "raw": value,
+        "repr": repr(value)[1:-1],
+        "json": json.dumps(value)[1:-1],
+        "url": quote(value, safe=""),
+        "base64": base64.b64encode(value.encode()).decode().rstrip("="),
+    }
+
+
+def test_no_secret_in_any_encoding_reaches_any_stream_or_file(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server,
+    monkeypatch: pytest.MonkeyPatch, crash_dir: Path,
+) -> None:  # fmt: skip
+    """Every command a pipeline runs, with a secret of awkward characters and a password in the
+    server URL: no stream and no file any of them writes holds either, in any encoding."""
+    secret = f's3c"r/et+&ü-{uuid.uuid4().hex[:8]}'
+    password = f"url-pw-{uuid.uuid4().hex[:8]}"
+    url = conductor.url.replace("http://", f"http://admin:{password}@")
+    root = secret_project(tmp_path / "p", prefix, url, VARIABLE)
+    monkeypatch.setenv(VARIABLE, secret)
+    heard: list[bytes] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            heard.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=hook.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    notify = ("--notify", f"http://127.0.0.1:{hook.server_address[1]}/hook")
+    mine = ("--select", f"name={prefix}*")
+    out, saved = tmp_path / "exported", tmp_path / "dev.plan"
+    commands = [
+        ("validate",), ("render", "--env", "dev"), ("render", "--env", "dev", "-o", "json"),
+        ("plan", "--env", "dev"), ("plan", "--env", "dev", "-o", "json"),
+        ("plan", "--env", "dev", "-o", "markdown"), ("plan", "--env", "dev", "--out", str(saved)),
+        ("apply", str(saved), *notify), ("drift", "--env", "dev", *notify),
+        ("drift", "--env", "dev", "-o", "json"), ("drift", "--env", "dev", "-o", "markdown"),
+        ("status",), ("export", "--env", "dev", "--out", str(out), *mine),
+        ("rollback", "--env", "dev", "--auto-approve", *notify), ("unlock", "--env", "dev"),
+    ]  # fmt: skip
+    streams = []
+    try:
+        for args in commands:
+            result = run_cli("--project", str(root), *args)
+            assert result.exit_code in (0, 2), (args, result.stdout + result.stderr)
+            streams.append(result.stdout + result.stderr)
+    finally:
+        hook.shutdown()
+        hook.server_close()
+        thread.join()
+    assert len(heard) == 3  # apply, drift and rollback were told
+    assert "1 of 1 change(s) landed." in streams[7]  # the secret reached the server
+    assert "1 of 1 change(s) landed." in streams[13]  # and the rollback took it away again
+    # the user's own environment.yaml holds the URL (and export copies it): not metasync's output
+    written = [
+        p for p in [*root.rglob("*"), *out.rglob("*"), saved, *crash_dir.glob("*")]
+        if p.is_file() and p.name != "environment.yaml"
+    ]  # fmt: skip
+    assert any(".metasync" in p.parts for p in written)  # backups, servers seen
+    texts = [*streams, *(h.decode() for h in heard), *(p.read_text() for p in written)]
+    for label, form in [*encodings(secret).items(), *encodings(password).items()]:
+        for text in texts:
+            assert form not in text, (label, text[:300])
