@@ -225,3 +225,27 @@ def test_a_rotated_or_unset_secret_is_exported_as_the_manifests_placeholder(
         assert 'X-Api-Key: "((secrets.api_token))"' in exported, label
         assert 'Authorization: "Bearer ((secrets.api_token))"' in exported, label
         assert old not in exported + said, label
+
+
+def test_a_credential_no_environment_declares_is_exported_with_a_warning(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    workflow = {
+        "name": f"{prefix}clear", "version": 1, "ownerEmail": "ui@example.com",
+        "tasks": [{"name": "call", "taskReferenceName": "call", "type": "HTTP", "inputParameters": {
+            "http_request": {"uri": "https://x.example", "method": "GET", "headers": {
+                "Authorization": "Bearer abcdefghijklmnopqrstu", "X-Api-Key": "k3y-in-clear-99",
+                "X-Trace": "${workflow.input.trace}"}}}}],
+    }  # fmt: skip
+    assert api.post("/metadata/workflow", json=workflow).status_code == 200
+    project = prefixed_example(tmp_path / "project", prefix, conductor.url)
+    said = cli("--project", str(project), "export", "--env", "dev", "--out",
+               str(tmp_path / "out"), "--select", f"name={prefix}clear")  # fmt: skip
+    at = "tasks[0].inputParameters.http_request.headers"
+    for header in ("Authorization", "X-Api-Key"):
+        assert (
+            f"warning: manifests/workflows/{prefix}clear.yaml {at}.{header}: WorkflowDef "
+            f"{prefix}clear v1: the value at {at}.{header} looks like a credential, and is "
+            "written in clear"
+        ) in said
+    assert "X-Trace" not in said

@@ -97,11 +97,37 @@ def _order(key: Key) -> tuple[int, str, int]:
     return (KINDS[key[0]].order, key[1], key[2] or 0)
 
 
+#: a key whose value is a credential, and values that are one whatever their key
+_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|authorization|credentials?)$", re.I)
+_SECRET_VALUE = re.compile(
+    r"\bBearer\s+[A-Za-z0-9._~+/=-]{16,}|\bBasic\s+[A-Za-z0-9+/=]{12,}|\bAKIA[0-9A-Z]{16}\b"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----|\bgh[pousr]_[A-Za-z0-9]{30,}|\bxox[abpr]-[A-Za-z0-9-]{10,}"
+)
+
+
+def _looks_secret(field: str, value: str) -> bool:
+    """A value written in clear that reads like a credential (not a placeholder, not ${...})."""
+    if not value.strip() or PLACEHOLDER.search(value) or "${" in value:
+        return False
+    if _SECRET_VALUE.search(value):
+        return True
+    return bool(_SECRET_KEY.search(field)) and len(value) >= 8 and " " not in value.strip()
+
+
 def _placeholder_warnings(key: Key, spec: Any, path: str, at: str = "") -> list[Problem]:
-    """A live string that reads like ``((vars.x))`` would be substituted when the manifest loads."""
+    """A live string that reads like ``((vars.x))`` would be substituted when the manifest loads;
+    one that reads like a credential is written in clear (a secret no environment declares)."""
     if isinstance(spec, str):
+        title = f"{key[0]} {key[1]}" + (f" v{key[2]}" if key[2] is not None else "")
+        field = at.rsplit(".", 1)[-1]
+        if _looks_secret(field, spec):
+            return [Problem(
+                f"{title}: the value at {at} looks like a credential, and is written in clear",
+                Location(path, None, at),
+                "Declare it in the environment's secrets: (a variable name), put "
+                "((secrets.NAME)) in its place, and export again.", "warning",
+            )]  # fmt: skip
         if PLACEHOLDER.search(spec):
-            title = f"{key[0]} {key[1]}" + (f" v{key[2]}" if key[2] is not None else "")
             return [Problem(
                 f"{title}: {spec!r} reads like a metasync placeholder; loading the manifest would "
                 "substitute it", Location(path, None, at),
