@@ -98,7 +98,9 @@ def _order(key: Key) -> tuple[int, str, int]:
 
 
 #: a key whose value is a credential, and values that are one whatever their key
-_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|authorization|credentials?)$", re.I)
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|api[-_]?key|authorization|credentials?)$", re.I
+)
 _SECRET_VALUE = re.compile(
     r"\bBearer\s+[A-Za-z0-9._~+/=-]{16,}|\bBasic\s+[A-Za-z0-9+/=]{12,}|\bAKIA[0-9A-Z]{16}\b"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----|\bgh[pousr]_[A-Za-z0-9]{30,}|\bxox[abpr]-[A-Za-z0-9-]{10,}"
