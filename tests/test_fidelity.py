@@ -309,7 +309,7 @@ def test_the_flavour_is_learned_from_the_server_and_the_checks_follow_it(
     assert "(Conductor 3.15 refuses it)" in before.stderr
     planned = run_cli("--project", str(root), "plan", "--env", "dev")
     seen = json.loads((root / ".metasync" / "servers.json").read_text())
-    assert seen["dev"]["flavour"] == flavour
+    assert seen["dev"]["version"] == ("3.32.3" if flavour == "oss" else "3.15.0")
     assert seen["dev"]["url"] == conductor.url
     after = run_cli("--project", str(root), "validate")
     if flavour == "oss":

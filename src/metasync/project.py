@@ -72,13 +72,13 @@ from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_loo
 from metasync.manifests.yamlio import DocumentLocator, dump_documents
 from metasync.model.checks import check_resources
 from metasync.model.fingerprint import canonical_json, fingerprint
-from metasync.model.flavour import FLAVOURS
+from metasync.model.flavour import flavour_of
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.drift import EnvironmentDrift, classify
 from metasync.plan.model import Cell, Change, Outcome, Plan, StatusMatrix
 from metasync.plan.planner import build_plan
-from metasync.plan.prune import prune_changes, with_running
+from metasync.plan.prune import hold_back, prune_changes, with_running
 from metasync.plan.saved import SAVED_KIND, Refusal, SavedPlan, reconcile
 from metasync.plan.select import Selector, selected
 from metasync.render.plan_json import plan_document
@@ -183,9 +183,10 @@ class Project:
         if server.flavour is not None:
             return server.flavour
         seen = self._servers_seen().get(env) or {}
-        flavour = seen.get("flavour")
-        shown = redact_url(server.url)
-        return flavour if seen.get("url") == shown and flavour in FLAVOURS else None
+        version = seen.get("version")
+        if seen.get("url") != redact_url(server.url) or not isinstance(version, str):
+            return None
+        return flavour_of(version)
 
     def _servers_seen(self) -> dict[str, dict[str, Any]]:
         try:
@@ -196,18 +197,11 @@ class Project:
 
     def _remember_server(self, env: str, live: LiveState) -> None:
         seen = self._servers_seen()
-        entry = {"url": live.server, "version": live.version, "flavour": live.flavour}
+        entry = {"url": live.server, "version": live.version}
         if seen.get(env) == entry:
             return
         seen[env] = entry
-        path = self.root / SERVERS_SEEN
-        try:  # a cache: a project folder metasync cannot write to only loses the memory
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not (path.parent / ".gitignore").exists():
-                (path.parent / ".gitignore").write_text("*\n")
-            path.write_text(json.dumps(seen, indent=2, sort_keys=True) + "\n")
-        except OSError:
-            pass
+        _write_local(self.root, SERVERS_SEEN, json.dumps(seen, indent=2, sort_keys=True) + "\n")
 
     def connect(self, env: str) -> ConductorClient:
         environment = load_environment(self.root, env)
@@ -258,7 +252,7 @@ class Project:
             problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
         if problems:
             raise ValidationFailed(problems)
-        return Planned(_blocking(plan, unchecked), desired, live, secrets)
+        return Planned(hold_back(plan, unchecked), desired, live, secrets)
 
     def apply(self, planned: Planned, on_step: Callable[[Step], None] | None = None, *,
               force: bool = False, restore: bool = False) -> Applied:  # fmt: skip
@@ -385,7 +379,7 @@ class Project:
                     release_lock(client, self.lock_name, lease.holder)
                 except ServerError as exc:
                     lease.release_failed = _keep_unreleased(
-                        pending, self.lock_name, lease.holder, env, exc
+                        self.root, pending, self.lock_name, lease.holder, env=env, exc=exc
                     )
 
     def _heartbeat(self, env: str, lease: Lease, minutes: float, stop: threading.Event) -> None:
@@ -982,21 +976,7 @@ def _running(plan: Plan, client: ConductorClient) -> Plan:
                 if ids:
                     found[("WorkflowDef", name, version)] = ids
     plan = with_running(plan, found)
-    return _blocking(plan, failed, actions=("delete",))
-
-
-def _blocking(plan: Plan, why: Mapping[tuple[str, str, int | None], str],
-              actions: Sequence[str] = ("create", "update", "delete")) -> Plan:  # fmt: skip
-    """The plan with the changes of ``why`` blocked (kept out of the apply, with the reason)."""
-    if not why:
-        return plan
-    changes = tuple(
-        replace(c, blocked=f"{c.blocked}; {why[c.key]}" if c.blocked else why[c.key])
-        if c.key in why and c.action in actions
-        else c
-        for c in plan.changes
-    )
-    return replace(plan, changes=changes)
+    return hold_back(plan, failed, actions=("delete",))
 
 
 def _mask_problem(problem: Problem, secrets: Secrets) -> Problem:
@@ -1103,15 +1083,11 @@ def _unreleased(path: Path, name: str) -> str | None:
     return token if isinstance(token, str) and token else None
 
 
-def _keep_unreleased(path: Path, name: str, mine: Holder, env: str, exc: ServerError) -> Problem:
-    try:  # the next run of this project takes it over (lock.take(ours=...))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = path.parent.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("*\n")
-        path.write_text(json.dumps({"name": name, "version": mine.version, "token": mine.token}))
-    except OSError:
-        pass
+def _keep_unreleased(root: Path, path: Path, name: str, mine: Holder, *, env: str,
+                     exc: ServerError) -> Problem:  # fmt: skip
+    # the next run of this project takes it over (lock.take(ours=...))
+    saved = {"name": name, "version": mine.version, "token": mine.token}
+    _write_local(root, path.relative_to(root).as_posix(), json.dumps(saved))
     return Problem(
         f"the {env} lock ({name} v{mine.version}) could not be released: {exc.problem.message}",
         hint=f"The next apply from this project takes it over; anyone else waits until it expires "
@@ -1119,3 +1095,17 @@ def _keep_unreleased(path: Path, name: str, mine: Holder, env: str, exc: ServerE
         "server answers.",
         severity="warning",
     )
+
+
+def _write_local(root: Path, relative: str, text: str) -> None:
+    """One file of metasync's local state under .metasync/ (never for git: the folder ignores
+    itself). A cache: a project folder metasync cannot write to only loses the memory."""
+    path = root / relative
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = root / ".metasync" / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")
+        path.write_text(text)
+    except OSError:
+        pass

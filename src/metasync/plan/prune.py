@@ -91,6 +91,20 @@ def with_running(plan: Plan, running: Mapping[Key, Sequence[str]]) -> Plan:
     return replace(plan, changes=tuple(changes))
 
 
+def hold_back(plan: Plan, why: Mapping[Key, str],
+              actions: Sequence[str] = ("create", "update", "delete")) -> Plan:  # fmt: skip
+    """The plan with the changes named in ``why`` (of ``actions``) blocked, with the reason: kept
+    out of the apply (the server could not check them this run, say)."""
+    if not why:
+        return plan
+    changes = tuple(
+        replace(c, blocked=_join(c.blocked, why[c.key])) if c.key in why and c.action in actions
+        else c
+        for c in plan.changes
+    )  # fmt: skip
+    return replace(plan, changes=changes)
+
+
 def _count(ids: Sequence[str]) -> str:
     return f"{len(ids)} execution{'s' if len(ids) != 1 else ''}"
 
