@@ -124,26 +124,17 @@ def newest(directory: Path, environment: str) -> tuple[Backup, list[Problem]]:
     )
 
 
-def find(directory: Path, environment: str, name: str | None) -> Path:
-    """The backup named (a path, or a file name in the environment's folder), or the newest."""
+def find(directory: Path, environment: str, name: str) -> Path:
+    """The backup named: a path, or a file name in the environment's folder (``newest`` finds
+    the newest readable one)."""
     folder = directory / environment
-    if name is not None:
-        candidates = [Path(name), folder / name, folder / f"{name}.json"]
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate
-        raise ConfigError(
-            f"no backup {name!r} for {environment}", location=Location(str(folder)),
-            hint=f"Backups of {environment}: {_listing(folder)}.",
-        )  # fmt: skip
-    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    if not files:
-        raise ConfigError(
-            f"there is no backup of {environment} to roll back to",
-            location=Location(str(folder)),
-            hint="Backups are written by `metasync apply` before it changes anything.",
-        )
-    return files[-1]
+    for candidate in (Path(name), folder / name, folder / f"{name}.json"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no backup {name!r} for {environment}", location=Location(str(folder)),
+        hint=f"Backups of {environment}: {_listing(folder)}.",
+    )  # fmt: skip
 
 
 def load(path: Path) -> Backup:
