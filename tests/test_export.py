@@ -234,3 +234,30 @@ def test_a_credential_no_environment_declares_is_exported_with_a_warning(
             "written in clear"
         ) in said
     assert "X-Trace" not in said
+
+
+def test_a_password_in_the_server_url_is_exported_as_a_variable_to_set(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The project's environment.yaml keeps a password in server.url (and the same one in a
+    webhook): the exported copy names a variable instead, and works once that variable is set."""
+    password = "pw-in-the-url-4711"
+    url = conductor.url.replace("http://", f"http://admin:{password}@")
+    project = prefixed_example(tmp_path / "project", prefix, url)
+    config = project / "environments" / "dev" / "environment.yaml"
+    config.write_text(f"{config.read_text()}notify:\n  - http://hook:{password}@127.0.0.1:9/x\n")
+    out, mine = tmp_path / "out", ("--select", f"name={prefix}*")
+    cli("--project", str(project), "apply", "--env", "dev", "--auto-approve", *mine)
+    said = cli("--project", str(project), "export", "--env", "dev", "--out", str(out), *mine)
+    exported = (out / "environments" / "dev" / "environment.yaml").read_text()
+    assert password not in exported + said
+    assert "http://admin:((env.METASYNC_DEV_PASSWORD))@127.0.0.1" in exported
+    assert "http://hook:((env.METASYNC_DEV_PASSWORD))@127.0.0.1:9/x" in exported
+    assert said.count("is exported as ((env.METASYNC_DEV_PASSWORD))") == 1
+    assert "warning: environments/dev/environment.yaml:3: a password written in a URL" in said
+    monkeypatch.setenv("METASYNC_DEV_PASSWORD", password)
+    plan = cli("--project", str(out), "plan", "--env", "dev", "--detailed-exitcode", *mine)
+    assert "0 to create, 0 to update, 0 to delete" in plan
+    again = cli("--project", str(out), "export", "--env", "dev", "--out", str(out), *mine)
+    assert "a password written in a URL" not in again

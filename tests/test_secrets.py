@@ -199,11 +199,12 @@ def test_no_secret_in_any_encoding_reaches_any_stream_or_file(
     assert len(heard) == 3  # apply, drift and rollback were told
     assert "1 of 1 change(s) landed." in streams[7]  # the secret reached the server
     assert "1 of 1 change(s) landed." in streams[13]  # and the rollback took it away again
-    # the user's own environment.yaml holds the URL (and export copies it): not metasync's output
+    # the user's own environment.yaml holds the URL: not metasync's output (the export's copy is)
     written = [
         p for p in [*root.rglob("*"), *out.rglob("*"), saved, *crash_dir.glob("*")]
-        if p.is_file() and p.name != "environment.yaml"
+        if p.is_file() and p != root / "environments" / "dev" / "environment.yaml"
     ]  # fmt: skip
+    assert (out / "environments" / "dev" / "environment.yaml") in written
     assert any(".metasync" in p.parts for p in written)  # backups, servers seen
     texts = [*streams, *(h.decode() for h in heard), *(p.read_text() for p in written)]
     for label, form in [*encodings(secret).items(), *encodings(password).items()]:

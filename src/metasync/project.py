@@ -18,7 +18,7 @@ from metasync.adopt.adopt import edit_manifest, overlay_document, replace_docume
 from metasync.adopt.adopt import load_all as yaml_load_all
 from metasync.adopt.changes import Unsaid
 from metasync.adopt.changes import edits as adoption_edits
-from metasync.adopt.export import export, minimal, overlay_file
+from metasync.adopt.export import export, minimal, overlay_file, passwords_as_variables
 from metasync.adopt.factor import Layout, factor, with_vars
 from metasync.apply.backup import Backup
 from metasync.apply.backup import find as find_backup
@@ -729,17 +729,23 @@ class Project:
             layout = Layout(done.files, {}, {}, done.warnings)
         else:
             layout = factor(lives, selectors, as_vars=as_vars)
-        written = self._write_export(out, envs, layout)
-        return Exported(tuple(envs), out, written, tuple(layout.warnings))
+        written, warnings = self._write_export(out, envs, layout)
+        return Exported(tuple(envs), out, written, (*layout.warnings, *warnings))
 
-    def _write_export(self, out: Path, envs: Sequence[str], layout: Layout) -> list[str]:
+    def _write_export(self, out: Path, envs: Sequence[str], layout: Layout,
+                      ) -> tuple[list[str], list[Problem]]:  # fmt: skip
+        """Write ``layout`` and each environment's files into ``out``; the files written, and a
+        warning for each password in a URL written as a variable instead."""
         files = dict(layout.files)
+        warnings: list[Problem] = []
         for env in envs:
             source = self.root / ENVIRONMENTS_DIR / env / ENVIRONMENT_FILE
             target = f"{ENVIRONMENTS_DIR}/{env}/{ENVIRONMENT_FILE}"
             text = (out / target).read_text() if (out / target).is_file() else source.read_text()
             if layout.vars.get(env):
                 text = with_vars(text, layout.vars[env])
+            text, hidden = passwords_as_variables(text, env, target)
+            warnings += hidden
             if not (out / target).is_file() or text != (out / target).read_text():
                 files[target] = text
             for name, content in layout.overlays.get(env, {}).items():
@@ -757,7 +763,7 @@ class Project:
                 f"cannot write the export: {exc.strerror}", location=Location(str(out)),
                 hint="Pick a folder you can write to with --out.",
             ) from None  # fmt: skip
-        return sorted(files)
+        return sorted(files), warnings
 
     # -- what a change touches -------------------------------------------------------------------
 

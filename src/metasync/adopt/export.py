@@ -32,6 +32,35 @@ class Export:
     warnings: list[Problem] = field(default_factory=list)
 
 
+#: ``scheme://user:PASSWORD@``: a password written in a URL (not a ``((...))`` placeholder)
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@\s:'\"]*):(?!\(\()([^/@\s'\"]+)@")
+
+
+def passwords_as_variables(text: str, env: str, file: str) -> tuple[str, list[Problem]]:
+    """``environment.yaml`` text with each password written in a URL (``http://admin:pw@host``)
+    replaced by ``((env.METASYNC_<ENV>_PASSWORD[_N]))``, and a warning per variable to set: an
+    export never copies a credential, not even the one the project's own file holds."""
+    stem = f"METASYNC_{re.sub(r'[^A-Za-z0-9]+', '_', env).upper()}_PASSWORD"
+    names: dict[str, str] = {}
+    warnings: list[Problem] = []
+
+    def variable(match: re.Match[str]) -> str:
+        password = match.group(2)
+        if password not in names:
+            names[password] = stem if not names else f"{stem}_{len(names) + 1}"
+            line = text.count("\n", 0, match.start()) + 1
+            warnings.append(Problem(
+                f"a password written in a URL is exported as ((env.{names[password]}))",
+                Location(file, line),
+                f"Set {names[password]} to that password where the exported project runs "
+                "(or give the server credentials with server.auth).",
+                "warning",
+            ))  # fmt: skip
+        return f"{match.group(1)}:((env.{names[password]}))@"
+
+    return _URL_PASSWORD.sub(variable, text), warnings
+
+
 def minimal(kind: str, spec: Mapping[str, Any], flavour: Flavour) -> dict[str, Any]:
     """What a manifest must say for the server to hold ``spec``: defaults and server fields out."""
     small = normalize(kind, spec, flavour, fill=False)
