@@ -369,7 +369,7 @@ def test_a_held_lock_refuses_apply_naming_its_owner_and_unlock_clears_it(
     project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
 ) -> None:  # fmt: skip
     with ConductorClient.connect(conductor.url, label="test") as client:
-        held = take(client, lock_name(f"{prefix}order-to-cash"), env="dev", command="apply", minutes=30,
+        held, _ = take(client, lock_name(f"{prefix}order-to-cash"), env="dev", command="apply", minutes=30,
                     owner="ci-run-42")  # fmt: skip
     code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
     assert code == 1
@@ -459,7 +459,9 @@ def test_two_runs_racing_for_the_lock_one_wins_the_other_is_told_who(
         with ConductorClient.connect(conductor.url, label="test") as client:
             barrier.wait()
             try:
-                won.append(take(client, name, env="dev", command="apply", minutes=5, owner=owner))
+                won.append(
+                    take(client, name, env="dev", command="apply", minutes=5, owner=owner)[0]
+                )
             except Locked as exc:
                 refused.append(str(exc))
 
@@ -655,6 +657,36 @@ def test_a_live_run_renews_its_lock_so_a_short_timeout_never_lets_a_second_run_i
     assert first.returncode == 0, first_out + first_err
     assert "17 of 17 change(s) landed." in first_out
     assert api.get(f"/metadata/workflow/{name}").status_code == 404  # released at the end
+
+
+def test_a_lock_whose_run_was_killed_is_taken_over_by_the_next_run_there_and_no_one_else(
+    project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """kill -9 an apply that holds the lock: another checkout still waits for the expiry, but the
+    next run in the killed run's own folder takes the lock over at once, and says so."""
+    slow = FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(0.4, 0.4),
+                      match=lambda method, path: path.endswith("/workflow/validate"))  # fmt: skip
+    name = lock_name(f"{prefix}order-to-cash")
+    with slow:
+        first = first_apply_holding_the_lock(
+            project, tmp_path, conductor.url, slow_url=slow.url, api=api, prefix=prefix
+        )
+        first.kill()
+        first.communicate(timeout=60)
+        assert api.get(f"/metadata/workflow/{name}").status_code == 200  # left behind
+        code, out, err = cli(project, "apply", "--env", "dev", "--auto-approve")
+        assert code == 1, out + err
+        assert re.search(rf"error: dev is locked by \S+ pid {first.pid} \(apply\)", err), err
+        code, out, err = cli(tmp_path / "first", "apply", "--env", "dev", "--auto-approve")
+    assert code == 0, out + err
+    assert re.search(
+        rf"warning: took over the dev lock left by \S+ pid {first.pid} \(apply\), since .*: "
+        "that run ended without releasing it", err,
+    ), err  # fmt: skip
+    assert "change(s) landed." in out
+    assert api.get(f"/metadata/workflow/{name}").status_code == 404  # released at the end
+    assert not (tmp_path / "first" / ".metasync" / "locks" / "dev.json").exists()
 
 
 def test_an_object_the_server_cannot_check_waits_and_the_rest_is_applied(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -26,10 +25,8 @@ from metasync.apply.backup import load as load_backup
 from metasync.apply.backup import newest as newest_backup
 from metasync.apply.backup import save as save_backup
 from metasync.apply.executor import execute
+from metasync.apply.lease import Lease, held
 from metasync.apply.lock import Holder, lock_name
-from metasync.apply.lock import release as release_lock
-from metasync.apply.lock import renew as renew_lock
-from metasync.apply.lock import take as take_lock
 from metasync.apply.lock import unlock as clear_lock
 from metasync.apply.steps import Step, steps_for
 from metasync.conductor.client import ConductorClient
@@ -44,6 +41,7 @@ from metasync.errors import (
     ValidationFailed,
     redact_url,
 )
+from metasync.local import LOCAL_DIR, read_local, write_local
 from metasync.manifests.environment import (
     ENVIRONMENT_FILE,
     ENVIRONMENTS_DIR,
@@ -85,7 +83,7 @@ from metasync.render.plan_json import plan_document
 from metasync.render.values import paths_summary, summary_line
 
 #: what each environment's server said it is, by URL (the checks follow its flavour offline)
-SERVERS_SEEN = ".metasync/servers.json"
+SERVERS_SEEN = f"{LOCAL_DIR}/servers.json"
 
 
 @dataclass(frozen=True)
@@ -188,12 +186,8 @@ class Project:
             return None
         return flavour_of(version)
 
-    def _servers_seen(self) -> dict[str, dict[str, Any]]:
-        try:
-            seen = json.loads((self.root / SERVERS_SEEN).read_text())
-        except (OSError, ValueError):
-            return {}
-        return seen if isinstance(seen, dict) else {}
+    def _servers_seen(self) -> dict[str, Any]:
+        return read_local(self.root, SERVERS_SEEN)
 
     def _remember_server(self, env: str, live: LiveState) -> None:
         seen = self._servers_seen()
@@ -201,7 +195,7 @@ class Project:
         if seen.get(env) == entry:
             return
         seen[env] = entry
-        _write_local(self.root, SERVERS_SEEN, json.dumps(seen, indent=2, sort_keys=True) + "\n")
+        write_local(self.root, SERVERS_SEEN, json.dumps(seen, indent=2, sort_keys=True) + "\n")
 
     def connect(self, env: str) -> ConductorClient:
         environment = load_environment(self.root, env)
@@ -350,52 +344,11 @@ class Project:
     def lock_name(self) -> str:
         return lock_name(self.settings.name or self.root.name)
 
-    @contextmanager
-    def locked(self, env: str, command: str) -> Iterator[Lease]:
-        """Hold ``env``'s apply lock for the block (raises Locked naming the holder).
-
-        A release that fails never hides what the block did: the lease carries it as a warning,
-        and the lock's token is kept in .metasync/ so that this project's next run on this
-        machine takes the lock over instead of waiting for it to expire.
-        """
+    def locked(self, env: str, command: str) -> AbstractContextManager[Lease]:
+        """Hold ``env``'s apply lock for a block (apply/lease.py: heartbeat, release, take-over)."""
         minutes = load_environment(self.root, env).config.policy.lockTimeoutMinutes
-        pending = self.root / UNRELEASED_LOCKS / f"{env}.json"
-        ours = _unreleased(pending, self.lock_name)
-        with self.connect(env) as client:
-            mine = take_lock(client, self.lock_name, env=env, command=command, minutes=minutes,
-                             ours=ours)  # fmt: skip
-            pending.unlink(missing_ok=True)
-            lease = Lease(mine)
-            stop = threading.Event()
-            beat = threading.Thread(target=self._heartbeat, args=(env, lease, minutes, stop),
-                                    name=f"metasync-lock-{env}", daemon=True)  # fmt: skip
-            beat.start()
-            try:
-                yield lease
-            finally:
-                stop.set()
-                beat.join()
-                try:
-                    release_lock(client, self.lock_name, lease.holder)
-                except ServerError as exc:
-                    lease.release_failed = _keep_unreleased(
-                        self.root, pending, self.lock_name, lease.holder, env=env, exc=exc
-                    )
-
-    def _heartbeat(self, env: str, lease: Lease, minutes: float, stop: threading.Event) -> None:
-        """While the run is alive, push the lock's expiry ahead every third of its timeout, so it
-        never expires under a live run (a run that dies stops renewing it). Its own connection:
-        the run's may be busy."""
-        period = max(0.5, minutes * 60 / 3)
-        while not stop.wait(period):
-            try:
-                with self.connect(env) as client:
-                    renewed = renew_lock(client, self.lock_name, lease.holder, minutes)
-            except (ServerError, ConfigError):
-                continue  # the next beat tries again; the lock still holds until it expires
-            if renewed is None:
-                return  # no longer ours: nothing to renew
-            lease.holder = renewed
+        return held(lambda: self.connect(env), self.root, env=env, name=self.lock_name,
+                    command=command, minutes=minutes)  # fmt: skip
 
     def unlock(self, env: str) -> list[Holder]:
         """Clear ``env``'s lock (its holder died); what was removed."""
@@ -1063,55 +1016,3 @@ def _place(detail: Problem, resource: Resource, status: int) -> Problem:
         location,
         f"Fix it as the server says (POST /api/metadata/workflow/validate -> {status}).",
     )
-
-
-#: locks this project took and could not release, by environment (their tokens, to take them over)
-UNRELEASED_LOCKS = ".metasync/unreleased-locks"
-
-
-@dataclass
-class Lease:
-    """The lock held for a block, and what went wrong releasing it (after the block)."""
-
-    holder: Holder
-    release_failed: Problem | None = None
-
-
-def _unreleased(path: Path, name: str) -> str | None:
-    """The token of a lock of ours whose release failed, if one is recorded for ``name``."""
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(saved, dict) or saved.get("name") != name:
-        return None
-    token = saved.get("token")
-    return token if isinstance(token, str) and token else None
-
-
-def _keep_unreleased(root: Path, path: Path, name: str, mine: Holder, *, env: str,
-                     exc: ServerError) -> Problem:  # fmt: skip
-    # the next run of this project takes it over (lock.take(ours=...))
-    saved = {"name": name, "version": mine.version, "token": mine.token}
-    _write_local(root, path.relative_to(root).as_posix(), json.dumps(saved))
-    return Problem(
-        f"the {env} lock ({name} v{mine.version}) could not be released: {exc.problem.message}",
-        hint=f"The next apply from this project takes it over; anyone else waits until it expires "
-        f"({mine.expires:%Y-%m-%d %H:%M:%S} UTC), or run `metasync unlock --env {env}` once the "
-        "server answers.",
-        severity="warning",
-    )
-
-
-def _write_local(root: Path, relative: str, text: str) -> None:
-    """One file of metasync's local state under .metasync/ (never for git: the folder ignores
-    itself). A cache: a project folder metasync cannot write to only loses the memory."""
-    path = root / relative
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = root / ".metasync" / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("*\n")
-        path.write_text(text)
-    except OSError:
-        pass

@@ -76,9 +76,11 @@ def holder(client: ConductorClient, name: str) -> Holder | None:
 
 def take(client: ConductorClient, name: str, *, env: str, command: str, minutes: float,
          owner: str | None = None, now: datetime | None = None,
-         ours: str | None = None) -> Holder:  # fmt: skip
-    """Take the lock; ``ours`` is the token of a lock this project took and could not release,
-    which is taken over like an expired one."""
+         ours: str | None = None, token: str | None = None,
+         ) -> tuple[Holder, Holder | None]:  # fmt: skip
+    """Take the lock (with ``token``, or a new one): the lock taken, and the one it replaced
+    (expired, or ``ours``: the token of a lock this project took and no run holds any more, taken
+    over like an expired one)."""
     started = now or datetime.now(UTC)
     current = holder(client, name)
     if current is not None and current.expires > started and current.token != (ours or None):
@@ -86,7 +88,7 @@ def take(client: ConductorClient, name: str, *, env: str, command: str, minutes:
     version = current.version + 1 if current is not None else 1
     mine = Holder(
         owner or whoami(), command, started, started + timedelta(minutes=minutes),
-        uuid.uuid4().hex, version,
+        token or uuid.uuid4().hex, version,
     )  # fmt: skip
     try:
         client.create_workflow(_spec(name, mine))
@@ -112,7 +114,7 @@ def take(client: ConductorClient, name: str, *, env: str, command: str, minutes:
             raise Locked(f"the {env} lock vanished while it was taken", hint="Run it again.")
     if current is not None:
         _delete(client, name, current.version)  # the expired one it replaces
-    return mine
+    return mine, current
 
 
 def renew(client: ConductorClient, name: str, mine: Holder, minutes: float) -> Holder | None:

@@ -11,12 +11,13 @@ from typing import Any
 import click
 
 from metasync import __version__
+from metasync.apply.lease import Lease
 from metasync.apply.steps import Step
 from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR, BoundaryGroup
 from metasync.errors import MetasyncError, Problem
 from metasync.notify import send as send_notifications
 from metasync.plan.select import parse_selectors
-from metasync.project import Applied, Lease, Project
+from metasync.project import Applied, Project
 from metasync.render.apply_result import write_apply_result
 from metasync.render.drift import write_drift_json, write_drift_markdown, write_drift_text
 from metasync.render.notification import apply_message, drift_message
@@ -438,9 +439,9 @@ def _apply_saved(project: Project, path: Path, force: bool, notify: Sequence[str
 
 
 def _write_lease(lease: Lease | None) -> None:
-    """The lock's release failure, after the result it must not hide."""
-    if lease is not None and lease.release_failed is not None:
-        write_problems(sys.stderr, [lease.release_failed])
+    """What the lock replaced, and its release failure: after the result they must not hide."""
+    if lease is not None:
+        write_problems(sys.stderr, lease.problems)
 
 
 def _interactive() -> bool:
