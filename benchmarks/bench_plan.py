@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_load
 
 import conductor_server
+from metasync import operations as op
 from metasync.project import Project
 
 
@@ -64,7 +65,7 @@ def plan_peak_rss_mb(root: Path) -> float:
     """One plan in a fresh process: its own peak resident memory, without this script's data."""
     code = (
         "import resource, sys, pathlib; from metasync.project import Project; "
-        "Project(pathlib.Path(sys.argv[1])).plan('dev'); "
+        "from metasync.operations.plan import plan; plan(Project(pathlib.Path(sys.argv[1])), 'dev'); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     out = subprocess.run(
@@ -91,11 +92,11 @@ def main(sizes: list[int]) -> None:
                 register(root, server.url)
                 changed = change_one_percent(root, n)
                 project = Project(root)
-                plan = project.plan("dev").plan  # warm-up and a correctness check
+                plan = op.plan.plan(project, "dev").plan  # warm-up and a correctness check
                 assert plan.summary()["update"] == changed, plan.summary()
                 assert plan.summary()["create"] == 0, plan.summary()
                 t_floor = bench_load.best_of(3, partial(floor, root, server.url))
-                t_plan = bench_load.best_of(3, partial(project.plan, "dev"))
+                t_plan = bench_load.best_of(3, partial(op.plan.plan, project, "dev"))
                 rss = plan_peak_rss_mb(root)
                 print(
                     f"{n:>9,} {changed:>7} {t_floor:>8.2f} {t_plan:>7.2f} "

@@ -40,6 +40,7 @@ import bench_load
 
 import conductor_server
 from faultproxy import Fault, FaultProxy
+from metasync import operations as op
 from metasync.cli import cli
 from metasync.project import Project
 
@@ -48,7 +49,7 @@ ROW = re.compile(r"^│ (\S+ \S+(?: v\d+)?) +│ \w+ +│ (landed|not landed|unk
 
 def actions(root: Path) -> dict[str, str]:
     """Each object of the project: what a plan straight against the server wants (noop: done)."""
-    plan = Project(root).plan("dev").plan
+    plan = op.plan.plan(Project(root), "dev").plan
     return {c.title: c.action for c in plan.changes}
 
 

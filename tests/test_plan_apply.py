@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import conductor_server
 import metasync.conductor.client as client_module
 from helpers import prefixed_example, run_cli
+from metasync import operations as op
 from metasync.project import Project
 from metasync.render.apply_result import write_apply_result
 
@@ -296,7 +297,7 @@ def test_what_did_not_land_is_reported_and_apply_exits_1(
     """A workflow created by someone else between plan and apply: 409, not landed, the rest lands."""
     project_dir = prefixed_example(tmp_path / "p", prefix, conductor.url)
     project = Project(project_dir)
-    planned = project.plan("dev")
+    planned = op.plan.plan(project, "dev")
     name = f"{prefix}invoicing"
     raced = next(c.desired for c in planned.plan.changes if c.name == name)
     assert raced is not None
@@ -305,7 +306,7 @@ def test_what_did_not_land_is_reported_and_apply_exits_1(
         == 200
     )
 
-    applied = project.apply(planned)
+    applied = op.apply.apply(project, planned)
     assert not applied.ok
     outcomes = {o.change.name: o for o in applied.outcomes}
     assert outcomes[name].status == "not landed"
@@ -324,7 +325,7 @@ def test_what_did_not_land_is_reported_and_apply_exits_1(
     assert "not landed" in text
     assert "16 of 17 change(s) landed." in text
     # and the next plan shows exactly that one difference
-    after = Project(project_dir).plan("dev").plan
+    after = op.plan.plan(Project(project_dir), "dev").plan
     assert [(c.name, [f.path for f in c.fields]) for c in after.pending] == [
         (name, ["description"])
     ]

@@ -11,6 +11,7 @@ import pytest
 
 import conductor_server
 from helpers import prefixed_example, run_cli
+from metasync import operations as op
 from metasync.project import Project
 
 
@@ -107,7 +108,7 @@ def test_pins_render_old_commits_and_promote_moves_them(
     # on that branch, the plan for qa shows exactly the promoted changes
     worktree = tmp_path / "review"
     repo.git.worktree("add", str(worktree), branch)
-    plan = Project(worktree).plan("qa").plan
+    plan = op.plan.plan(Project(worktree), "qa").plan
     assert sorted((c.name, [(f.path, f.before, f.after) for f in c.fields]) for c in plan.pending) == [
         (f"{prefix}invoicing", [("description", "Issue an invoice and book it once paid.",
                                  "Issue an invoice, book it once paid.")]),

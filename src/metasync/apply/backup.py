@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from metasync.errors import ConfigError, Location, Problem
+from metasync.manifests.environment import ENVIRONMENTS_DIR, load_environment
+from metasync.manifests.loader import MANIFESTS_DIR
 from metasync.manifests.secrets import hide_where_secret
 from metasync.plan.model import Change
 
@@ -156,3 +158,33 @@ def load(path: Path) -> Backup:
 def _listing(folder: Path) -> str:
     names = sorted(p.name for p in folder.glob("*.json")) if folder.is_dir() else []
     return ", ".join(names[-5:]) or "none"
+
+
+def folder(root: Path, env: str) -> Path:
+    """Where ``env``'s before-images go: inside the project (never under manifests/ or
+    environments/, whose files git must see), or an absolute path outside it."""
+    environment = load_environment(root, env, connect=False)
+    given = environment.config.backups.dir
+    folder = (root / given).resolve()
+    where = Location(environment.file, None, "backups.dir")
+    inside = folder == root or root in folder.parents
+    if not Path(given).is_absolute() and not inside:
+        raise ConfigError(
+            f"backups.dir {given!r} leads out of the project ({folder})", location=where,
+            hint="Keep it inside the project (the default is .metasync/backups), or give an "
+            "absolute path to say a folder outside it on purpose.",
+        )  # fmt: skip
+    for kept in (MANIFESTS_DIR, ENVIRONMENTS_DIR):
+        if folder == root / kept or (root / kept) in folder.parents:
+            raise ConfigError(
+                f"backups.dir {given!r} is inside {kept}/: its .gitignore would hide new "
+                f"{kept} files from git", location=where,
+                hint="Use a folder of its own, such as .metasync/backups (the default).",
+            )  # fmt: skip
+    if folder == root:
+        raise ConfigError(
+            f"backups.dir {given!r} is the project itself: its .gitignore would hide "
+            "everything from git", location=where,
+            hint="Use a folder of its own, such as .metasync/backups (the default).",
+        )  # fmt: skip
+    return folder

@@ -11,13 +11,15 @@ from typing import Any
 import click
 
 from metasync import __version__
+from metasync import operations as op
 from metasync.apply.lease import Lease
 from metasync.apply.steps import Step
 from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR, BoundaryGroup
 from metasync.errors import MetasyncError, Problem
 from metasync.notify import send as send_notifications
+from metasync.operations.apply import Applied
 from metasync.plan.select import parse_selectors
-from metasync.project import Applied, Project
+from metasync.project import Project
 from metasync.render.apply_result import write_apply_result
 from metasync.render.drift import write_drift_json, write_drift_markdown, write_drift_text
 from metasync.render.notification import apply_message, drift_message
@@ -119,9 +121,9 @@ def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out
     """Show, field by field, what apply would change on ENV's server."""
     selectors = parse_selectors(select)
     project = _project(ctx)
-    planned = project.plan(env, selectors)
+    planned = op.plan.plan(project, env, selectors)
     if out is not None:
-        project.save_plan(planned, out)
+        op.saved_plan.save_plan(project, planned, out)
     write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
     if fmt == "markdown":
         sys.stdout.write(render_plan_markdown(planned.plan, limit))
@@ -160,15 +162,15 @@ def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_appro
             "apply needs --env ENV or a saved PLAN", hint="Run `metasync apply --env dev`."
         )
     applied = None
-    with project.locked(env, "apply") as lease:
-        planned = project.plan(env, parse_selectors(select))
+    with op.lock.locked(project, env, "apply") as lease:
+        planned = op.plan.plan(project, env, parse_selectors(select))
         write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
         write_plan_text(sys.stdout, planned.plan)
         if not planned.plan.has_changes:
             click.echo("Nothing to apply: the server matches git.")
         elif _confirmed(f"Apply these {len(planned.plan.pending)} change(s) to {env}?",
                         auto_approve):  # fmt: skip
-            applied = project.apply(planned, on_step=_progress, force=force)
+            applied = op.apply.apply(project, planned, on_step=_progress, force=force)
     if applied is not None:  # the result first, whatever happened to the lock after it
         _write_applied(applied, env)
         _tell(project, env, notify, apply_message(env, planned.plan.server, applied.outcomes))
@@ -191,8 +193,8 @@ def rollback(ctx: click.Context, *, backup: str | None, env: str, auto_approve: 
     """Restore the before-images an apply saved (the newest, or BACKUP), shown as a plan first."""
     project = _project(ctx)
     applied = None
-    with project.locked(env, "rollback") as lease:
-        planned, found = project.rollback_plan(env, backup)
+    with op.lock.locked(project, env, "rollback") as lease:
+        planned, found = op.rollback.rollback_plan(project, env, backup)
         click.echo(f"Rolling {env} back to the before-images in {found.path} ({found.created}).")
         write_problems(sys.stderr, planned.desired.warnings)  # damaged newer backups skipped
         write_plan_text(sys.stdout, planned.plan)
@@ -200,7 +202,7 @@ def rollback(ctx: click.Context, *, backup: str | None, env: str, auto_approve: 
             click.echo("Nothing to restore: the server holds the before-images.")
         elif _confirmed(f"Restore these {len(planned.plan.pending)} object(s) on {env}?",
                         auto_approve, "rollback"):  # fmt: skip
-            applied = project.apply(planned, on_step=_progress, force=force, restore=True)
+            applied = op.apply.apply(project, planned, on_step=_progress, force=force, restore=True)
     if applied is not None:
         _write_applied(applied, env)
         message = apply_message(env, planned.plan.server, applied.outcomes, "rollback")
@@ -216,7 +218,7 @@ def rollback(ctx: click.Context, *, backup: str | None, env: str, auto_approve: 
 @click.pass_context
 def unlock(ctx: click.Context, env: str) -> int:
     """Remove ENV's apply lock, left by a run that died (check that it did)."""
-    removed = _project(ctx).unlock(env)
+    removed = op.lock.unlock(_project(ctx), env)
     if not removed:
         click.echo(f"{env} is not locked.")
     for holder in removed:
@@ -280,7 +282,7 @@ def drift(ctx: click.Context, *, envs: tuple[str, ...], all_envs: bool, fmt: str
             hint="Run `metasync drift --env prod`, or `metasync drift --all` on a schedule.",
         )
     project = _project(ctx)
-    reports = project.drift(envs, parse_selectors(select))
+    reports = op.drift.drift(project, envs, parse_selectors(select))
     writer = {"text": write_drift_text, "json": write_drift_json,
               "markdown": write_drift_markdown}[fmt]  # fmt: skip
     writer(sys.stdout, reports)
@@ -298,7 +300,7 @@ def drift(ctx: click.Context, *, envs: tuple[str, ...], all_envs: bool, fmt: str
     if adopt:
         edited = [r.environment for r in reports if any(d.type == "live-edited" for d in r.drift)]
         adoption = (
-            project.adopt(edited, branch=branch, selectors=parse_selectors(select))
+            op.adopt.adopt(project, edited, branch=branch, selectors=parse_selectors(select))
             if edited
             else None
         )
@@ -345,7 +347,7 @@ def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: boo
     if as_vars and len(envs) < 2:
         raise MetasyncError("--vars needs several environments: it names what differs between them",
                             hint="Add another --env, or drop --vars.")  # fmt: skip
-    done = _project(ctx).export(envs, out, parse_selectors(select), as_vars=as_vars)
+    done = op.export.export(_project(ctx), envs, out, parse_selectors(select), as_vars=as_vars)
     write_problems(sys.stderr, done.warnings)
     manifests = [f for f in done.files if f.startswith("manifests/")]
     overlays = [f for f in done.files if "/overlays/" in f]
@@ -367,7 +369,7 @@ def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: boo
 @click.pass_context
 def changed(ctx: click.Context, base: str, fmt: str) -> int:
     """List the environments whose desired state differs from REF's (one per line, or JSON)."""
-    names = _project(ctx).changed(base)
+    names = op.changed.changed(_project(ctx), base)
     if fmt == "json":
         click.echo(json.dumps(names))
     else:
@@ -387,7 +389,7 @@ def promote(
     ctx: click.Context, source: str, target: str, branch: str | None, push: str | None
 ) -> int:
     """Pin TO to the commit FROM runs, on a new branch ready for a pull request."""
-    done = _project(ctx).promote(source, target, branch=branch, push=push)
+    done = op.promote.promote(_project(ctx), source, target, branch=branch, push=push)
     click.echo(
         f"{done.target} now runs {done.pinned[:7]} (what {done.source} runs) on branch {done.branch}"
     )
@@ -406,7 +408,7 @@ def promote(
 @click.pass_context
 def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
     """Each resource in each environment: in sync, drifted, missing, promotion pending."""
-    result = _project(ctx).status(envs)
+    result = op.status.status(_project(ctx), envs)
     (write_status_json if fmt == "json" else write_status_text)(sys.stdout, result)
     return EXIT_OK
 
@@ -419,7 +421,7 @@ def _tell(project: Project, env: str, urls: Sequence[str], message: dict[str, An
 
 
 def _apply_saved(project: Project, path: Path, force: bool, notify: Sequence[str]) -> int:
-    result = project.apply_saved(path, on_step=_progress, force=force)
+    result = op.saved_plan.apply_saved(project, path, on_step=_progress, force=force)
     refusals = [
         Problem(
             f"{kind} {name}" + (f" v{version}" if version is not None else "")

@@ -1,0 +1,21 @@
+"""One module per operation (plan, apply, rollback, promote, ...): each a function that takes
+the project and returns a result; the CLI parses, calls one, and renders what it returns."""
+
+from metasync.operations import (
+    adopt,
+    apply,
+    changed,
+    drift,
+    export,
+    lock,
+    plan,
+    promote,
+    rollback,
+    saved_plan,
+    status,
+)
+
+__all__ = [
+    "adopt", "apply", "changed", "drift", "export", "lock", "plan", "promote", "rollback",
+    "saved_plan", "status",
+]  # fmt: skip

@@ -1,0 +1,40 @@
+"""`metasync drift`: how each server differs from git, and which side moved."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from metasync.errors import (
+    MetasyncError,
+    redact_url,
+)
+from metasync.manifests.environment import (
+    load_environment,
+)
+from metasync.operations.plan import plan as make_plan
+from metasync.plan.drift import EnvironmentDrift, classify
+from metasync.plan.select import Selector
+from metasync.project import Project
+
+
+def drift(project: Project, envs: Sequence[str] = (),
+          selectors: Sequence[Selector] = ()) -> list[EnvironmentDrift]:  # fmt: skip
+    """How each environment's server differs from git, and which side moved; environments are
+    read concurrently. An environment that cannot be checked carries its error."""
+    names = list(envs) or project.environments
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
+        return list(pool.map(lambda env: _drift_of(project, env, selectors), names))
+
+
+def _drift_of(project: Project, env: str, selectors: Sequence[Selector]) -> EnvironmentDrift:
+    try:
+        planned = make_plan(project, env, selectors)
+    except MetasyncError as exc:
+        try:
+            server = redact_url(load_environment(project.root, env).config.server.url)
+        except MetasyncError:
+            server = "?"
+        return EnvironmentDrift(env, server, error=exc.problems[0])
+    plan = planned.plan
+    return EnvironmentDrift(env, plan.server, classify(plan, planned.live, project.mark))

@@ -1,0 +1,26 @@
+"""The environment's apply lock held for a block, and `metasync unlock`."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+from metasync.apply.lease import Lease, held
+from metasync.apply.lock import Holder
+from metasync.apply.lock import unlock as clear_lock
+from metasync.manifests.environment import (
+    load_environment,
+)
+from metasync.project import Project
+
+
+def locked(project: Project, env: str, command: str) -> AbstractContextManager[Lease]:
+    """Hold ``env``'s apply lock for a block (apply/lease.py: heartbeat, release, take-over)."""
+    minutes = load_environment(project.root, env).config.policy.lockTimeoutMinutes
+    return held(lambda: project.connect(env), project.root, env=env, name=project.lock_name,
+                command=command, minutes=minutes)  # fmt: skip
+
+
+def unlock(project: Project, env: str) -> list[Holder]:
+    """Clear ``env``'s lock (its holder died); what was removed."""
+    with project.connect(env) as client:
+        return clear_lock(client, project.lock_name)

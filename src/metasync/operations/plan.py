@@ -1,0 +1,181 @@
+"""`metasync plan`: an environment's desired state against its server, checked by the server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from metasync.conductor.client import ConductorClient
+from metasync.conductor.live import LiveState, read_live
+from metasync.errors import (
+    Location,
+    Problem,
+    ServerError,
+    ValidationFailed,
+)
+from metasync.manifests.environment import (
+    load_environment,
+)
+from metasync.manifests.secrets import Secrets, used_secrets
+from metasync.model.paths import display_path
+from metasync.model.resource import Resource
+from metasync.plan.model import Change, Plan
+from metasync.plan.planner import build_plan
+from metasync.plan.prune import hold_back, with_running
+from metasync.plan.select import Selector, selected
+from metasync.project import Desired, Project
+
+
+def plan(
+    project: Project, env: str, selectors: Sequence[Selector] = (), pin: str | None = None
+) -> Planned:
+    """Render ``env``, read its server in bulk, plan, and let the server check what would change."""
+    desired = project.render(env, pin)
+    environment = load_environment(project.root, env)
+    used = {
+        name
+        for r in desired.resources
+        if selected(selectors, r.kind, r.name, r.labels)
+        for name in used_secrets(r.spec)
+    }
+    secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
+    with project.connect(env) as client:
+        live = read_live(client)
+        # a server that did not say its version (a proxy, another vendor) teaches nothing
+        if environment.config.server.flavour is None and live.version is not None:
+            assumed = project.flavour(env)
+            project.remember_server(env, live)
+            if assumed != live.flavour:  # checked for another flavour: again
+                desired = project.render(env, pin, flavour=live.flavour)
+        plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
+                          mark=project.mark, policy=environment.config.policy)  # fmt: skip
+        plan = _running(plan, client)
+        problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
+    if problems:
+        raise ValidationFailed(problems)
+    return Planned(hold_back(plan, unchecked), desired, live, secrets)
+
+
+@dataclass(frozen=True)
+class Planned:
+    plan: Plan
+    desired: Desired
+    live: LiveState
+    secrets: Secrets  # values in memory only, for the writes; never rendered
+
+
+def _running(plan: Plan, client: ConductorClient) -> Plan:
+    """The plan with the running executions of each workflow version it deletes or updates in
+    place (a delete blocked, an update noted). A count that fails (the server kept failing for
+    that one name) blocks that name's deletes only: the rest of the plan goes on."""
+    touched: dict[str, set[int]] = {}
+    for change in plan.pending:
+        if change.kind == "WorkflowDef" and change.action in ("delete", "update"):
+            touched.setdefault(change.name, set()).add(change.version or 1)
+
+    def count(item: tuple[str, set[int]]) -> dict[int, list[str]] | ServerError:
+        try:
+            return client.running_executions(*item)
+        except ServerError as exc:
+            return exc
+
+    found: dict[tuple[str, str, int | None], list[str]] = {}
+    failed: dict[tuple[str, str, int | None], str] = {}
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one request per name: let them overlap
+        names = sorted(touched.items())
+        for (name, versions), answer in zip(names, pool.map(count, names), strict=True):
+            if isinstance(answer, ServerError):
+                for version in versions:
+                    failed[("WorkflowDef", name, version)] = (
+                        f"its running executions could not be counted ({answer.problem.message}): "
+                        "not deleted this run"
+                    )
+                continue
+            for version, ids in answer.items():
+                if ids:
+                    found[("WorkflowDef", name, version)] = ids
+    plan = with_running(plan, found)
+    return hold_back(plan, failed, actions=("delete",))
+
+
+def _mask_problem(problem: Problem, secrets: Secrets) -> Problem:
+    return Problem(secrets.mask(problem.message), problem.location, problem.hint, problem.severity)
+
+
+def _server_checks(
+    plan: Plan, resources: Sequence[Resource], client: ConductorClient, secrets: Secrets
+) -> tuple[list[Problem], dict[tuple[str, str, int | None], str]]:
+    """Ask the server to validate each workflow that would be written (nothing is stored): what
+    it refuses, and why each workflow it could not check (it kept failing) is held back."""
+    # by name too: under policy new-version a change carries the version it will be written as
+    by_name = {(r.kind, r.name): r for r in resources}
+    by_key = {r.key: r for r in resources}
+    changes = [c for c in plan.pending if c.kind == "WorkflowDef" and c.desired is not None]
+
+    def check(change: Change) -> ServerError | None:
+        try:
+            client.validate_workflow(dict(change.desired or {}))
+        except ServerError as exc:
+            return exc
+        return None
+
+    problems: list[Problem] = []
+    unchecked: dict[tuple[str, str, int | None], str] = {}
+    with ThreadPoolExecutor(max_workers=8) as pool:  # independent requests: let them overlap
+        for change, refused in zip(changes, pool.map(check, changes), strict=True):
+            if refused is None:
+                continue
+            # 400: the server's rules; 500: a definition it cannot even read (3.15 answers so for
+            # an expression where it wants an inline sub-workflow definition). Anything else (it
+            # kept failing): this workflow waits for the next run, the others go on
+            if refused.status not in (400, 500) or refused.ambiguous:
+                message = secrets.mask(refused.problem.message)
+                unchecked[change.key] = (
+                    f"the server could not check it ({message}): not applied this run"
+                )
+                continue
+            resource = by_key.get(change.key) or by_name[(change.kind, change.name)]
+            status = refused.status or 400
+            found = [_place(detail, resource, status) for detail in refused.details] or [
+                _place(_unreadable(refused.problem.message), resource, status)
+            ]
+            problems += [_mask_problem(p, secrets) for p in found]
+    return problems, unchecked
+
+
+_INDEXED = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
+_CHAIN = re.compile(r"reference chain: (.*)\)", re.S)
+_LINK = re.compile(r'\["([^"]+)"\]|\[(\d+)\]')
+
+
+def _unreadable(message: str) -> Problem:
+    """A request the server could not read (a 500 "JSON parse error: ... (through reference chain:
+    WorkflowDef["tasks"]->java.util.ArrayList[1]->...)") as ``tasks[1].x: JSON parse error: ...``,
+    the path taken from Jackson's reference chain."""
+    text = message.partition(": ")[2]  # after "POST /api/... -> 500"
+    chain = _CHAIN.search(text)
+    path = ""
+    if chain:
+        for name, index in _LINK.findall(chain.group(1)):
+            path += f"[{index}]" if index else f".{name}"
+    short = text.split(" at [Source", 1)[0].strip()
+    return Problem(f"x{path}: {short}")
+
+
+def _place(detail: Problem, resource: Resource, status: int) -> Problem:
+    """``workflowDef.tasks[0]: message`` -> the manifest's file and line for tasks[0]."""
+    server_path, _, message = detail.message.partition(": ")
+    raw: list[str | int] = []
+    # 3.15: workflowDef.tasks[0].forkTasks[0][1]; conductor-oss: arg0.tasks[0].forkTasks[0].<list
+    # element>[1]; both: decisionCases[a].<map value>[0]
+    for name, index in _INDEXED.findall(re.sub(r"\.?<[^>]*>", "", server_path).partition(".")[2]):
+        raw.append(int(index) if index.isdigit() else index or name)
+    display = display_path(resource.spec, raw)
+    location = resource.origin.locate(raw, display) if resource.origin else Location(resource.title)
+    return Problem(
+        f"the server refuses {resource.title}: {message}",
+        location,
+        f"Fix it as the server says (POST /api/metadata/workflow/validate -> {status}).",
+    )

@@ -1,0 +1,84 @@
+"""`metasync plan --out` and `metasync apply PLAN`: the plan as reviewed, and applying no more than it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from metasync.apply.lease import Lease
+from metasync.apply.steps import Step
+from metasync.errors import (
+    ConfigError,
+    Location,
+)
+from metasync.manifests.gitref import (
+    head_commit,
+)
+from metasync.operations.apply import Applied, apply
+from metasync.operations.lock import locked
+from metasync.operations.plan import Planned
+from metasync.operations.plan import plan as make_plan
+from metasync.plan.saved import SAVED_KIND, Refusal, SavedPlan, reconcile
+from metasync.project import Project
+from metasync.render.plan_json import plan_document
+
+
+def save_plan(project: Project, planned: Planned, path: Path) -> None:
+    """The plan as reviewed (no secret values) with its commit and server, for `apply PLAN`."""
+    document = {
+        "kind": SAVED_KIND,
+        **plan_document(planned.plan),
+        "commit": head_commit(project.root),
+    }
+    try:
+        path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the plan: {exc.strerror}", location=Location(str(path))
+        ) from None
+
+
+def apply_saved(project: Project, path: Path, on_step: Callable[[Step], None] | None = None, *,
+                force: bool = False) -> SavedApply:  # fmt: skip
+    """Apply what a saved plan reviewed, refusing by name every object whose baseline moved."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot read the saved plan: {exc}", location=Location(str(path)),
+            hint="Pass the file written by `metasync plan --out FILE`.",
+        ) from None  # fmt: skip
+    saved = SavedPlan.from_document(document, str(path))
+    with locked(project, saved.environment, "apply PLAN") as lease:
+        result = _apply_saved(project, saved, path, on_step, force)
+    return replace(result, lease=lease)
+
+
+def _apply_saved(project: Project, saved: SavedPlan, path: Path, on_step: Callable[[Step], None] | None,
+                 force: bool) -> SavedApply:  # fmt: skip
+    fresh = make_plan(project, saved.environment)
+    if fresh.plan.server != saved.server:
+        raise ConfigError(
+            f"the plan was made against {saved.server}, but {saved.environment} now points at "
+            f"{fresh.plan.server}",
+            location=Location(str(path)),
+            hint="Plan again against the current server.",
+        )
+    keep, refused = reconcile(saved, fresh.plan)
+    subset = Planned(replace(fresh.plan, changes=keep), fresh.desired, fresh.live, fresh.secrets)
+    applied = apply(project, subset, on_step, force=force) if keep else Applied((), ())
+    return SavedApply(applied, refused, saved)
+
+
+@dataclass(frozen=True)
+class SavedApply:
+    applied: Applied
+    refused: tuple[Refusal, ...]
+    saved: SavedPlan
+    lease: Lease | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.applied.ok and not self.refused
