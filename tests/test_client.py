@@ -14,6 +14,7 @@ import pytest
 
 from metasync.conductor.client import ConductorClient, _holds
 from metasync.errors import ServerError
+from metasync.model.kinds import KINDS
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -193,7 +194,7 @@ def test_a_429_on_a_create_is_sent_again_without_reading_back() -> None:
 def test_refusals_and_500_are_not_retried(status: int) -> None:
     server = Server(PUT_api_metadata_taskdefs=[answer(status, {"message": "no"})])
     with pytest.raises(ServerError) as failure:
-        client(server).update_taskdef({"name": "t"})
+        client(server).update(KINDS["TaskDef"], [{"name": "t"}])
     assert failure.value.status == status
     assert server.log == ["PUT /api/metadata/taskdefs"]
 
@@ -201,7 +202,7 @@ def test_refusals_and_500_are_not_retried(status: int) -> None:
 def test_an_update_without_an_answer_is_sent_again_then_reported_as_maybe_done() -> None:
     server = Server(PUT_api_event=[lost])
     with pytest.raises(ServerError) as failure:
-        client(server).update_event_handler({"name": "h"})
+        client(server).update(KINDS["EventHandler"], [{"name": "h"}])
     assert server.log == ["PUT /api/event"] * 5
     assert failure.value.ambiguous
     assert failure.value.problem.message == (
@@ -226,7 +227,7 @@ def test_an_update_that_got_through_once_is_ambiguous_even_if_the_last_attempt_w
 ):
     server = Server(PUT_api_metadata_taskdefs=[lost, refused])
     with pytest.raises(ServerError) as failure:
-        client(server).update_taskdef({"name": "t"})
+        client(server).update(KINDS["TaskDef"], [{"name": "t"}])
     assert failure.value.ambiguous
     assert "ConnectError" in failure.value.problem.message  # the last failure is named
 
@@ -377,27 +378,27 @@ def test_an_event_handler_create_is_read_back_from_the_list() -> None:
         | {"active": True, "actions": [{"action": "start_workflow", "expandInlineJSON": False}]},
     ]
     server = Server(POST_api_event=[lost], GET_api_event=[answer(200, live)])
-    client(server).create_event_handler(handler)
+    client(server).create(KINDS["EventHandler"], [handler])
     assert server.log == ["POST /api/event", "GET /api/event"]
 
 
 def test_a_delete_answered_404_after_a_lost_attempt_is_done() -> None:
     server = Server(DELETE_api_metadata_taskdefs_t=[lost, answer(404, {"message": "no such"})])
-    client(server).delete_taskdef("t")
+    client(server).delete(KINDS["TaskDef"], "t", None)
     assert server.log == ["DELETE /api/metadata/taskdefs/t"] * 2
     first = Server(DELETE_api_metadata_taskdefs_t=[answer(404, {"message": "no such"})])
     with pytest.raises(ServerError, match="-> 404: no such"):
-        client(first).delete_taskdef("t")
+        client(first).delete(KINDS["TaskDef"], "t", None)
 
 
 def test_conductor_oss_500s_that_mean_conflict_or_missing_are_read_as_409_and_404() -> None:
     """conductor-oss answers 500 where 3.15 says 409 or 404 (docs/servers.md): by its message."""
     gone = answer(500, {"status": 500, "message": "No such task definition"})
     server = Server(DELETE_api_metadata_taskdefs_t=[lost, gone])
-    client(server).delete_taskdef("t")  # the lost first attempt deleted it
+    client(server).delete(KINDS["TaskDef"], "t", None)  # the lost first attempt deleted it
     assert server.log == ["DELETE /api/metadata/taskdefs/t"] * 2
     with pytest.raises(ServerError, match="-> 500: No such task definition") as missing:
-        client(Server(DELETE_api_metadata_taskdefs_t=[gone])).delete_taskdef("t")
+        client(Server(DELETE_api_metadata_taskdefs_t=[gone])).delete(KINDS["TaskDef"], "t", None)
     assert missing.value.status == 404
     assert (
         missing.value.problem.hint
@@ -405,11 +406,11 @@ def test_conductor_oss_500s_that_mean_conflict_or_missing_are_read_as_409_and_40
     )
     exists = answer(500, {"status": 500, "message": "EventHandler with name h already exists!"})
     with pytest.raises(ServerError, match="-> 500: EventHandler with name h already") as taken:
-        client(Server(POST_api_event=[exists])).create_event_handler({"name": "h"})
+        client(Server(POST_api_event=[exists])).create(KINDS["EventHandler"], [{"name": "h"}])
     assert taken.value.status == 409
     broken = answer(500, {"status": 500, "message": "JSON parse error: Unrecognized token"})
     with pytest.raises(ServerError) as other:
-        client(Server(POST_api_event=[broken])).create_event_handler({"name": "h"})
+        client(Server(POST_api_event=[broken])).create(KINDS["EventHandler"], [{"name": "h"}])
     assert other.value.status == 500
 
 

@@ -21,6 +21,7 @@ from helpers import prefixed_example, run_cli
 from metasync.conductor import client as client_module
 from metasync.conductor.client import ConductorClient
 from metasync.errors import ServerError
+from metasync.model.kinds import KINDS
 
 pytestmark = pytest.mark.server
 
@@ -134,7 +135,7 @@ def test_an_event_handler_create_whose_answer_was_lost_is_found_in_the_list(
         FaultProxy(conductor.url, first={f"POST {EVENTS}": ["lose"]}) as proxy,
         through(proxy) as client,
     ):
-        client.create_event_handler(handler)
+        client.create(KINDS["EventHandler"], [handler])
     assert proxy.seen("POST", EVENTS) == ["lose"]
     assert proxy.seen("GET", EVENTS) == ["pass"]
     assert [h["name"] for h in api.get("/event").json()].count(f"{prefix}h") == 1
@@ -151,7 +152,7 @@ def test_a_delete_whose_answer_was_lost_is_done_on_both_flavours(
         FaultProxy(conductor.url, first={f"DELETE {TASKDEFS}/{name}": ["lose"]}) as proxy,
         through(proxy) as client,
     ):
-        client.delete_taskdef(name)
+        client.delete(KINDS["TaskDef"], name, None)
     assert proxy.seen("DELETE", f"{TASKDEFS}/{name}") == ["lose", "pass"]
     assert api.get(f"/metadata/taskdefs/{name}").status_code == 404
 
@@ -178,7 +179,7 @@ def test_an_update_that_never_gets_an_answer_is_tried_five_times_then_maybe_done
         through(proxy) as client,
         pytest.raises(ServerError) as failure,
     ):
-        client.update_taskdef(spec)
+        client.update(KINDS["TaskDef"], [spec])
     assert proxy.seen("PUT", TASKDEFS) == ["close"] * 5
     assert failure.value.ambiguous  # from where metasync stands, each one may have been carried out
     assert failure.value.problem.message == (
@@ -205,7 +206,7 @@ def test_an_update_refused_at_connect_is_tried_five_times_and_known_not_done() -
         ) as client,
         pytest.raises(ServerError) as failure,
     ):
-        client.update_event_handler({"name": "h"})
+        client.update(KINDS["EventHandler"], [{"name": "h"}])
     assert attempts == ["PUT /api/event"] * 5
     assert not failure.value.ambiguous
     assert re.fullmatch(

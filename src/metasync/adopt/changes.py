@@ -15,6 +15,7 @@ from typing import Any
 from metasync.adopt.export import minimal
 from metasync.conductor.normalize import Flavour
 from metasync.model.fingerprint import canonical_json
+from metasync.model.kinds import KINDS
 from metasync.model.tasks import TASK_LISTS, Placed, index_tasks
 
 
@@ -52,7 +53,7 @@ def edits(kind: str, desired: Mapping[str, Any], live: Mapping[str, Any],
     """What turns ``desired`` (a manifest, variables resolved) into ``live``; raises Unsaid for
     what edits cannot say (a different task order)."""
     want, have = minimal(kind, live, flavour), minimal(kind, desired, flavour)
-    if kind != "WorkflowDef":
+    if not KINDS[kind].keyed_tasks:
         return list(_fields(None, have, want, ()))
     found: list[Change] = list(_fields(None, _own(have, "tasks"), _own(want, "tasks"), ()))
     old, new = index_tasks(have.get("tasks") or []), index_tasks(want.get("tasks") or [])

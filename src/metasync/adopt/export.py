@@ -22,7 +22,6 @@ from metasync.model.kinds import KINDS
 from metasync.plan.select import Selector, selected
 
 API_VERSION = "metasync/v1"
-FOLDERS = {"TaskDef": "taskdefs", "WorkflowDef": "workflows", "EventHandler": "event-handlers"}
 
 
 @dataclass
@@ -92,10 +91,10 @@ def file_names(keys: Sequence[Key]) -> dict[tuple[str, str], str]:
         if (kind, name) in names:
             continue
         stem = file_stem(name)
-        path, n = f"manifests/{FOLDERS[kind]}/{stem}.yaml", 1
+        path, n = f"manifests/{KINDS[kind].folder}/{stem}.yaml", 1
         while path.lower() in taken:  # case-insensitive file systems too
             n += 1
-            path = f"manifests/{FOLDERS[kind]}/{stem}-{n}.yaml"
+            path = f"manifests/{KINDS[kind].folder}/{stem}-{n}.yaml"
         taken.add(path.lower())
         names[kind, name] = path
     return names

@@ -127,7 +127,7 @@ def _common(kind: str, found: Sequence[dict[str, Any]], as_vars: bool, names: _V
     """The part of ``found`` (one spec per environment) they all share, and each environment's
     variables (with ``as_vars``)."""
     shared = _Shared(as_vars, names, [{} for _ in found])
-    common = _common_map(found, shared, key[1], tasks=kind == "WorkflowDef")
+    common = _common_map(found, shared, key[1], tasks=KINDS[kind].keyed_tasks)
     return common, shared.values
 
 
@@ -216,7 +216,7 @@ def overlay(kind: str, base: Mapping[str, Any], target: Mapping[str, Any],
                         patch=patch_for(edits(kind, base, target, flavour)), ops=[])  # fmt: skip
     except Unsaid:
         said = None
-    if said is None and kind == "WorkflowDef":  # the fields by merge, the task list whole
+    if said is None and KINDS[kind].keyed_tasks:  # the fields by merge, the task list whole
         ops = [{"op": "replace", "path": "/tasks", "value": copy.deepcopy(target.get("tasks", []))}]
         fields = patch_for(field_edits(kind, base, target, flavour))
         said = _checked(kind, base, target, flavour, patch=fields, ops=ops)

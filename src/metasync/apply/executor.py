@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from metasync.apply.steps import Step
 from metasync.conductor.client import LiveWriter
 from metasync.conductor.live import stamp
 from metasync.errors import MetasyncError, ServerError
+from metasync.model.kinds import KINDS
 from metasync.plan.model import Change, Landing, Outcome
-
-#: kinds that carry a pass-through ownerApp field, where metasync writes its mark
-MARKED_KINDS = ("TaskDef", "WorkflowDef")
-# fields an in-place update takes from the body (a workflow PUT on both flavours, a task definition
-# PUT on 3.15): echo the live ones to keep them
-_KEEP_ON_PUT = ("createTime", "createdBy")
 
 
 def execute(steps: Sequence[Step], writer: LiveWriter,
@@ -41,29 +36,24 @@ def _payload(change: Change, mark: str | None) -> dict[str, Any]:
     if change.action == "delete":
         return {}
     assert change.desired is not None, change.title
+    kind = KINDS[change.kind]
     payload = dict(change.desired)
-    if mark is not None and change.kind in MARKED_KINDS:
+    if mark is not None and kind.owned_by == "ownerApp":
         # the ownership mark (DESIGN.md section 7), with the fingerprint of what was written: a
         # live object whose fingerprint no longer matches it was edited on the server since
         payload["ownerApp"] = stamp(mark, change.desired_fingerprint)
-    if change.kind in MARKED_KINDS and change.action == "update" and change.live is not None:
-        payload |= {k: change.live[k] for k in _KEEP_ON_PUT if change.live.get(k)}
+    if change.action == "update" and change.live is not None:
+        payload |= {k: change.live[k] for k in kind.keep_on_update if change.live.get(k)}
     return payload
 
 
 def _run(step: Step, writer: LiveWriter, mark: str | None) -> None:
+    if step.action == "delete":
+        (change,) = step.changes
+        writer.delete(step.kind, change.name, change.version)
+        return
     payloads = [_payload(c, mark) for c in step.changes]
-    actions: Mapping[str, Callable[[], None]] = {
-        "create_taskdefs": lambda: writer.create_taskdefs(payloads),
-        "update_taskdef": lambda: writer.update_taskdef(payloads[0]),
-        "create_workflow": lambda: writer.create_workflow(payloads[0]),
-        "update_workflows": lambda: writer.update_workflows(payloads),
-        "create_event_handler": lambda: writer.create_event_handler(payloads[0]),
-        "update_event_handler": lambda: writer.update_event_handler(payloads[0]),
-        "delete_event_handler": lambda: writer.delete_event_handler(step.changes[0].name),
-        "delete_workflow": lambda: writer.delete_workflow(
-            step.changes[0].name, step.changes[0].version or 1
-        ),
-        "delete_taskdef": lambda: writer.delete_taskdef(step.changes[0].name),
-    }
-    actions[step.operation]()
+    if step.action == "create":
+        writer.create(step.kind, payloads)
+    else:
+        writer.update(step.kind, payloads)

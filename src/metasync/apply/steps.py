@@ -1,8 +1,10 @@
 """A plan's changes as ordered write steps (DESIGN.md section 5). Pure: no I/O.
 
-Task definitions first (HTTP/JQ/Kafka tasks may take their input from them), then workflows with
-sub-workflows before their parents, then event handlers. Writes are batched where the server takes
-lists: new task definitions in one POST, changed workflows in one PUT.
+Kinds in their apply order (model/kinds/: task definitions, whose tasks workflows run, then
+workflows, then what starts them), creates and updates first, objects of a kind that call one
+another callees first (sub-workflows before their parents); then the deletes, in reverse: what
+starts workflows, callers before the workflows they call, task definitions last. Writes are
+batched where the server takes lists (the kind's endpoints say so).
 """
 
 from __future__ import annotations
@@ -10,60 +12,53 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from metasync.model.kinds import IN_ORDER, Kind
 from metasync.model.tasks import callees_first
 from metasync.plan.model import Change, Plan
 
-Operation = Literal[
-    "create_taskdefs", "update_taskdef", "create_workflow", "update_workflows",
-    "create_event_handler", "update_event_handler",
-    "delete_event_handler", "delete_workflow", "delete_taskdef",
-]  # fmt: skip
+Action = Literal["create", "update", "delete"]
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    operation: Operation
+    kind: Kind
+    action: Action
     changes: tuple[Change, ...]
 
     def describe(self) -> str:
         names = ", ".join(c.title for c in self.changes)
-        return f"{self.operation.replace('_', ' ')}: {names}"
+        return f"{self.action} {self.kind.name}: {names}"
 
 
 def steps_for(plan: Plan, force: bool = False) -> list[Step]:
     """The write steps for the plan's changes; blocked ones only with ``force``."""
     pending = [c for c in plan.pending if force or c.blocked is None]
-    by = {
-        (kind, action): [c for c in pending if c.kind == kind and c.action == action]
-        for kind in ("TaskDef", "WorkflowDef", "EventHandler")
-        for action in ("create", "update")
-    }
     steps: list[Step] = []
-    if by["TaskDef", "create"]:
-        steps.append(Step("create_taskdefs", tuple(by["TaskDef", "create"])))
-    steps += [Step("update_taskdef", (c,)) for c in by["TaskDef", "update"]]
-    workflows = callees_first(by["WorkflowDef", "create"] + by["WorkflowDef", "update"],
-                              _name, lambda c: c.desired or {})  # fmt: skip
-    batch: list[Change] = []
-    for change in workflows:
-        if change.action == "create":
-            if batch:
-                steps.append(Step("update_workflows", tuple(batch)))
-                batch = []
-            steps.append(Step("create_workflow", (change,)))
+    for kind in IN_ORDER:
+        writes = [c for c in pending if c.kind == kind.name and c.action == "create"]
+        writes += [c for c in pending if c.kind == kind.name and c.action == "update"]
+        if kind.calls_its_own:
+            writes = callees_first(writes, _name, lambda c: c.desired or {})
+        steps += _batched(kind, writes)
+    for kind in reversed(IN_ORDER):
+        deletes = [c for c in pending if c.kind == kind.name and c.action == "delete"]
+        if kind.calls_its_own:
+            deletes = list(reversed(callees_first(deletes, _name, lambda c: c.live or {})))
+        steps += [Step(kind, "delete", (c,)) for c in deletes]
+    return steps
+
+
+def _batched(kind: Kind, changes: list[Change]) -> list[Step]:
+    """One step per object, or one per run of the same action where the server takes a list."""
+    batch = {"create": kind.endpoints.create_batch, "update": kind.endpoints.update_batch}
+    steps: list[Step] = []
+    for change in changes:
+        action: Action = "create" if change.action == "create" else "update"
+        last = steps[-1] if steps else None
+        if last is not None and batch[action] and last.action == action:
+            steps[-1] = Step(kind, action, (*last.changes, change))
         else:
-            batch.append(change)
-    if batch:
-        steps.append(Step("update_workflows", tuple(batch)))
-    steps += [Step("create_event_handler", (c,)) for c in by["EventHandler", "create"]]
-    steps += [Step("update_event_handler", (c,)) for c in by["EventHandler", "update"]]
-    # deletes last, in reverse: handlers, then callers before the workflows they call, then task defs
-    deletes = [c for c in pending if c.action == "delete"]
-    steps += [Step("delete_event_handler", (c,)) for c in deletes if c.kind == "EventHandler"]
-    workflows = callees_first([c for c in deletes if c.kind == "WorkflowDef"],
-                              _name, lambda c: c.live or {})  # fmt: skip
-    steps += [Step("delete_workflow", (c,)) for c in reversed(workflows)]
-    steps += [Step("delete_taskdef", (c,)) for c in deletes if c.kind == "TaskDef"]
+            steps.append(Step(kind, action, (change,)))
     return steps
 
 

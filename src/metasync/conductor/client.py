@@ -37,6 +37,7 @@ from urllib.parse import quote
 import httpx
 
 from metasync.errors import Problem, ServerError, redact_url
+from metasync.model.kinds import KINDS, Kind
 
 Json = dict[str, Any]
 TOKEN_TTL_S = 45 * 60  # the Orkes SDKs refresh proactively after 45 minutes
@@ -69,24 +70,15 @@ class LiveReader(Protocol):
     url: str
 
     def server_version(self) -> str | None: ...
-    def taskdefs(self) -> list[Json]: ...
-    def workflows(self) -> list[Json]: ...
-    def event_handlers(self) -> list[Json]: ...
-    def validate_workflow(self, spec: Json) -> None: ...
+    def objects(self, kind: Kind) -> list[Json] | None: ...
 
 
 class LiveWriter(LiveReader, Protocol):
     """What apply may do besides reading."""
 
-    def create_taskdefs(self, specs: Sequence[Json]) -> None: ...
-    def update_taskdef(self, spec: Json) -> None: ...
-    def create_workflow(self, spec: Json) -> None: ...
-    def update_workflows(self, specs: Sequence[Json]) -> None: ...
-    def create_event_handler(self, spec: Json) -> None: ...
-    def update_event_handler(self, spec: Json) -> None: ...
-    def delete_taskdef(self, name: str) -> None: ...
-    def delete_workflow(self, name: str, version: int) -> None: ...
-    def delete_event_handler(self, name: str) -> None: ...
+    def create(self, kind: Kind, specs: Sequence[Json]) -> None: ...
+    def update(self, kind: Kind, specs: Sequence[Json]) -> None: ...
+    def delete(self, kind: Kind, name: str, version: int | None) -> None: ...
 
 
 class OrkesAuth(httpx.Auth):
@@ -208,6 +200,16 @@ class ConductorClient:
             return None
         return None
 
+    def objects(self, kind: Kind) -> list[Json] | None:
+        """Every object of ``kind`` on the server, in full; None when the server has no such kind
+        (an optional kind whose list answers 404: conductor 3.15 has no schedules)."""
+        try:
+            return self._list("GET", kind.endpoints.list)
+        except ServerError as exc:
+            if exc.status == 404 and kind.endpoints.optional:
+                return None
+            raise
+
     def taskdefs(self) -> list[Json]:
         return self._list("GET", "/metadata/taskdefs")
 
@@ -228,61 +230,82 @@ class ConductorClient:
             raise
         return found if isinstance(found, dict) else None
 
+    def validate(self, kind: Kind, spec: Json) -> None:
+        """The server's own validation of one object of ``kind`` (nothing is written)."""
+        if kind.validate is not None:
+            self._call("POST", kind.validate, body=spec, idempotent=True)
+
     def validate_workflow(self, spec: Json) -> None:
-        """The server's own bean validation of one definition (nothing is written)."""
-        self._call("POST", "/metadata/workflow/validate", body=spec)
+        self.validate(KINDS["WorkflowDef"], spec)
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def create_taskdefs(self, specs: Sequence[Json]) -> None:
-        if specs:
-            self._call("POST", "/metadata/taskdefs", body=list(specs))
+    def create(self, kind: Kind, specs: Sequence[Json]) -> None:
+        """Create ``specs`` (one request, or one each) as the kind's endpoints say."""
+        at = kind.endpoints
+        if at.create_batch:
+            if specs:
+                self._call("POST", at.create, body=list(specs), idempotent=at.create_is_upsert)
+            return
+        for spec in specs:
+            if at.create_is_upsert:
+                self._call("POST", at.create, body=spec, idempotent=True)
+            else:
+                self._create(at.create, spec, self._read_back_of(kind, spec))
 
-    def update_taskdef(self, spec: Json) -> None:
-        self._call("PUT", "/metadata/taskdefs", body=spec)
+    def update(self, kind: Kind, specs: Sequence[Json]) -> None:
+        at = kind.endpoints
+        if at.update_batch:
+            self._update_batch(at.update, specs)
+            return
+        for spec in specs:  # an update puts the whole object: safe to send twice
+            self._call(at.update_method, at.update, body=spec, idempotent=True)
 
-    def create_workflow(self, spec: Json) -> None:
-        name, version = str(spec.get("name", "")), int(spec.get("version") or 1)
+    def delete(self, kind: Kind, name: str, version: int | None) -> None:
+        self._call("DELETE", _path(kind.endpoints.delete, name, version))
+
+    def _read_back_of(self, kind: Kind, spec: Json) -> _ReadBack:
+        """How to tell whether a create of ``spec`` whose answer was lost was carried out."""
+        name = str(spec.get("name", ""))
+        version = int(spec.get("version") or 1) if kind.versioned else None
+        what = f"{kind.name} {name}" + (f" v{version}" if version is not None else "")
+        get = kind.endpoints.get
 
         def read() -> Json | None:
-            path = f"/metadata/workflow/{_segment(name)}"
-            response = self._send("GET", path, params={"version": version}).response
-            return None if response.status_code == 404 else self._object(response)
+            if get is None:  # no get-by-name (event handlers, reference §1.3): list them all
+                listed = self._list("GET", kind.endpoints.list)
+                return next((o for o in listed if o.get("name") == name), None)
+            params = {"version": version} if version is not None else None
+            response = self._send("GET", _path(get, name, version), params=params).response
+            return None if _status(response) == 404 else self._object(response)
 
-        self._create("/metadata/workflow", spec, _ReadBack(f"WorkflowDef {name} v{version}", read))
+        return _ReadBack(what, read)
+
+    def create_taskdefs(self, specs: Sequence[Json]) -> None:
+        self.create(KINDS["TaskDef"], specs)
+
+    def create_workflow(self, spec: Json) -> None:
+        self.create(KINDS["WorkflowDef"], [spec])
 
     def update_workflows(self, specs: Sequence[Json]) -> None:
+        self.update(KINDS["WorkflowDef"], specs)
+
+    def delete_workflow(self, name: str, version: int) -> None:
+        self.delete(KINDS["WorkflowDef"], name, version)
+
+    def _update_batch(self, path: str, specs: Sequence[Json]) -> None:
+        """One PUT of a list; the server may store some and not others (``bulkErrorResults``)."""
         if not specs:
             return
-        response = self._call("PUT", "/metadata/workflow", body=list(specs))
+        response = self._call("PUT", path, body=list(specs))
         errors = _json(response).get("bulkErrorResults") or {}
         if errors:
             raise ServerError(
-                f"PUT /api/metadata/workflow: the server stored some definitions but not "
+                f"PUT /api{path}: the server stored some definitions but not "
                 f"{', '.join(sorted(errors))}",
                 details=[Problem(f"{name}: {message}") for name, message in sorted(errors.items())],
                 hint="Plan again to see what landed.",
             )
-
-    def create_event_handler(self, spec: Json) -> None:
-        name = str(spec.get("name", ""))
-
-        def read() -> Json | None:  # there is no get-by-name (reference §1.3): list them all
-            return next((h for h in self._list("GET", "/event") if h.get("name") == name), None)
-
-        self._create("/event", spec, _ReadBack(f"EventHandler {name}", read))
-
-    def update_event_handler(self, spec: Json) -> None:
-        self._call("PUT", "/event", body=spec)
-
-    def delete_taskdef(self, name: str) -> None:
-        self._call("DELETE", f"/metadata/taskdefs/{_segment(name)}")
-
-    def delete_workflow(self, name: str, version: int) -> None:
-        self._call("DELETE", f"/metadata/workflow/{_segment(name)}/{version}")
-
-    def delete_event_handler(self, name: str) -> None:
-        self._call("DELETE", f"/event/{_segment(name)}")
 
     # -- executions -----------------------------------------------------------------------------
 
@@ -340,9 +363,10 @@ class ConductorClient:
             )
         return data
 
-    def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+    def _call(self, method: str, path: str, body: Any = None, *,
+              idempotent: bool | None = None) -> httpx.Response:  # fmt: skip
         """One request, retried when that is safe; an answer of 400 or more is an error."""
-        sent = self._send(method, path, body)
+        sent = self._send(method, path, body, idempotent=idempotent)
         response = sent.response
         if method == "DELETE" and _status(response) == 404 and sent.maybe_done:
             return response  # an earlier attempt whose answer was lost deleted it
@@ -351,7 +375,13 @@ class ConductorClient:
         return response
 
     def _send(
-        self, method: str, path: str, body: Any = None, *, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, Any] | None = None,
+        idempotent: bool | None = None,
     ) -> _Sent:
         """The first answer that is not transient, within ``retry_attempts`` attempts.
 
@@ -359,8 +389,9 @@ class ConductorClient:
         is harmless (the module docstring says when).
         """
         request = f"{method} /api{path}"
-        writes = method != "GET" and path != "/metadata/workflow/validate"
-        idempotent = method in ("GET", "PUT", "DELETE") or path in _IDEMPOTENT_POSTS
+        writes = method != "GET" and not path.endswith("/validate")
+        if idempotent is None:
+            idempotent = method in ("GET", "PUT", "DELETE") or path in _IDEMPOTENT_POSTS
         maybe_done = False  # an attempt may have been carried out without our knowing
         attempt = 0
         while True:
@@ -639,6 +670,11 @@ def _refusal(request: str, response: httpx.Response) -> ServerError:
     return ServerError(
         f"{request} -> {response.status_code}: {message}", status=status, details=details, hint=hint
     )
+
+
+def _path(template: str, name: str, version: int | None) -> str:
+    """A kind's endpoint with ``{name}`` (one path segment) and ``{version}`` filled in."""
+    return template.format(name=_segment(name), version=version if version is not None else 1)
 
 
 def _segment(value: str) -> str:

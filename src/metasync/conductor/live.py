@@ -11,6 +11,7 @@ from typing import Any
 from metasync.conductor.client import LiveReader
 from metasync.conductor.normalize import Flavour, flavour_of
 from metasync.errors import ServerError
+from metasync.model.kinds import IN_ORDER, KINDS
 
 Key = tuple[str, str, int | None]
 #: workflow definitions metasync keeps for itself, never planned, listed or pruned: apply locks,
@@ -37,14 +38,16 @@ class LiveState:
     objects: Mapping[Key, Mapping[str, Any]]
     #: metasync's own definitions (locks, ledgers) by name, newest version
     internal: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    _ledgers: dict[str, dict[str, str | None]] = field(
+    #: the kinds this server does not have (conductor 3.15: no schedules)
+    missing: tuple[str, ...] = ()
+    _ledgers: dict[str, dict[str, dict[str, str | None]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def owned_handlers(self, mark: str) -> dict[str, str | None]:
-        """The event handlers the project of ``mark`` wrote, with the fingerprint written, as its
-        ledger records them."""
-        if mark not in self._ledgers:  # asked once per event handler: read the ledger once
+    def ledger(self, mark: str) -> dict[str, dict[str, str | None]]:
+        """What the project of ``mark`` wrote of the kinds with no field for an owner (event
+        handlers, schedules), as its ledger records them: ledger key -> name -> fingerprint."""
+        if mark not in self._ledgers:  # asked once per object: read the ledger once
             ledger = self.internal.get(ledger_name(mark)) or self.internal.get(
                 "metasync_ledger." + mark.removeprefix("metasync/")
             )
@@ -55,8 +58,9 @@ class LiveState:
         """Did the project of ``mark`` write this object (and nobody overwrote its mark)?"""
         if mark is None or key not in self.objects:
             return False
-        if key[0] == "EventHandler":
-            return key[1] in self.owned_handlers(mark)
+        kind = KINDS[key[0]]
+        if kind.owned_by == "ledger":
+            return key[1] in self.ledger(mark).get(kind.ledger_key, {})
         owner = str(self.objects[key].get("ownerApp") or "")
         return owner == mark or owner.startswith(f"{mark}@")
 
@@ -64,8 +68,9 @@ class LiveState:
         """The fingerprint of what the project of ``mark`` last wrote to this object, if known."""
         if not self.owned(key, mark) or mark is None:
             return None
-        if key[0] == "EventHandler":
-            return self.owned_handlers(mark).get(key[1])
+        kind = KINDS[key[0]]
+        if kind.owned_by == "ledger":
+            return self.ledger(mark)[kind.ledger_key].get(key[1])
         owner = str(self.objects[key].get("ownerApp") or "")
         return owner.partition("@")[2] or None
 
@@ -79,25 +84,28 @@ def ledger_name(mark: str) -> str:
     return internal_name(LEDGER_PREFIX, mark.removeprefix("metasync/"))
 
 
-def read_ledger(spec: Mapping[str, Any]) -> dict[str, str | None]:
-    """Handler name -> fingerprint written (None when not recorded)."""
+def read_ledger(spec: Mapping[str, Any]) -> dict[str, dict[str, str | None]]:
+    """Ledger key (``eventHandlers``, ...) -> name -> fingerprint written (None: not recorded)."""
     try:
-        handlers = json.loads(str(spec.get("description") or "{}")).get("eventHandlers", {})
-    except (ValueError, AttributeError):
+        content = json.loads(str(spec.get("description") or "{}"))
+    except ValueError:
         return {}
-    if isinstance(handlers, list):  # the first ledgers listed names only
-        return {str(name): None for name in handlers}
-    if isinstance(handlers, dict):
-        return {str(name): (str(fp) if fp else None) for name, fp in handlers.items()}
-    return {}
+    found: dict[str, dict[str, str | None]] = {}
+    for key, entries in content.items() if isinstance(content, dict) else ():
+        if isinstance(entries, list):  # the first ledgers listed names only
+            found[str(key)] = {str(name): None for name in entries}
+        elif isinstance(entries, dict):
+            found[str(key)] = {str(n): (str(fp) if fp else None) for n, fp in entries.items()}
+    return found
 
 
-def ledger_spec(mark: str, handlers: Mapping[str, str | None]) -> dict[str, Any]:
+def ledger_spec(mark: str, entries: Mapping[str, Mapping[str, str | None]]) -> dict[str, Any]:
     """The ledger as a workflow definition (3.15 wants tasks and an ownerEmail)."""
+    content = {key: dict(sorted(names.items())) for key, names in sorted(entries.items())}
     return {
         "name": ledger_name(mark),
         "version": 1,
-        "description": json.dumps({"eventHandlers": dict(sorted(handlers.items()))}),
+        "description": json.dumps(content),
         "tasks": [{"name": "metasync_ledger", "taskReferenceName": "ledger", "type": "WAIT"}],
         "schemaVersion": 2,
         "ownerEmail": "metasync@example.com",
@@ -106,21 +114,27 @@ def ledger_spec(mark: str, handlers: Mapping[str, str | None]) -> dict[str, Any]
 
 
 def read_live(reader: LiveReader) -> LiveState:
+    """Every object of every kind the server has (one request per kind); metasync's own
+    definitions (locks, ledgers) apart. A kind the server does not have is in ``missing``."""
     version = reader.server_version()
     objects: dict[Key, Mapping[str, Any]] = {}
-    for spec in _objects(reader.taskdefs(), "GET /api/metadata/taskdefs", reader.url):
-        objects[("TaskDef", spec["name"], None)] = spec
     internal: dict[str, Mapping[str, Any]] = {}
-    for spec in _objects(reader.workflows(), "GET /api/metadata/workflow", reader.url, True):
-        name = spec["name"]
-        if name.startswith((LOCK_PREFIX, LEDGER_PREFIX, *_LEGACY_PREFIXES)):
-            if spec.get("version", 1) >= internal.get(name, {}).get("version", 0):
-                internal[name] = spec
+    missing: list[str] = []
+    for kind in IN_ORDER:
+        listed = reader.objects(kind)
+        if listed is None:
+            missing.append(kind.name)
             continue
-        objects[("WorkflowDef", name, spec.get("version", 1))] = spec
-    for spec in _objects(reader.event_handlers(), "GET /api/event", reader.url):
-        objects[("EventHandler", spec["name"], None)] = spec
-    return LiveState(reader.url, version, flavour_of(version), objects, internal)
+        request = f"GET /api{kind.endpoints.list}"
+        for spec in _objects(listed, request, reader.url, kind.versioned):
+            name = spec["name"]
+            if name.startswith((LOCK_PREFIX, LEDGER_PREFIX, *_LEGACY_PREFIXES)):
+                if spec.get("version", 1) >= internal.get(name, {}).get("version", 0):
+                    internal[name] = spec
+                continue
+            version_of = spec.get("version", 1) if kind.versioned else None
+            objects[(kind.name, name, version_of)] = spec
+    return LiveState(reader.url, version, flavour_of(version), objects, internal, tuple(missing))
 
 
 def _objects(items: list[Any], request: str, server: str,

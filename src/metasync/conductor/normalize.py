@@ -15,107 +15,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from metasync.model.conductor import (
-    Action,
-    CacheConfig,
-    ConductorModel,
-    EventHandler,
-    RateLimitConfig,
-    SchemaDef,
-    StartWorkflow,
-    SubWorkflowParams,
-    TaskDef,
-    TaskDetails,
-    WorkflowDef,
-    WorkflowTask,
-)
+from metasync.model.conductor import ConductorModel, SubWorkflowParams, WorkflowTask
 from metasync.model.flavour import Flavour, flavour_of
+from metasync.model.kinds import DEFAULTS, FREE_FORM, KINDS, NESTED
 
 __all__ = ["Flavour", "flavour_of"]  # re-exported: the flavour is the model's (model/flavour.py)
 
-# defaults the server fills in (§2.2-2.5); OSS-only fields are added for the oss flavour
-_DEFAULTS: dict[type[ConductorModel], dict[str, Any]] = {
-    TaskDef: {
-        "retryCount": 3,
-        "timeoutSeconds": 0,
-        "timeoutPolicy": "TIME_OUT_WF",
-        "retryLogic": "FIXED",
-        "retryDelaySeconds": 60,
-        "responseTimeoutSeconds": 3600,
-        "rateLimitPerFrequency": 0,
-        "rateLimitFrequencyInSeconds": 1,
-        "backoffScaleFactor": 1,
-        # oss
-        "maxRetryDelaySeconds": 0,
-        "backoffJitterMs": 0,
-        "totalTimeoutSeconds": 0,
-        "taskStatusListenerEnabled": True,
-        "enforceSchema": False,
-    },
-    WorkflowDef: {
-        "version": 1,
-        "schemaVersion": 2,
-        "restartable": True,
-        "workflowStatusListenerEnabled": False,
-        "timeoutPolicy": "ALERT_ONLY",
-        "timeoutSeconds": 0,
-        # oss
-        "enforceSchema": True,
-    },
-    WorkflowTask: {
-        "type": "SIMPLE",
-        "startDelay": 0,
-        "optional": False,
-        "asyncComplete": False,
-        # oss
-        "permissive": False,
-    },
-    EventHandler: {"active": False},
-    Action: {"expandInlineJSON": False},
-    # oss: the server fills these inside the nested objects it knows
-    SchemaDef: {"version": 1},
-    RateLimitConfig: {"concurrentExecLimit": 0, "policy": "QUEUE"},
-    CacheConfig: {"ttlInSecond": 0},
-}
+# the defaults the server fills in, the fields holding nested models and the free-form ones are
+# each kind's (model/kinds/); fields only conductor-oss knows are filled for that flavour only
+_DEFAULTS = DEFAULTS
+_FREE_FORM = FREE_FORM
+_NESTED = NESTED
 
-# fields whose value is data, not structure: compared as they are
-_FREE_FORM = frozenset({
-    "inputParameters", "outputParameters", "variables", "inputTemplate", "input", "output",
-    "taskToDomain", "metadata", "data", "inputMessage", "outputMessage",
-    "priority", "terminate_workflow", "update_workflow_variables", "start_agent",
-})  # fmt: skip
-
-# nested models, by the field that holds them (lists and maps of them included)
-_NESTED: dict[str, type[ConductorModel]] = {
-    "tasks": WorkflowTask,
-    "decisionCases": WorkflowTask,
-    "defaultCase": WorkflowTask,
-    "forkTasks": WorkflowTask,
-    "loopOver": WorkflowTask,
-    "subWorkflowParam": SubWorkflowParams,
-    # an inline sub-workflow: a whole definition, normalised as one (a string is an expression)
-    "workflowDefinition": WorkflowDef,
-    "taskDefinition": TaskDef,
-    "inputSchema": SchemaDef,
-    "outputSchema": SchemaDef,
-    "rateLimitConfig": RateLimitConfig,
-    "cacheConfig": CacheConfig,
-    "actions": Action,
-    "start_workflow": StartWorkflow,
-    "complete_task": TaskDetails,
-    "fail_task": TaskDetails,
-}
-
-# written by the server (or by metasync as its mark): never part of a comparison
+# written by the server (or by metasync as its mark) in any model: never part of a comparison
 SERVER_MANAGED = frozenset(
     {"createTime", "updateTime", "createdBy", "updatedBy", "ownerApp", "accessPolicy"}
 )
-
-KIND_MODELS: dict[str, type[ConductorModel]] = {
-    "TaskDef": TaskDef,
-    "WorkflowDef": WorkflowDef,
-    "EventHandler": EventHandler,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +50,7 @@ def normalize(kind: str, spec: Mapping[str, Any], flavour: Flavour,
     ``fill=False`` (for showing what is created): only what differs from the defaults.
     """
     ctx = _Context(flavour, unknown if unknown is not None else [], fill)
-    return _model(KIND_MODELS[kind], spec, ctx, ())
+    return _model(KINDS[kind].model, spec, ctx, ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +71,12 @@ def _model(model: type[ConductorModel], data: Mapping[str, Any], ctx: _Context,
     for key, value in data.items():
         # a field no flavour's model has is dropped by the server (unknown properties are
         # ignored): never part of a comparison (validate warns about it in a manifest)
-        if key in SERVER_MANAGED or value is None or key not in fields:
+        if (
+            key in SERVER_MANAGED
+            or key in model.SERVER_MANAGED
+            or value is None
+            or key not in fields
+        ):
             continue
         if not ctx.knows(model, key):
             ctx.unknown.append(Unknown(path, key))
@@ -203,7 +123,7 @@ def _value(nested: type[ConductorModel] | None, value: Any, ctx: _Context,
 def ordered(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """``spec`` with the keys of each model in the model's order (name, description, version, ...,
     tasks), free-form maps as they are: how an exported manifest reads."""
-    return _ordered(KIND_MODELS[kind], spec)
+    return _ordered(KINDS[kind].model, spec)
 
 
 def _ordered(model: type[ConductorModel], data: Mapping[str, Any]) -> dict[str, Any]:

@@ -160,7 +160,7 @@ def _target(data: Any, fail: Any) -> tuple[str, str, int | None] | None:
                  "An overlay's metadata has name (and version, for one workflow version).")  # fmt: skip
             ok = False
     version = metadata.get("version")
-    if version is not None and (not isinstance(version, int) or kind != "WorkflowDef"):
+    if version is not None and (not isinstance(version, int) or not KINDS[kind].versioned):
         fail("metadata.version must be an integer, and only workflows have versions",
              ("metadata", "version"))  # fmt: skip
         ok = False
@@ -245,7 +245,7 @@ def _patch_one(resource: Resource, data: Mapping[str, Any], locator: DocumentLoc
 
 def merge_resource(kind: str, spec: dict[str, Any], patch: Mapping[str, Any]) -> None:
     """Merge ``patch`` into ``spec`` in place (raises OverlayError with the patch's raw path)."""
-    if kind == "WorkflowDef" and "tasks" in patch:
+    if KINDS[kind].keyed_tasks and "tasks" in patch:
         rest = {k: v for k, v in patch.items() if k != "tasks"}
         _merge_map(spec, rest, ("patch",))
         if patch["tasks"] is None:

@@ -21,6 +21,7 @@ from metasync.errors import (
 from metasync.manifests.gitref import (
     head_commit,
 )
+from metasync.model.kinds import KINDS
 from metasync.model.resource import Resource
 from metasync.operations.plan import Planned, _mask_problem
 from metasync.plan.model import Change, Outcome
@@ -66,7 +67,7 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
             )
             for o in execute(steps, client, on_step, mark)
         ]
-        ledger = _record_handlers(project, client, planned.live, outcomes)
+        ledger = _record_ledger(project, client, planned.live, outcomes)
         try:
             live = read_live(client)
         except ServerError as exc:
@@ -92,27 +93,32 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
     return Applied((*settled, *held), drifted, backup=backup, ledger_failed=ledger)
 
 
-def _record_handlers(project: Project, client: ConductorClient, live: LiveState,
-                     outcomes: Sequence[Outcome]) -> Problem | None:  # fmt: skip
-    """Keep the ledger of the event handlers this project wrote (what prune may delete)."""
-    before = live.owned_handlers(project.mark)
-    after = dict(before)
+def _record_ledger(project: Project, client: ConductorClient, live: LiveState,
+                   outcomes: Sequence[Outcome]) -> Problem | None:  # fmt: skip
+    """Keep the ledger of what this project wrote of the kinds with no field for an owner (event
+    handlers, schedules): what prune may delete."""
+    before = live.ledger(project.mark)
+    after = {key: dict(names) for key, names in before.items()}
     for o in outcomes:
-        if o.change.kind != "EventHandler" or o.status == "not landed":
+        kind = KINDS[o.change.kind]
+        if kind.owned_by != "ledger" or o.status == "not landed":
             continue
+        names = after.setdefault(kind.ledger_key, {})
         if o.change.action == "delete":
-            after.pop(o.change.name, None)
+            names.pop(o.change.name, None)
         else:
-            after[o.change.name] = o.change.desired_fingerprint
+            names[o.change.name] = o.change.desired_fingerprint
     if after == before:
         return None
     try:
         client.update_workflows([ledger_spec(project.mark, after)])
     except ServerError as exc:
+        kinds = " and ".join(k.name for k in KINDS.values() if k.owned_by == "ledger")
         return Problem(
-            f"the ledger of event handlers ({ledger_name(project.mark)}) was not updated: "
-            f"{exc.problem.message}",
-            hint="Apply again: until then prune does not know these handlers are metasync's.",
+            f"the ledger of what this project wrote ({ledger_name(project.mark)}) was not "
+            f"updated: {exc.problem.message}",
+            hint=f"Apply again: until then prune does not know which {kinds} objects are "
+            "metasync's.",
             severity="warning",
         )
     return None

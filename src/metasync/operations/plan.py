@@ -19,6 +19,7 @@ from metasync.manifests.environment import (
     load_environment,
 )
 from metasync.manifests.secrets import Secrets, used_secrets
+from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.model import Change, Plan
@@ -70,14 +71,15 @@ def _running(plan: Plan, client: ConductorClient) -> Plan:
     """The plan with the running executions of each workflow version it deletes or updates in
     place (a delete blocked, an update noted). A count that fails (the server kept failing for
     that one name) blocks that name's deletes only: the rest of the plan goes on."""
-    touched: dict[str, set[int]] = {}
+    touched: dict[tuple[str, str], set[int]] = {}
     for change in plan.pending:
-        if change.kind == "WorkflowDef" and change.action in ("delete", "update"):
-            touched.setdefault(change.name, set()).add(change.version or 1)
+        if KINDS[change.kind].executions and change.action in ("delete", "update"):
+            touched.setdefault((change.kind, change.name), set()).add(change.version or 1)
 
-    def count(item: tuple[str, set[int]]) -> dict[int, list[str]] | ServerError:
+    def count(item: tuple[tuple[str, str], set[int]]) -> dict[int, list[str]] | ServerError:
+        (_, name), versions = item
         try:
-            return client.running_executions(*item)
+            return client.running_executions(name, versions)
         except ServerError as exc:
             return exc
 
@@ -85,17 +87,17 @@ def _running(plan: Plan, client: ConductorClient) -> Plan:
     failed: dict[tuple[str, str, int | None], str] = {}
     with ThreadPoolExecutor(max_workers=8) as pool:  # one request per name: let them overlap
         names = sorted(touched.items())
-        for (name, versions), answer in zip(names, pool.map(count, names), strict=True):
+        for ((kind, name), versions), answer in zip(names, pool.map(count, names), strict=True):
             if isinstance(answer, ServerError):
                 for version in versions:
-                    failed[("WorkflowDef", name, version)] = (
+                    failed[(kind, name, version)] = (
                         f"its running executions could not be counted ({answer.problem.message}): "
                         "not deleted this run"
                     )
                 continue
             for version, ids in answer.items():
                 if ids:
-                    found[("WorkflowDef", name, version)] = ids
+                    found[(kind, name, version)] = ids
     plan = with_running(plan, found)
     return hold_back(plan, failed, actions=("delete",))
 
@@ -112,11 +114,11 @@ def _server_checks(
     # by name too: under policy new-version a change carries the version it will be written as
     by_name = {(r.kind, r.name): r for r in resources}
     by_key = {r.key: r for r in resources}
-    changes = [c for c in plan.pending if c.kind == "WorkflowDef" and c.desired is not None]
+    changes = [c for c in plan.pending if KINDS[c.kind].validate and c.desired is not None]
 
     def check(change: Change) -> ServerError | None:
         try:
-            client.validate_workflow(dict(change.desired or {}))
+            client.validate(KINDS[change.kind], dict(change.desired or {}))
         except ServerError as exc:
             return exc
         return None

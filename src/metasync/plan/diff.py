@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from metasync.model.kinds import KINDS
 from metasync.model.tasks import TASK_LISTS
 from metasync.plan.model import FieldChange
 
@@ -20,7 +21,7 @@ _MISSING: Any = object()
 
 
 def diff(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
-    if kind == "WorkflowDef":
+    if KINDS[kind].keyed_tasks:
         return _workflow(before, after)
     return _values(before, after, "")
 

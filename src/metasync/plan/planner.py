@@ -115,10 +115,10 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
 
 
 def _same(flavour: Flavour, secrets: Secrets | None) -> Same:
-    def same(spec: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    def same(kind: str, spec: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
         resolved = secrets.resolve(spec) if secrets is not None else spec
-        wanted = normalize("WorkflowDef", resolved, flavour)
-        return fingerprint(wanted) == fingerprint(normalize("WorkflowDef", current, flavour))
+        wanted = normalize(kind, resolved, flavour)
+        return fingerprint(wanted) == fingerprint(normalize(kind, current, flavour))
 
     return same
 

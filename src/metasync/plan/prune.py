@@ -2,10 +2,10 @@
 
 Only objects carrying this project's ownership mark are candidates (the planner decides that).
 A candidate is planned as a delete, but *blocked* (apply skips it unless --force, and says why)
-when a ``policy.protect`` glob matches it, or when something that stays on the server still uses
-it: a workflow's SUB_WORKFLOW task or failureWorkflow, an event handler's start_workflow action,
-a task that runs a task definition. Running executions are looked up by the caller (they need the
-server) and added with ``with_running``.
+when a ``policy.protect`` glob matches it, or when something that stays on the server still names
+it (each kind says what its objects name, model/kinds/: a workflow its tasks' definitions, its
+sub-workflows and failure workflow; an event handler the workflows it starts). Running executions
+are looked up by the caller (they need the server) and added with ``with_running``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from metasync.conductor.live import LiveState
 from metasync.conductor.normalize import normalize
 from metasync.manifests.environment import Policy
 from metasync.model.fingerprint import fingerprint
+from metasync.model.kinds import KINDS
 from metasync.model.resource import Resource
-from metasync.model.tasks import walk_tasks
 from metasync.plan.model import Change, Plan
 
 Key = tuple[str, str, int | None]
@@ -43,16 +43,16 @@ def prune_changes(candidates: Sequence[Key], live: LiveState, desired: Sequence[
     version without the task frees the task definition the same rollback deletes)."""
     leaving = set(candidates)
     rewritten = {r.key for r in desired}
-    staying: list[tuple[str, Mapping[str, Any]]] = [
-        (f"{kind} {name}" + (f" v{version}" if version is not None else ""), spec)
+    staying: list[tuple[str, str, Mapping[str, Any]]] = [
+        (kind, f"{kind} {name}" + (f" v{version}" if version is not None else ""), spec)
         for (kind, name, version), spec in live.objects.items()
         if (kind, name, version) not in leaving and (kind, name, version) not in rewritten
     ]
-    staying += [(f"{r.title} (in git)", r.spec) for r in desired]
-    remaining_versions: dict[str, set[int]] = {}
+    staying += [(r.kind, f"{r.title} (in git)", r.spec) for r in desired]
+    remaining_versions: dict[tuple[str, str], set[int]] = {}
     for kind, name, version in [*live.objects, *(r.key for r in desired)]:
-        if kind == "WorkflowDef" and (kind, name, version) not in leaving and version is not None:
-            remaining_versions.setdefault(name, set()).add(version)
+        if (kind, name, version) not in leaving and version is not None:
+            remaining_versions.setdefault((kind, name), set()).add(version)
     changes = []
     for key in candidates:
         kind, name, version = key
@@ -118,33 +118,21 @@ def _listing(users: Sequence[str], shown: int = 3) -> str:
     return ", ".join(users[:shown]) + more
 
 
-def _users(key: Key, staying: Iterable[tuple[str, Mapping[str, Any]]],
-           remaining: Mapping[str, set[int]]) -> list[str]:  # fmt: skip
+def _users(key: Key, staying: Iterable[tuple[str, str, Mapping[str, Any]]],
+           remaining: Mapping[tuple[str, str], set[int]]) -> list[str]:  # fmt: skip
+    """What of ``staying`` names ``key`` (each kind says what its objects name): a reference
+    without a version names the newest, so it holds ``key`` only when no other version stays."""
     kind, name, version = key
     users: list[str] = []
-    for title, spec in staying:
-        if kind == "TaskDef":
-            if any(at.task.get("name") == name for at in walk_tasks(spec)):
-                users.append(title)  # the server looks task definitions up by the task's name
-        elif kind == "WorkflowDef":
-            calls = [
-                at.task.get("subWorkflowParam") or {}
-                for at in walk_tasks(spec)
-                if at.type == "SUB_WORKFLOW"
-            ]
-            calls += [
-                action.get("start_workflow") or {}
-                for action in spec.get("actions") or ()
-                if isinstance(action, Mapping) and action.get("action") == "start_workflow"
-            ]
-            if spec.get("failureWorkflow") == name and not remaining.get(name):
-                users.append(f"{title} (failureWorkflow)")
+    for user_kind, title, spec in staying:
+        for ref in KINDS[user_kind].references(spec):
+            if ref.kind != kind or ref.name != name:
                 continue
-            for call in calls:
-                if not isinstance(call, Mapping) or call.get("name") != name:
-                    continue
-                pinned = call.get("version")
-                if pinned == version or (pinned is None and not remaining.get(name)):
-                    users.append(title)
-                    break
+            if (
+                version is None
+                or ref.version == version
+                or (ref.version is None and not remaining.get((kind, name)))
+            ):
+                users.append(f"{title} ({ref.via})" if ref.via else title)
+                break
     return users

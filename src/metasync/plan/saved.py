@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from metasync.errors import MetasyncError
+from metasync.model.kinds import KINDS
 from metasync.plan.model import Change, Plan
 
 SAVED_KIND = "metasync-plan"
@@ -67,12 +68,19 @@ class SavedPlan:
 class _Change(BaseModel):
     model_config = ConfigDict(strict=True)
 
-    kind: Literal["TaskDef", "WorkflowDef", "EventHandler"]
+    kind: str
     name: str
     version: int | None
     action: Literal["create", "update", "delete", "noop"]
     liveFingerprint: str | None
     desiredFingerprint: str | None
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
+        return kind
 
 
 class _Document(BaseModel):

@@ -16,12 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from metasync.errors import Location, Problem, ValidationFailed
+from metasync.model.kinds import KINDS
 from metasync.model.resource import Resource
 from metasync.model.tasks import callees_first, walk_tasks
 
 Key = tuple[str, str, int | None]
 #: does this desired spec hold the same content as that live object (version aside)?
-Same = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
+#: (kind, desired spec, live object) -> would writing the one leave the other as it is?
+Same = Callable[[str, Mapping[str, Any], Mapping[str, Any]], bool]
 
 
 class Versions:
@@ -39,11 +41,11 @@ class Versions:
             self._choose(live, same)
 
     def _choose(self, live: Mapping[Key, Mapping[str, Any]], same: Same) -> None:
-        workflows = [r for r in self.resources if r.kind == "WorkflowDef"]
+        workflows = [r for r in self.resources if KINDS[r.kind].versioned]
         _one_version_each(workflows)
         on_server: dict[str, list[int]] = {}
         for kind, name, version in live:
-            if kind == "WorkflowDef" and version is not None:
+            if KINDS[kind].versioned and version is not None:
                 on_server.setdefault(name, []).append(version)
         targets: dict[str, int] = {}
         chosen: dict[str, Resource] = {}
@@ -56,7 +58,11 @@ class Versions:
             elif wanted > newest:
                 target = wanted
                 self.previous[(resource.kind, resource.name, target)] = (resource.kind, resource.name, newest)  # fmt: skip
-            elif same({**spec, "version": newest}, live[(resource.kind, resource.name, newest)]):
+            elif same(
+                resource.kind,
+                {**spec, "version": newest},
+                live[(resource.kind, resource.name, newest)],
+            ):
                 target = newest
             else:
                 target = newest + 1
@@ -68,7 +74,7 @@ class Versions:
                 resource.kind, resource.name, target, spec, resource.labels, resource.origin
             )
             self.history |= {(resource.kind, resource.name, v) for v in on_server.get(resource.name, ())}  # fmt: skip
-        self.resources = [chosen[r.name] if r.kind == "WorkflowDef" else r for r in self.resources]
+        self.resources = [chosen[r.name] if KINDS[r.kind].versioned else r for r in self.resources]
 
 
 def _one_version_each(workflows: Sequence[Resource]) -> None:
