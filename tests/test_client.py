@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from metasync.conductor.client import ConductorClient, _holds
+from metasync.conductor.client import ConductorClient
+from metasync.conductor.transport import _holds
 from metasync.errors import ServerError
 from metasync.model.kinds import KINDS
 

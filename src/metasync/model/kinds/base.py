@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from metasync.model.conductor import ConductorModel
 from metasync.model.flavour import FLAVOURS, Flavour
+from metasync.model.kinds.checking import Check
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +89,5 @@ class Kind:
     validate: str | None = None
     #: the flavours that have this kind
     flavours: tuple[Flavour, ...] = FLAVOURS
+    #: offline checks of one object (model/checks.py runs them with the common ones)
+    check: Check | None = None

@@ -8,6 +8,10 @@ from typing import Any
 
 from metasync.model.conductor import Action, EventHandler, StartWorkflow, TaskDetails
 from metasync.model.kinds.base import Endpoints, Kind, Reference
+from metasync.model.kinds.checking import Index, Reporter
+
+#: event handler actions only conductor-oss has (3.15 cannot read the request: 500)
+_OSS_ACTIONS = frozenset({"terminate_workflow", "update_workflow_variables", "start_agent"})
 
 
 def references(spec: Mapping[str, Any]) -> Iterator[Reference]:
@@ -20,6 +24,47 @@ def references(spec: Mapping[str, Any]) -> Iterator[Reference]:
             version = start.get("version")
             yield Reference(
                 "WorkflowDef", start["name"], version if isinstance(version, int) else None
+            )
+
+
+def check(spec: Mapping[str, Any], report: Reporter, index: Index) -> None:
+    if "active" not in spec:
+        report(
+            "warning",
+            "active is not set: Conductor registers the handler inactive",
+            ("name",),
+            "Set active: true (or active: false to say it on purpose).",
+        )
+    if not spec.get("actions"):
+        report(
+            "error",
+            "the event handler has no actions; Conductor requires at least one",
+            ("actions",),
+        )
+    for i, action in enumerate(spec.get("actions") or ()):
+        name = action["action"]
+        if name in _OSS_ACTIONS:
+            report.refused_by("3.15", f"action {name} is conductor-oss's", ("actions", i, "action"),
+                              "Conductor 3.15 knows start_workflow, complete_task and fail_task.")  # fmt: skip
+        if not action.get(name) and name in ("start_workflow", "complete_task", "fail_task"):
+            report(
+                "error",
+                f"action {name} needs its details under `{name}:`",
+                ("actions", i),
+                f"Add `{name}: {{...}}` to this action.",
+            )
+        start = action.get("start_workflow") or {}
+        target = start.get("name")
+        if (
+            name == "start_workflow"
+            and isinstance(target, str)
+            and "${" not in target
+            and target not in index.versions("WorkflowDef")
+        ):
+            report(
+                "warning",
+                f"start_workflow names {target!r}, which is not defined in this project",
+                ("actions", i, "start_workflow", "name"),
             )
 
 
@@ -52,4 +97,5 @@ KIND = Kind(
         }
     ),
     references=references,
+    check=check,
 )

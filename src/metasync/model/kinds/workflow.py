@@ -15,6 +15,7 @@ from metasync.model.conductor import (
     WorkflowTask,
 )
 from metasync.model.kinds.base import Endpoints, Kind, Reference
+from metasync.model.kinds.workflow_checks import check_workflow
 from metasync.model.tasks import walk_tasks
 
 
@@ -111,4 +112,5 @@ KIND = Kind(
     keyed_tasks=True,
     executions=True,
     validate="/metadata/workflow/validate",
+    check=check_workflow,
 )

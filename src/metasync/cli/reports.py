@@ -1,0 +1,125 @@
+"""Commands that report on servers: drift (and --adopt), status, export."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from metasync import operations as op
+from metasync.cli import _env_webhooks, _notify, _project, _select, cli
+from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR
+from metasync.errors import MetasyncError
+from metasync.notify import send as send_notifications
+from metasync.plan.select import parse_selectors
+from metasync.render.drift import write_drift_json, write_drift_markdown, write_drift_text
+from metasync.render.notification import drift_message
+from metasync.render.problems import write_problems
+from metasync.render.status import write_status_json, write_status_text
+
+
+@cli.command()
+@click.option("--env", "envs", multiple=True, metavar="ENV", help="An environment (repeatable).")
+@click.option("--all", "all_envs", is_flag=True, help="Every environment, read concurrently.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "markdown"]),
+              default="text", show_default=True)  # fmt: skip
+@_select
+@_notify
+@click.option("--adopt", is_flag=True,
+              help="Keep the live edits: rewrite the manifests (or the environment's overlays) "
+              "to match the servers, in a commit on a new branch.")  # fmt: skip
+@click.option("--branch", metavar="NAME", help="--adopt: the branch (default adopt/ENV-<commit>).")
+@click.pass_context
+def drift(ctx: click.Context, *, envs: tuple[str, ...], all_envs: bool, fmt: str,
+          select: tuple[str, ...], notify: tuple[str, ...], adopt: bool,
+          branch: str | None) -> int:  # fmt: skip
+    """Report what changed behind git's back: exit 0 in sync, 2 drift, 1 error.
+
+    Each drifted object says which side moved: live-edited (on the server since metasync wrote
+    it), not-applied (in git), missing-live, unmanaged-live.
+    """
+    if bool(envs) == all_envs:
+        raise MetasyncError(
+            "drift needs --env ENV (repeatable) or --all",
+            hint="Run `metasync drift --env prod`, or `metasync drift --all` on a schedule.",
+        )
+    project = _project(ctx)
+    reports = op.drift.drift(project, envs, parse_selectors(select))
+    writer = {"text": write_drift_text, "json": write_drift_json,
+              "markdown": write_drift_markdown}[fmt]  # fmt: skip
+    writer(sys.stdout, reports)
+    errors = [r.error for r in reports if r.error is not None]
+    write_problems(sys.stderr, errors)
+    # the command's webhooks hear about every environment; an environment's own, about it
+    warnings = send_notifications(notify, drift_message(reports))
+    for report in reports:
+        hooks = _env_webhooks(project, report.environment)
+        if hooks:
+            warnings += send_notifications(hooks, drift_message([report]))
+    write_problems(sys.stderr, warnings)
+    if errors:
+        return EXIT_USER_ERROR
+    if adopt:
+        edited = [r.environment for r in reports if any(d.type == "live-edited" for d in r.drift)]
+        adoption = (
+            op.adopt.adopt(project, edited, branch=branch, selectors=parse_selectors(select))
+            if edited
+            else None
+        )
+        if adoption is None:
+            click.echo("Nothing to adopt: no object was edited on a server.", err=True)
+        else:
+            click.echo(f"Adopted on branch {adoption.branch} (commit {adoption.commit[:7]}; your "
+                       "checkout is unchanged):", err=True)  # fmt: skip
+            for line in adoption.lines:
+                click.echo(f"  {line}", err=True)
+            click.echo(f"Next: git push <remote> {adoption.branch}, and open a pull request.",
+                       err=True)  # fmt: skip
+    return EXIT_CHANGES if any(r.drift for r in reports) else EXIT_OK
+
+
+@cli.command()
+@click.option("--env", "envs", multiple=True, metavar="ENV", help="Environments (default: all).")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)  # fmt: skip
+@click.pass_context
+def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
+    """Each resource in each environment: in sync, drifted, missing, promotion pending."""
+    result = op.status.status(_project(ctx), envs)
+    (write_status_json if fmt == "json" else write_status_text)(sys.stdout, result)
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("--env", "envs", required=True, multiple=True, metavar="ENV",
+              help="The environment whose server to export (repeat it to factor several).")  # fmt: skip
+@click.option("--out", "out", required=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write the project (manifests/, environments/).")  # fmt: skip
+@click.option(
+    "--vars",
+    "as_vars",
+    is_flag=True,
+    help="Several environments: values that differ only by environment become vars.",
+)
+@_select
+@click.pass_context
+def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: bool,
+           select: tuple[str, ...]) -> int:  # fmt: skip
+    """Write what live servers hold as manifests (and, for several environments, a shared base
+    plus an overlay per environment). Exporting the same servers again changes no byte."""
+    if len(set(envs)) != len(envs):
+        raise MetasyncError("each --env once, please",
+                            hint="Run e.g. `metasync export --env dev --env prod --out DIR`.")  # fmt: skip
+    if as_vars and len(envs) < 2:
+        raise MetasyncError("--vars needs several environments: it names what differs between them",
+                            hint="Add another --env, or drop --vars.")  # fmt: skip
+    done = op.export.export(_project(ctx), envs, out, parse_selectors(select), as_vars=as_vars)
+    write_problems(sys.stderr, done.warnings)
+    manifests = [f for f in done.files if f.startswith("manifests/")]
+    overlays = [f for f in done.files if "/overlays/" in f]
+    click.echo(f"exported {', '.join(envs)} into {out}: {len(manifests)} manifest file(s)"
+               + (f", {len(overlays)} overlay(s)" if len(envs) > 1 else ""))  # fmt: skip
+    click.echo(f"Next: metasync --project {out} plan --env {envs[0]}   (a no-op: git now matches)")
+    return EXIT_OK
