@@ -64,6 +64,8 @@ def minimal(kind: str, spec: Mapping[str, Any], flavour: Flavour) -> dict[str, A
     """What a manifest must say for the server to hold ``spec``: defaults and server fields out."""
     small = normalize(kind, spec, flavour, fill=False)
     small.pop("name", None)  # metadata.name says it
+    for live_state in KINDS[kind].live_state:  # the server's, not configuration
+        small.pop(live_state, None)
     if KINDS[kind].versioned:
         small["version"] = int(spec.get("version", 1))
     return ordered(kind, small)

@@ -63,6 +63,9 @@ class Policy(_Strict):
     maxDeletes: int = Field(10, ge=0)
     #: how long an apply's lock holds when its run dies without releasing it
     lockTimeoutMinutes: float = Field(30, gt=0)
+    #: whether git decides the fields that are live state (a schedule's paused); by default the
+    #: server's operators do, and plans leave them out
+    manageLiveState: bool = False
 
 
 class Backups(_Strict):

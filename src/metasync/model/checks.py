@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from metasync.errors import Problem
-from metasync.model.flavour import Flavour
+from metasync.model.flavour import FLAVOUR_NAMES, Flavour
 from metasync.model.kinds import KINDS
 from metasync.model.kinds.checking import Index, Reporter
 from metasync.model.resource import Resource
@@ -36,7 +36,14 @@ def check_resources(resources: Sequence[Resource], flavour: Flavour | None = Non
 
 
 def _common(resource: Resource, report: Reporter) -> None:
-    managed = KINDS[resource.kind].model.SERVER_MANAGED
+    kind = KINDS[resource.kind]
+    if report.flavour is not None and report.flavour not in kind.flavours:
+        # while the flavour is not known, the plan finds out from the server (no endpoint)
+        names = " and ".join(FLAVOUR_NAMES[f] for f in kind.flavours)
+        report("error", f"{FLAVOUR_NAMES[report.flavour]} has no {kind.name} (only {names} has)",
+               ("name",), f"Run this environment on {names}, or keep {kind.name} manifests out of "
+               "this project while it runs here.")  # fmt: skip
+    managed = kind.model.SERVER_MANAGED
     for key in resource.spec:
         if key in managed:
             report(

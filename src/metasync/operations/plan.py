@@ -19,6 +19,7 @@ from metasync.manifests.environment import (
     load_environment,
 )
 from metasync.manifests.secrets import Secrets, used_secrets
+from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
@@ -50,6 +51,10 @@ def plan(
             project.remember_server(env, live)
             if assumed != live.flavour:  # checked for another flavour: again
                 desired = project.render(env, pin, flavour=live.flavour)
+        _kinds_it_has(
+            [r for r in desired.resources if selected(selectors, r.kind, r.name, r.labels)],
+            live, client.label,
+        )  # fmt: skip
         plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                           mark=project.mark, policy=environment.config.policy)  # fmt: skip
         plan = _running(plan, client)
@@ -65,6 +70,23 @@ class Planned:
     desired: Desired
     live: LiveState
     secrets: Secrets  # values in memory only, for the writes; never rendered
+
+
+def _kinds_it_has(resources: Sequence[Resource], live: LiveState, server: str) -> None:
+    """Refuse, at each manifest, a resource of a kind the server does not have (no endpoint)."""
+    problems = [
+        Problem(
+            f"{server} has no {r.kind} endpoint (GET /api{KINDS[r.kind].endpoints.list} -> 404): "
+            f"{r.title} cannot be applied there",
+            r.origin.locate(("name",), "name") if r.origin else Location(r.title),
+            f"Run this environment on {' or '.join(FLAVOUR_NAMES[f] for f in KINDS[r.kind].flavours)}"
+            f" (with its {r.kind} feature on), or keep {r.kind} manifests out of this project.",
+        )
+        for r in resources
+        if r.kind in live.missing
+    ]
+    if problems:
+        raise ValidationFailed(problems)
 
 
 def _running(plan: Plan, client: ConductorClient) -> Plan:

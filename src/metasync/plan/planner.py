@@ -41,10 +41,14 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         labels[resource.key] = resource.labels
         unknown: list[Unknown] = []
         spec = secrets.resolve(resource.spec) if secrets is not None else resource.spec
-        wanted = normalize(resource.kind, spec, live.flavour, unknown)
+        current = live.objects.get(resource.key)
+        live_state = () if policy.manageLiveState else KINDS[resource.kind].live_state
+        if live_state and current is not None:  # the server's own: kept as it is
+            spec = {k: v for k, v in spec.items() if k not in live_state}
+            spec |= {k: current[k] for k in live_state if k in current}
+        wanted = _without(normalize(resource.kind, spec, live.flavour, unknown), live_state)
         warnings += [_unknown_warning(resource, u, live.flavour) for u in unknown]
         wanted_fp = _fingerprint(wanted, secrets)
-        current = live.objects.get(resource.key)
         previous = versions.previous.get(resource.key)
         if current is None and previous is not None:
             base = normalize(resource.kind, live.objects[previous], live.flavour)
@@ -63,7 +67,7 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                 desired=spec,
             ))  # fmt: skip
             continue
-        have = normalize(resource.kind, current, live.flavour)
+        have = _without(normalize(resource.kind, current, live.flavour), live_state)
         have_fp = _fingerprint(have, secrets)
         if have_fp == wanted_fp:
             changes.append(Change(
@@ -112,6 +116,11 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         environment, live.server, live.flavour, tuple(changes), tuple(unmanaged),
         tuple(warnings), tuple(refusals),
     )  # fmt: skip
+
+
+def _without(spec: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """``spec`` without ``fields`` (live state, when git does not decide it)."""
+    return {k: v for k, v in spec.items() if k not in fields} if fields else spec
 
 
 def _same(flavour: Flavour, secrets: Secrets | None) -> Same:

@@ -78,6 +78,10 @@ class Kind:
     references: Callable[[Mapping[str, Any]], Iterable[Reference]] = _no_references
     #: live fields an in-place update echoes (the server would reset them otherwise)
     keep_on_update: tuple[str, ...] = ()
+    #: fields that are live state, not configuration (a schedule's paused): left out of plans and
+    #: kept as the server has them on update, unless the environment's policy.manageLiveState
+    #: says git decides them (a create always sends what git says)
+    live_state: tuple[str, ...] = ()
     #: objects of this kind call one another (workflows): written callees first
     calls_its_own: bool = False
     #: its ``tasks`` are a list keyed by taskReferenceName: diffs, overlays and edits go by
