@@ -81,11 +81,11 @@ def _model(model: type[ConductorModel], data: Mapping[str, Any], ctx: _Context,
         if not ctx.knows(model, key):
             ctx.unknown.append(Unknown(path, key))
             continue
+        if not ctx.fill and key in defaults and value == defaults[key]:
+            continue
         if key in _FREE_FORM:
             if value not in ({}, []):  # the server emits {} for an absent map
                 out[key] = value
-            continue
-        if not ctx.fill and key in defaults and value == defaults[key]:
             continue
         canonical = _value(_NESTED.get(key), value, ctx, (*path, key))
         if canonical not in ([], {}):
