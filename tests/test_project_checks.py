@@ -31,7 +31,7 @@ def lint_imports(pythonpath: Path | None = None) -> subprocess.CompletedProcess[
 def test_layers_are_kept() -> None:
     result = lint_imports()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 2 kept, 0 broken." in result.stdout
+    assert "Contracts: 4 kept, 0 broken." in result.stdout
 
 
 def test_a_layer_violation_is_caught(tmp_path: Path) -> None:
@@ -47,6 +47,23 @@ def test_a_layer_violation_is_caught(tmp_path: Path) -> None:
         in result.stdout
     )
     assert "metasync.model.leak -> metasync.cli" in result.stdout
+
+
+def test_a_kind_that_reaches_up_or_into_another_kind_is_caught(tmp_path: Path) -> None:
+    """Kinds are plug-ins below the planner: one that imports the planner, or another kind,
+    breaks the contracts that hold the shape."""
+    copy = tmp_path / "src"
+    shutil.copytree(ROOT / "src", copy)
+    handler = copy / "metasync" / "model" / "kinds" / "event_handler.py"
+    handler.write_text(
+        handler.read_text()
+        + "\nimport metasync.plan.planner\nimport metasync.model.kinds.workflow\n"
+    )
+    result = lint_imports(pythonpath=copy)
+    assert result.returncode == 1
+    assert "Operations above the planner, kinds below it BROKEN" in result.stdout
+    assert "Each kind is a plug-in of its own BROKEN" in result.stdout
+    assert "metasync.model.kinds.event_handler -> metasync.model.kinds.workflow" in result.stdout
 
 
 def actionlint() -> str:

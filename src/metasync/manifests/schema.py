@@ -11,8 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from metasync.errors import Problem, Severity, did_you_mean
-from metasync.model.paths import display_path
-from metasync.model.resource import Locator
+from metasync.model.paths import Locator, display_path
 
 _EXPECTED = {
     "int_type": "an integer",

@@ -8,9 +8,17 @@ unique within a workflow, the path restarts at the innermost task, wherever it i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
+
+from metasync.errors import Location
 
 RawPath = tuple[str | int, ...]
+
+
+class Locator(Protocol):
+    """Maps a key path of a resource's document to a file and line."""
+
+    def locate(self, path: Sequence[str | int], display: str = "") -> Location: ...
 
 
 def display_path(root: Any, path: Sequence[str | int], prefix: str = "") -> str:

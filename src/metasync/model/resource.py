@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from metasync.errors import Location
 from metasync.model.kinds import KINDS
-
-
-class Locator(Protocol):
-    """Maps a key path of a resource's document to a file and line."""
-
-    def locate(self, path: Sequence[str | int], display: str = "") -> Location: ...
+from metasync.model.paths import Locator
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,20 +5,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from metasync.errors import Location, Problem, Severity
 from metasync.model.flavour import FLAVOUR_NAMES, Flavour
-from metasync.model.paths import RawPath, display_path
+from metasync.model.paths import Locator, RawPath, display_path
 
-if TYPE_CHECKING:  # resource.py reads the registry this module is part of
-    from metasync.model.resource import Resource
+
+class Checked(Protocol):
+    """What a check reads of a resource (model/resource.py's Resource; not imported: it reads the
+    registry this module is part of)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int | None: ...
+    @property
+    def spec(self) -> Mapping[str, Any]: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def origin(self) -> Locator | None: ...
+
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class Reporter:
-    def __init__(self, resource: Resource, problems: list[Problem], flavour: Flavour | None):
+    def __init__(self, resource: Checked, problems: list[Problem], flavour: Flavour | None):
         self.resource = resource
         self.problems = problems
         self.flavour = flavour
@@ -47,7 +63,7 @@ class Reporter:
 class Index:
     """The resources of one environment's rendering, by kind and name."""
 
-    def __init__(self, resources: Sequence[Resource]):
+    def __init__(self, resources: Sequence[Checked]):
         self._specs: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._versions: dict[str, dict[str, set[int]]] = {}
         for r in resources:
