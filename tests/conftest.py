@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shutil
 import socket
@@ -14,20 +13,10 @@ import httpx
 import pytest
 
 import conductor_server
+from helpers import FLAVOURS
 
 ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count(1)
-
-
-#: the server flavours every server-facing test runs against: Conductor 3.15.0 and conductor-oss
-#: 3.32.3 (METASYNC_TEST_FLAVOURS=3.15 narrows a local run; CI runs both)
-FLAVOURS = [
-    f.strip()
-    for f in os.environ.get("METASYNC_TEST_FLAVOURS", ",".join(conductor_server.FLAVOURS)).split(
-        ","
-    )
-    if f.strip()
-]
 
 
 def start_server(

@@ -7,10 +7,12 @@ from types import MappingProxyType
 from typing import Any
 
 from metasync.model.conductor import ConductorModel
-from metasync.model.kinds import event_handler, taskdef, workflow
+from metasync.model.kinds import event_handler, schedule, taskdef, workflow
 from metasync.model.kinds.base import Endpoints, Kind, Reference
 
-KINDS: dict[str, Kind] = {k.name: k for k in (taskdef.KIND, workflow.KIND, event_handler.KIND)}
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (taskdef.KIND, workflow.KIND, event_handler.KIND, schedule.KIND)
+}
 
 
 def _merged_defaults() -> dict[type[ConductorModel], dict[str, Any]]:
