@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import conductor_server
-from helpers import FLAVOURS
+from flavours import FLAVOURS
 
 ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count(1)

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import textwrap
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 
-import conductor_server
 from metasync.cli import cli
-
-#: the server flavours every server-facing test runs against: Conductor 3.15.0 and conductor-oss
-#: 3.32.3 (METASYNC_TEST_FLAVOURS=3.15 narrows a local run; CI runs both)
-FLAVOURS = [
-    f.strip()
-    for f in os.environ.get("METASYNC_TEST_FLAVOURS", ",".join(conductor_server.FLAVOURS)).split(
-        ","
-    )
-    if f.strip()
-]
-
-
-def on(*flavours: str) -> pytest.MarkDecorator:
-    """A test of what only some flavours do (schedules: conductor-oss), run on those alone."""
-    return pytest.mark.parametrize("flavour", [f for f in FLAVOURS if f in flavours], indirect=True)
-
 
 ENVIRONMENT = """\
 server:

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 import conductor_server
-from helpers import on, run_cli, write_project
+from flavours import on
+from helpers import run_cli, write_project
 
 pytestmark = pytest.mark.server
 
