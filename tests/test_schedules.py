@@ -23,21 +23,25 @@ def environment(url: str, extra: str = "") -> str:
     return f"server:\n  url: {url}\npolicy:\n  prune: true\n{extra}"
 
 
-def files(prefix: str, *, workflow: bool = True, schedule: bool = True) -> dict[str, str | bytes]:
-    found: dict[str, str | bytes] = {}
-    if workflow:
-        found["manifests/workflows/report.yaml"] = f"""\
-            apiVersion: metasync/v1
-            kind: WorkflowDef
-            metadata: {{name: {prefix}report}}
-            spec:
-              version: 1
-              ownerEmail: team@example.com
-              tasks:
-                - {{name: wait, taskReferenceName: wait, type: WAIT}}
-            """
-    if schedule:
-        found["manifests/schedules/nightly.yaml"] = f"""\
+def waiting_workflow(name: str) -> str:
+    return f"""\
+        apiVersion: metasync/v1
+        kind: WorkflowDef
+        metadata: {{name: {name}}}
+        spec:
+          version: 1
+          ownerEmail: team@example.com
+          tasks:
+            - {{name: wait, taskReferenceName: wait, type: WAIT}}
+        """
+
+
+def files(prefix: str) -> dict[str, str | bytes]:
+    """A workflow, the schedule that starts it, and a workflow that stays (so that git never
+    names nothing when the first two leave)."""
+    return {
+        "manifests/workflows/report.yaml": waiting_workflow(f"{prefix}report"),
+        "manifests/schedules/nightly.yaml": f"""\
             apiVersion: metasync/v1
             kind: WorkflowSchedule
             metadata: {{name: {prefix}nightly}}
@@ -49,19 +53,9 @@ def files(prefix: str, *, workflow: bool = True, schedule: bool = True) -> dict[
                 name: {prefix}report
                 version: 1
                 input: {{day: yesterday}}
-            """
-    # a workflow that stays, so that git never names nothing
-    found["manifests/workflows/keep.yaml"] = f"""\
-        apiVersion: metasync/v1
-        kind: WorkflowDef
-        metadata: {{name: {prefix}keep}}
-        spec:
-          version: 1
-          ownerEmail: team@example.com
-          tasks:
-            - {{name: wait, taskReferenceName: wait, type: WAIT}}
-        """
-    return found
+            """,
+        "manifests/workflows/keep.yaml": waiting_workflow(f"{prefix}keep"),
+    }
 
 
 def cli(project: Path, *args: str, expect: int | None = 0) -> str:

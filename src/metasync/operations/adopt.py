@@ -13,18 +13,9 @@ from metasync.adopt.changes import Unsaid
 from metasync.adopt.changes import edits as adoption_edits
 from metasync.adopt.export import minimal, overlay_file
 from metasync.conductor.normalize import Flavour
-from metasync.errors import (
-    ConfigError,
-    Location,
-)
-from metasync.manifests.environment import (
-    ENVIRONMENTS_DIR,
-    load_environment,
-)
-from metasync.manifests.gitref import (
-    commit_files_on_branch,
-    open_repo,
-)
+from metasync.errors import ConfigError, Location
+from metasync.manifests.environment import ENVIRONMENTS_DIR, load_environment
+from metasync.manifests.gitref import commit_files_on_branch, open_repo
 from metasync.manifests.loader import MANIFESTS_DIR, load_manifests
 from metasync.manifests.overlays import overlay_targets
 from metasync.manifests.secrets import hide_where_secret

@@ -12,18 +12,11 @@ from metasync.apply.executor import execute
 from metasync.apply.steps import Step, steps_for
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState, ledger_name, ledger_spec, read_live
-from metasync.errors import (
-    MetasyncError,
-    Problem,
-    ServerError,
-    ValidationFailed,
-)
-from metasync.manifests.gitref import (
-    head_commit,
-)
+from metasync.errors import MetasyncError, Problem, ServerError, ValidationFailed
+from metasync.manifests.gitref import head_commit
 from metasync.model.kinds import KINDS
 from metasync.model.resource import Resource
-from metasync.operations.plan import Planned, _mask_problem
+from metasync.operations.plan import Planned, mask_problem
 from metasync.plan.model import Change, Outcome
 from metasync.plan.planner import build_plan
 from metasync.project import Project
@@ -62,16 +55,14 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
     with project.connect(env) as client:
         mark = None if restore else project.mark  # a rollback writes the images as they were
         outcomes = [
-            Outcome(
-                o.change, o.status, tuple(_mask_problem(p, planned.secrets) for p in o.problems)
-            )
+            Outcome(o.change, o.status, tuple(mask_problem(p, planned.secrets) for p in o.problems))
             for o in execute(steps, client, on_step, mark)
         ]
         ledger = _record_ledger(project, client, planned.live, outcomes)
         try:
             live = read_live(client)
         except ServerError as exc:
-            problem = _mask_problem(exc.problem, planned.secrets)
+            problem = mask_problem(exc.problem, planned.secrets)
             return Applied((*outcomes, *held), (), problem, backup, ledger)
     # what was sent (new versions at their new number), secrets resolved: masked again below
     resources = [

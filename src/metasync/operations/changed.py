@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from metasync.errors import (
-    MetasyncError,
-)
-from metasync.manifests.environment import (
-    load_environment,
-)
-from metasync.manifests.gitref import (
-    checkout_at,
-)
+from metasync.errors import MetasyncError
+from metasync.manifests.environment import load_environment
+from metasync.manifests.gitref import checkout_at
 from metasync.manifests.loader import MANIFESTS_DIR
 from metasync.model.fingerprint import canonical_json, fingerprint
 from metasync.project import Project

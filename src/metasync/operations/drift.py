@@ -5,13 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from metasync.errors import (
-    MetasyncError,
-    redact_url,
-)
-from metasync.manifests.environment import (
-    load_environment,
-)
+from metasync.errors import MetasyncError, redact_url
+from metasync.manifests.environment import load_environment
 from metasync.operations.plan import plan as make_plan
 from metasync.plan.drift import EnvironmentDrift, classify
 from metasync.plan.select import Selector

@@ -10,11 +10,7 @@ from metasync.adopt.export import export as export_one
 from metasync.adopt.export import passwords_as_variables
 from metasync.adopt.factor import Layout, factor, with_vars
 from metasync.conductor.live import read_live
-from metasync.errors import (
-    ConfigError,
-    Location,
-    Problem,
-)
+from metasync.errors import ConfigError, Location, Problem
 from metasync.manifests.environment import (
     ENVIRONMENT_FILE,
     ENVIRONMENTS_DIR,

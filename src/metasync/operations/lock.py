@@ -7,9 +7,7 @@ from contextlib import AbstractContextManager
 from metasync.apply.lease import Lease, held
 from metasync.apply.lock import Holder
 from metasync.apply.lock import unlock as clear_lock
-from metasync.manifests.environment import (
-    load_environment,
-)
+from metasync.manifests.environment import load_environment
 from metasync.project import Project
 
 

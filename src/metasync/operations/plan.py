@@ -9,15 +9,8 @@ from dataclasses import dataclass
 
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState, read_live
-from metasync.errors import (
-    Location,
-    Problem,
-    ServerError,
-    ValidationFailed,
-)
-from metasync.manifests.environment import (
-    load_environment,
-)
+from metasync.errors import Location, Problem, ServerError, ValidationFailed
+from metasync.manifests.environment import load_environment
 from metasync.manifests.secrets import Secrets, used_secrets
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
@@ -57,7 +50,7 @@ def plan(
         )  # fmt: skip
         plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                           mark=project.mark, policy=environment.config.policy)  # fmt: skip
-        plan = _running(plan, client)
+        plan = with_executions(plan, client)
         problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
     if problems:
         raise ValidationFailed(problems)
@@ -89,7 +82,7 @@ def _kinds_it_has(resources: Sequence[Resource], live: LiveState, server: str) -
         raise ValidationFailed(problems)
 
 
-def _running(plan: Plan, client: ConductorClient) -> Plan:
+def with_executions(plan: Plan, client: ConductorClient) -> Plan:
     """The plan with the running executions of each workflow version it deletes or updates in
     place (a delete blocked, an update noted). A count that fails (the server kept failing for
     that one name) blocks that name's deletes only: the rest of the plan goes on."""
@@ -124,7 +117,7 @@ def _running(plan: Plan, client: ConductorClient) -> Plan:
     return hold_back(plan, failed, actions=("delete",))
 
 
-def _mask_problem(problem: Problem, secrets: Secrets) -> Problem:
+def mask_problem(problem: Problem, secrets: Secrets) -> Problem:
     return Problem(secrets.mask(problem.message), problem.location, problem.hint, problem.severity)
 
 
@@ -165,7 +158,7 @@ def _server_checks(
             found = [_place(detail, resource, status) for detail in refused.details] or [
                 _place(_unreadable(refused.problem.message), resource, status)
             ]
-            problems += [_mask_problem(p, secrets) for p in found]
+            problems += [mask_problem(p, secrets) for p in found]
     return problems, unchecked
 
 

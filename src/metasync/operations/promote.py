@@ -5,14 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from metasync.errors import (
-    ConfigError,
-    Location,
-    ServerError,
-)
-from metasync.manifests.environment import (
-    load_environment,
-)
+from metasync.errors import ConfigError, Location, ServerError
+from metasync.manifests.environment import load_environment
 from metasync.manifests.gitref import (
     commit_file_on_branch,
     open_repo,

@@ -10,18 +10,11 @@ from metasync.apply.backup import folder as backup_folder
 from metasync.apply.backup import load as load_backup
 from metasync.apply.backup import newest as newest_backup
 from metasync.conductor.live import read_live
-from metasync.errors import (
-    ConfigError,
-    Location,
-    Problem,
-)
-from metasync.manifests.environment import (
-    Policy,
-    load_environment,
-)
+from metasync.errors import ConfigError, Location, Problem
+from metasync.manifests.environment import Policy, load_environment
 from metasync.manifests.secrets import Secrets, used_secrets
 from metasync.model.resource import Resource
-from metasync.operations.plan import Planned, _running
+from metasync.operations.plan import Planned, with_executions
 from metasync.plan.planner import build_plan
 from metasync.plan.prune import prune_changes
 from metasync.project import Desired, Project
@@ -61,5 +54,5 @@ def rollback_plan(project: Project, env: str, name: str | None = None) -> tuple[
         deletes = prune_changes(created, live, images, Policy())
         deletes = [replace(c, reason=f"created by the apply of {backup.created}") for c in deletes]
         plan = replace(plan, changes=(*plan.changes, *deletes), unmanaged=())
-        plan = _running(plan, client)
+        plan = with_executions(plan, client)
     return Planned(plan, Desired(env, images, skipped), live, secrets), backup

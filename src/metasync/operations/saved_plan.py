@@ -9,13 +9,8 @@ from pathlib import Path
 
 from metasync.apply.lease import Lease
 from metasync.apply.steps import Step
-from metasync.errors import (
-    ConfigError,
-    Location,
-)
-from metasync.manifests.gitref import (
-    head_commit,
-)
+from metasync.errors import ConfigError, Location
+from metasync.manifests.gitref import head_commit
 from metasync.operations.apply import Applied, apply
 from metasync.operations.lock import locked
 from metasync.operations.plan import Planned

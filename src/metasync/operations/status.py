@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from metasync.errors import (
-    ServerError,
-)
-from metasync.manifests.environment import (
-    load_environment,
-)
+from metasync.errors import ServerError
+from metasync.manifests.environment import load_environment
 from metasync.model.fingerprint import canonical_json
 from metasync.operations.plan import plan as make_plan
 from metasync.plan.model import Cell, StatusMatrix
