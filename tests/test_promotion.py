@@ -161,6 +161,34 @@ def test_promote_refuses_uncommitted_manifests_and_uses_the_manifest_diff_offlin
     assert message.count("  ~ ") == 1
 
 
+def test_promote_goes_stage_by_stage_unless_told_to_skip(tmp_path: Path, prefix: str) -> None:
+    """dev -> qa -> prod: dev to prod skips qa and is refused, naming qa; --skip-stage does it,
+    says so, and the promotion commit records it. A target from no stage of its source too."""
+    root = prefixed_example(tmp_path / "repo", prefix, "http://127.0.0.1:9")  # no server there
+    repo = new_repo(root)
+    commit_all(repo, "init")
+    head = repo.head.commit.hexsha
+
+    result = run_cli("--project", str(root), "promote", "dev", "prod")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: environments/prod/environment.yaml promotion.from: prod is promoted from qa, not "
+        "dev: promoting dev to prod skips qa\n  Promote in order (dev -> qa -> prod), or pass "
+        "--skip-stage to skip on purpose (the promotion commit records it).\n"
+    )
+    assert [b.name for b in repo.branches] == ["main"]  # nothing written
+    result = run_cli("--project", str(root), "promote", "qa", "dev")
+    assert result.exit_code == 1
+    assert "dev is not promoted from qa (its promotion.from is not set)" in result.stderr
+
+    result = run_cli("--project", str(root), "promote", "dev", "prod", "--skip-stage")
+    assert result.exit_code == 0, result.stderr
+    assert "--skip-stage: skipping qa" in result.stderr
+    assert result.stdout.startswith(f"prod now runs {head[:7]} (what dev runs) on branch ")
+    message = str(repo.commit(f"promote/prod-{head[:7]}").message)
+    assert message.rstrip().endswith("Skip-stage: qa")
+
+
 @pytest.mark.server
 def test_status_matrix(history: tuple[Path, list[str]], prefix: str) -> None:
     root, _ = history

@@ -38,12 +38,21 @@ def changed(ctx: click.Context, base: str, fmt: str) -> int:
 @click.option("--branch", metavar="NAME", help="Branch to create (default: promote/TO-<commit>).")
 @click.option("--push", "push", metavar="REMOTE", is_flag=False, flag_value="origin", default=None,
               help="Push the branch (to REMOTE, default origin).")  # fmt: skip
+@click.option("--skip-stage", is_flag=True,
+              help="Promote even though FROM is not TO's stage (TO's promotion.from); the "
+              "promotion commit records it.")  # fmt: skip
 @click.pass_context
-def promote(
-    ctx: click.Context, source: str, target: str, branch: str | None, push: str | None
-) -> int:
-    """Pin TO to the commit FROM runs, on a new branch ready for a pull request."""
-    done = op.promote.promote(_project(ctx), source, target, branch=branch, push=push)
+def promote(ctx: click.Context, source: str, target: str, *, branch: str | None,
+            push: str | None, skip_stage: bool) -> int:  # fmt: skip
+    """Pin TO to the commit FROM runs, on a new branch ready for a pull request. FROM must be TO's
+    stage (its promotion.from) unless --skip-stage."""
+    done = op.promote.promote(_project(ctx), source, target, branch=branch, push=push,
+                              skip_stage=skip_stage)  # fmt: skip
+    if done.skipped is not None:
+        skipped = (
+            ", ".join(done.skipped) or f"its own stage ({target} is not promoted from {source})"
+        )
+        click.echo(f"--skip-stage: skipping {skipped}", err=True)
     click.echo(
         f"{done.target} now runs {done.pinned[:7]} (what {done.source} runs) on branch {done.branch}"
     )

@@ -22,11 +22,13 @@ from metasync.render.values import paths_summary, summary_line
 
 
 def promote(project: Project, source: str, target: str, *, branch: str | None = None,
-            push: str | None = None) -> Promotion:  # fmt: skip
-    """Pin ``target`` to the commit ``source`` runs, on a new branch; the checkout is untouched."""
+            push: str | None = None, skip_stage: bool = False) -> Promotion:  # fmt: skip
+    """Pin ``target`` to the commit ``source`` runs, on a new branch; the checkout is untouched.
+    Only from the stage before it (``target``'s promotion.from), unless ``skip_stage``."""
     repo = open_repo(project.root)
     origin = load_environment(project.root, source, connect=False)
     destination = load_environment(project.root, target, connect=False)
+    skipped = _skipped(project, source, target, skip_stage)
     if origin.config.promotion.ref:
         where = Location(origin.file, None, "promotion.ref")
         commit = resolve_commit(repo, origin.config.promotion.ref, where)
@@ -53,11 +55,46 @@ def promote(project: Project, source: str, target: str, *, branch: str | None = 
         ) from None  # fmt: skip
     name = branch or f"promote/{target}-{short}"
     message = f"Promote {source} to {target}: {target} runs {short}\n\n" + "\n".join(summary)
+    if skipped is not None:
+        message += f"\n\nSkip-stage: {', '.join(skipped) or f'{target} has no stage {source}'}"
     new = commit_file_on_branch(repo, base, env_path, set_pin(current, commit.hexsha),
                                 branch=name, message=message)  # fmt: skip
     if push:
         push_branch(repo, push, name)
-    return Promotion(source, target, name, new.hexsha, commit.hexsha, tuple(summary))
+    return Promotion(source, target, name, new.hexsha, commit.hexsha, tuple(summary), skipped)
+
+
+def _skipped(
+    project: Project, source: str, target: str, skip_stage: bool
+) -> tuple[str, ...] | None:
+    """None when ``source`` is ``target``'s stage (its promotion.from); else the stages between
+    them (none when ``source`` is not upstream at all), which only ``skip_stage`` lets through."""
+    stage = load_environment(project.root, target, connect=False)
+    if stage.config.promotion.from_ == source:
+        return None
+    between: list[str] = []
+    upstream = stage.config.promotion.from_
+    while upstream and upstream != source and upstream not in between and upstream != target:
+        between.append(upstream)
+        upstream = load_environment(project.root, upstream, connect=False).config.promotion.from_
+    path = list(reversed(between)) if upstream == source else []
+    if skip_stage:
+        return tuple(path)
+    where = Location(stage.file, None, "promotion.from")
+    if path:
+        order = " -> ".join([source, *path, target])
+        raise ConfigError(
+            f"{target} is promoted from {stage.config.promotion.from_}, not {source}: promoting "
+            f"{source} to {target} skips {', '.join(path)}", location=where,
+            hint=f"Promote in order ({order}), or pass --skip-stage to skip on purpose (the "
+            "promotion commit records it).",
+        )  # fmt: skip
+    raise ConfigError(
+        f"{target} is not promoted from {source} (its promotion.from is "
+        f"{stage.config.promotion.from_ or 'not set'})", location=where,
+        hint=f"Promote {target} from its own stage, or pass --skip-stage to promote from {source} "
+        "on purpose (the promotion commit records it).",
+    )  # fmt: skip
 
 
 def _promotion_summary(project: Project, target: str, commit: str) -> list[str]:
@@ -94,3 +131,5 @@ class Promotion:
     commit: str  # the new commit on ``branch``
     pinned: str  # the commit ``target`` now runs
     summary: tuple[str, ...]
+    #: --skip-stage: the stages skipped (empty: ``source`` is not upstream of ``target``)
+    skipped: tuple[str, ...] | None = None
