@@ -331,7 +331,7 @@ def test_what_did_not_land_is_reported_and_apply_exits_1(
     ]
 
 
-def test_a_saved_plan_refuses_what_moved_on_the_server_and_applies_the_rest(
+def test_a_stale_saved_plan_applies_nothing_and_with_partial_applies_the_rest(
     project: Path, prefix: str, api: httpx.Client, tmp_path: Path
 ) -> None:
     apply(project)
@@ -355,7 +355,20 @@ def test_a_saved_plan_refuses_what_moved_on_the_server_and_applies_the_rest(
     live["description"] = "edited in the UI"
     assert api.put("/metadata/taskdefs", json=live).status_code == 200
 
+    # by default a stale plan applies nothing, and names each object that moved once
     result = run_cli("--project", str(project), "apply", str(saved))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: TaskDef {prefix}validate_order is stale: it changed on the server since the plan "
+        "was made\n"
+        "error: the saved plan is stale in 1 object(s): nothing was applied\n"
+        f"  Plan again (metasync plan --env dev --out {saved}) and review. Or pass --partial to "
+        "apply the reviewed changes that still hold.\n"
+    )
+    assert api.get(f"/metadata/taskdefs/{prefix}release_inventory").json()["retryCount"] == 5
+
+    result = run_cli("--project", str(project), "apply", str(saved), "--partial")
     assert result.exit_code == 1
     assert (
         f"error: TaskDef {prefix}validate_order is not applied: it changed on the server since the "
@@ -376,6 +389,12 @@ def test_a_saved_plan_refuses_what_moved_on_the_server_and_applies_the_rest(
     assert "1 of 1 change(s) landed." in result.stdout
     assert api.get(f"/metadata/taskdefs/{prefix}validate_order").json()["retryCount"] == 7
 
+    # the same plan again: what it reviewed is on the server already, which is no error
+    result = run_cli("--project", str(project), "apply", str(saved))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "Nothing to apply: the server matches git.\n"
+    assert result.stderr == ""
+
 
 def test_a_saved_plan_is_refused_when_the_manifests_moved(project: Path, tmp_path: Path) -> None:
     saved = tmp_path / "plan.json"
@@ -386,6 +405,12 @@ def test_a_saved_plan_is_refused_when_the_manifests_moved(project: Path, tmp_pat
     billing = project / "manifests" / "taskdefs" / "billing.yaml"
     billing.write_text(billing.read_text().replace("  retryCount: 2\n", "  retryCount: 9\n", 1))
     result = run_cli("--project", str(project), "apply", str(saved))
+    assert result.exit_code == 1
+    assert (
+        "generate_invoice is stale: its manifests changed since the plan was made" in result.stderr
+    )
+    assert "nothing was applied" in result.stderr
+    result = run_cli("--project", str(project), "apply", str(saved), "--partial")
     assert result.exit_code == 1
     assert (
         "generate_invoice is not applied: its manifests changed since the plan was made"

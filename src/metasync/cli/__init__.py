@@ -137,14 +137,17 @@ def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out
 @click.option("--force", is_flag=True,
               help="Also carry out blocked changes: protected objects, workflow versions with "
               "running executions or still referenced.")  # fmt: skip
+@click.option("--partial", is_flag=True,
+              help="apply PLAN: apply the reviewed changes that still hold when others moved "
+              "since the review (by default a stale plan applies nothing).")  # fmt: skip
 @_select
 @_notify
 @click.pass_context
 def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_approve: bool,
-          force: bool, select: tuple[str, ...], notify: tuple[str, ...]) -> int:  # fmt: skip
+          force: bool, partial: bool, select: tuple[str, ...], notify: tuple[str, ...]) -> int:  # fmt: skip
     """Make ENV's server match git, or apply a saved PLAN (only what it reviewed, if still true).
 
-    Order: task defs, then workflows (sub-workflows first), then event handlers.
+    Order: task defs, then workflows (sub-workflows first), then event handlers, then schedules.
     """
     project = _project(ctx)
     if saved is not None:
@@ -153,7 +156,11 @@ def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_appro
                 "apply PLAN takes neither --env nor --select: the plan says what to apply",
                 hint="Run `metasync apply PLAN`, or plan again with the selection you want.",
             )
-        return _apply_saved(project, saved, force, notify)
+        return _apply_saved(project, saved, force=force, partial=partial, notify=notify)
+    if partial:
+        raise MetasyncError(
+            "--partial is for a saved PLAN", hint="Run `metasync apply PLAN --partial`."
+        )
     if env is None:
         raise MetasyncError(
             "apply needs --env ENV or a saved PLAN", hint="Run `metasync apply --env dev`."
@@ -267,20 +274,28 @@ def _tell(project: Project, env: str, urls: Sequence[str], message: dict[str, An
         write_problems(sys.stderr, send_notifications(hooks, message))
 
 
-def _apply_saved(project: Project, path: Path, force: bool, notify: Sequence[str]) -> int:
-    result = op.saved_plan.apply_saved(project, path, on_step=_progress, force=force)
-    refusals = [
-        Problem(
-            f"{kind} {name}" + (f" v{version}" if version is not None else "")
-            + f" is not applied: {refusal.reason}",
-            None,
-            f"Plan again (metasync plan --env {result.saved.environment} --out {path}) and review.",
-        )
-        for refusal in result.refused
-        for kind, name, version in [refusal.key]
-    ]  # fmt: skip
-    write_problems(sys.stderr, refusals)
+def _apply_saved(project: Project, path: Path, *, force: bool, partial: bool,
+                 notify: Sequence[str]) -> int:  # fmt: skip
+    result = op.saved_plan.apply_saved(project, path, on_step=_progress, force=force,
+                                       partial=partial)  # fmt: skip
     env = result.saved.environment
+    again = f"Plan again (metasync plan --env {env} --out {path}) and review."
+    titles = [
+        f"{kind} {name}" + (f" v{version}" if version is not None else "")
+        for kind, name, version in (refusal.key for refusal in result.refused)
+    ]
+    if result.withheld:  # stale: nothing was applied; each object that moved, once
+        write_problems(sys.stderr, [
+            *(Problem(f"{title} is stale: {r.reason}") for title, r in zip(titles, result.refused, strict=True)),
+            Problem(f"the saved plan is stale in {len(titles)} object(s): nothing was applied",
+                    None, f"{again} Or pass --partial to apply the reviewed changes that still hold."),
+        ])  # fmt: skip
+        _write_lease(result.lease)
+        return EXIT_USER_ERROR
+    write_problems(sys.stderr, [
+        Problem(f"{title} is not applied: {r.reason}", None, again)
+        for title, r in zip(titles, result.refused, strict=True)
+    ])  # fmt: skip
     _write_applied(result.applied, env)
     _tell(project, env, notify, apply_message(env, result.saved.server, result.applied.outcomes))
     _write_lease(result.lease)

@@ -36,8 +36,9 @@ def save_plan(project: Project, planned: Planned, path: Path) -> None:
 
 
 def apply_saved(project: Project, path: Path, on_step: Callable[[Step], None] | None = None, *,
-                force: bool = False) -> SavedApply:  # fmt: skip
-    """Apply what a saved plan reviewed, refusing by name every object whose baseline moved."""
+                force: bool = False, partial: bool = False) -> SavedApply:  # fmt: skip
+    """Apply what a saved plan reviewed. When any object's baseline moved since the review,
+    nothing is applied and each such object is named; ``partial`` applies the rest."""
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -47,12 +48,13 @@ def apply_saved(project: Project, path: Path, on_step: Callable[[Step], None] | 
         ) from None  # fmt: skip
     saved = SavedPlan.from_document(document, str(path))
     with locked(project, saved.environment, "apply PLAN") as lease:
-        result = _apply_saved(project, saved, path, on_step, force)
+        result = _apply_saved(project, saved, path, on_step, force=force, partial=partial)
     return replace(result, lease=lease)
 
 
-def _apply_saved(project: Project, saved: SavedPlan, path: Path, on_step: Callable[[Step], None] | None,
-                 force: bool) -> SavedApply:  # fmt: skip
+def _apply_saved(project: Project, saved: SavedPlan, path: Path,
+                 on_step: Callable[[Step], None] | None, *, force: bool,
+                 partial: bool) -> SavedApply:  # fmt: skip
     fresh = make_plan(project, saved.environment)
     if fresh.plan.server != saved.server:
         raise ConfigError(
@@ -62,6 +64,8 @@ def _apply_saved(project: Project, saved: SavedPlan, path: Path, on_step: Callab
             hint="Plan again against the current server.",
         )
     keep, refused = reconcile(saved, fresh.plan)
+    if refused and not partial:  # stale: the reviewed plan is not what would land
+        return SavedApply(Applied((), ()), refused, saved, withheld=True)
     subset = Planned(replace(fresh.plan, changes=keep), fresh.desired, fresh.live, fresh.secrets)
     applied = apply(project, subset, on_step, force=force) if keep else Applied((), ())
     return SavedApply(applied, refused, saved)
@@ -73,6 +77,8 @@ class SavedApply:
     refused: tuple[Refusal, ...]
     saved: SavedPlan
     lease: Lease | None = None
+    #: nothing applied: objects moved since the review (and --partial was not given)
+    withheld: bool = False
 
     @property
     def ok(self) -> bool:

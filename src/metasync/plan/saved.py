@@ -109,6 +109,8 @@ def reconcile(saved: SavedPlan, fresh: Plan) -> tuple[tuple[Change, ...], tuple[
         change = now.get(item.key)
         if change is None:
             refused.append(Refusal(item.key, "it is no longer in the desired state"))
+        elif change.action == "noop" and change.desired_fingerprint == item.desired_fingerprint:
+            continue  # the server holds what was reviewed already (this plan applied before?)
         elif change.live_fingerprint != item.live_fingerprint:
             refused.append(Refusal(item.key, "it changed on the server since the plan was made"))
         elif change.desired_fingerprint != item.desired_fingerprint:
