@@ -27,8 +27,11 @@ secrets:
 def write_project(
     root: Path, files: dict[str, str | bytes], environment: str = ENVIRONMENT
 ) -> Path:
-    """A project with one environment `dev` and the given files (paths relative to the root)."""
+    """A project with one environment `dev` and the given files (paths relative to the root),
+    named after its folder in a metasync.yaml unless the files bring their own."""
     (root / "manifests").mkdir(parents=True, exist_ok=True)
+    if "metasync.yaml" not in files:
+        (root / "metasync.yaml").write_text(f"name: {root.name}\n")
     env_dir = root / "environments" / "dev"
     env_dir.mkdir(parents=True, exist_ok=True)
     (env_dir / "environment.yaml").write_text(environment)

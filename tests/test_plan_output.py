@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 from metasync.errors import Problem
 from metasync.plan.model import Change, FieldChange, Plan, Unmanaged
@@ -74,6 +75,22 @@ def test_text_is_coloured_on_a_terminal() -> None:
     assert "\x1b[33m~ \x1b[0m" in out.getvalue()  # yellow ~
 
 
+def test_the_plan_says_which_project_name_marks_and_locks() -> None:
+    named = replace(PLAN, project=("acme-orders", "the git remote"))
+    out = io.StringIO()
+    write_plan_text(out, named, color=False)
+    assert out.getvalue().startswith(
+        "Plan for qa: http://127.0.0.1:18082, Conductor 3.15; project acme-orders (from the git "
+        "remote)\n"
+    )
+    out = io.StringIO()
+    write_plan_json(out, named)
+    assert json.loads(out.getvalue())["project"] == {
+        "name": "acme-orders",
+        "from": "the git remote",
+    }
+
+
 def test_json() -> None:
     out = io.StringIO()
     write_plan_json(out, PLAN)
@@ -83,6 +100,7 @@ def test_json() -> None:
         "environment": "qa",
         "server": "http://127.0.0.1:18082",
         "flavour": "3.15",
+        "project": None,
         "changes": [
             {
                 "kind": "TaskDef", "name": "charge_payment", "version": None, "action": "update",

@@ -238,3 +238,48 @@ def test_changed_names_the_environments_a_commit_changes(
         "  Use a commit hash (or a tag or branch) that exists; `git log` lists them (a CI checkout "
         "needs fetch-depth: 0 to see the base).\n"
     )
+
+
+@pytest.mark.server
+def test_two_clones_in_differently_named_folders_are_one_project(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    """Without metasync.yaml the name comes from the git remote (and the project's folder in the
+    repository), never from the checkout's folder: two clones share one mark and one lock."""
+    source = prefixed_example(tmp_path / "source" / "conductor", prefix, conductor.url)
+    (source / "metasync.yaml").unlink()
+    repo = new_repo(tmp_path / "source")
+    commit_all(repo, "init")
+    remote = tmp_path / "remotes" / "acme" / f"{prefix}orders.git"
+    git.Repo.clone_from(str(tmp_path / "source"), str(remote), bare=True)
+    first = git.Repo.clone_from(str(remote), str(tmp_path / "ci-job-1"))
+    second = git.Repo.clone_from(str(remote), str(tmp_path / "laptop" / "my-checkout"))
+    a = Path(first.working_tree_dir or "") / "conductor"
+    b = Path(second.working_tree_dir or "") / "conductor"
+    name = f"acme-{prefix}orders-conductor"
+    assert (Project(a).mark, Project(a).lock_name) == (Project(b).mark, Project(b).lock_name)
+    assert Project(a).mark == f"metasync/{name}"
+
+    mine = ("--select", f"name={prefix}*")
+    result = run_cli("--project", str(a), "apply", "--env", "dev", "--auto-approve", *mine)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert f"; project {name} (from the git remote)\n" in result.stdout
+    result = run_cli("--project", str(b), "plan", "--env", "dev", "--detailed-exitcode", *mine)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    drift = run_cli("--project", str(b), "drift", "--env", "dev", "-o", "json", *mine)
+    assert json.loads(drift.stdout)["environments"][0]["inSync"] is True
+
+
+def test_a_project_with_no_name_and_no_remote_writes_nothing(tmp_path: Path, prefix: str) -> None:
+    root = prefixed_example(tmp_path / "folder-name-is-not-a-name", prefix, "http://127.0.0.1:9")
+    (root / "metasync.yaml").unlink()
+    assert run_cli("--project", str(root), "validate").exit_code == 0  # offline needs no name
+    for args in (("apply", "--env", "dev", "--auto-approve"), ("unlock", "--env", "dev")):
+        result = run_cli("--project", str(root), *args)
+        assert result.exit_code == 1
+        assert result.stderr == (
+            "error: metasync.yaml: the project has no name: it marks what metasync writes on a "
+            "server and names the apply lock, so every checkout must agree on it\n"
+            "  Add `name: <project>` to metasync.yaml at the project's root (or work in a git "
+            "repository with a remote: its path names the project).\n"
+        )

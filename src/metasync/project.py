@@ -23,16 +23,13 @@ from metasync.errors import (
 )
 from metasync.local import LOCAL_DIR, read_local, write_local
 from metasync.manifests.environment import (
+    PROJECT_FILE,
     ProjectSettings,
     environment_names,
     load_environment,
     load_settings,
 )
-from metasync.manifests.gitref import (
-    manifests_at,
-    open_repo,
-    resolve_commit,
-)
+from metasync.manifests.gitref import manifests_at, open_repo, remote_identity, resolve_commit
 from metasync.manifests.loader import MANIFESTS_DIR, ManifestSource, load_manifests
 from metasync.manifests.overlays import apply_overlays
 from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
@@ -61,6 +58,12 @@ class Desired:
         return [p for p in self.problems if p.severity == "warning"]
 
 
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    source: str  # where the name comes from: "metasync.yaml" or "the git remote"
+
+
 class Project:
     def __init__(self, root: Path):
         self.root = root.resolve()
@@ -75,10 +78,28 @@ class Project:
     def settings(self) -> ProjectSettings:
         return load_settings(self.root)
 
+    @cached_property
+    def identity(self) -> Identity:
+        """The project's name, which marks what it writes on servers and names its lock: from
+        metasync.yaml, or from the repository's remote; never from a folder's name (two checkouts
+        must agree on it)."""
+        if self.settings.name:
+            return Identity(self.settings.name, PROJECT_FILE)
+        derived = remote_identity(self.root)
+        if derived:
+            return Identity(derived, "the git remote")
+        raise ConfigError(
+            "the project has no name: it marks what metasync writes on a server and names the "
+            "apply lock, so every checkout must agree on it",
+            location=Location(PROJECT_FILE),
+            hint="Add `name: <project>` to metasync.yaml at the project's root (or work in a git "
+            "repository with a remote: its path names the project).",
+        )
+
     @property
     def mark(self) -> str:
         """What metasync writes into ownerApp: ``metasync/<project name>``."""
-        return f"metasync/{self.settings.name or self.root.name}"
+        return f"metasync/{self.identity.name}"
 
     @property
     def environments(self) -> list[str]:
@@ -183,7 +204,7 @@ class Project:
 
     @property
     def lock_name(self) -> str:
-        return lock_name(self.settings.name or self.root.name)
+        return lock_name(self.identity.name)
 
     # -- notifications ----------------------------------------------------------------------------
 

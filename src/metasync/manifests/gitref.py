@@ -175,3 +175,27 @@ def checkout_at(root: Path, ref: str) -> Iterator[Path]:
             yield target / root.resolve().relative_to(repo_root)
         finally:
             repo.git.worktree("remove", "--force", str(target))
+
+
+def remote_identity(root: Path) -> str | None:
+    """A project name from the repository's remote (``origin``, or the only one): its path on the
+    host (``acme/orders``), and the project's folder inside the repository, as one name
+    (``acme-orders``, ``acme-platform-conductor``); the same in every clone, whatever its folder.
+    None outside a repository or without a remote."""
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    remotes = {r.name: r for r in repo.remotes}
+    remote = remotes.get("origin") or (next(iter(remotes.values())) if len(remotes) == 1 else None)
+    if remote is None:
+        return None
+    try:
+        url = next(iter(remote.urls))
+    except (StopIteration, git.GitCommandError):
+        return None
+    path = re.sub(r"^[a-z+]+://[^/]*/|^[^/:]+@[^:]+:", "", url.rstrip("/")).removesuffix(".git")
+    parts = [p for p in path.split("/") if p][-2:]
+    inside = root.resolve().relative_to(Path(repo.working_tree_dir or root).resolve()).parts
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join([*parts, *inside])).strip("._-")
+    return name or None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState, read_live
@@ -50,6 +50,7 @@ def plan(
         )  # fmt: skip
         plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                           mark=project.mark, policy=environment.config.policy)  # fmt: skip
+        plan = replace(plan, project=(project.identity.name, project.identity.source))
         plan = with_executions(plan, client)
         problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
     if problems:

@@ -73,6 +73,8 @@ class Plan:
     warnings: tuple[Problem, ...] = ()
     #: why apply refuses this plan as a whole (an empty desired set, more deletes than maxDeletes)
     refusals: tuple[Problem, ...] = ()
+    #: the project's name (its mark and lock) and where it comes from
+    project: tuple[str, str] | None = None
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(ACTIONS, 0)

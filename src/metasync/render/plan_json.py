@@ -16,6 +16,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "environment": plan.environment,
         "server": plan.server,
         "flavour": plan.flavour,
+        "project": {"name": plan.project[0], "from": plan.project[1]} if plan.project else None,
         "changes": [
             {
                 "kind": c.kind,

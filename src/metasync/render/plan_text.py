@@ -68,7 +68,8 @@ def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> N
                       force_terminal=color)  # fmt: skip
     console.print(
         Text(
-            f"Plan for {plan.environment}: {plan.server}, {FLAVOUR_NAMES.get(plan.flavour, plan.flavour)}",
+            f"Plan for {plan.environment}: {plan.server}, {FLAVOUR_NAMES.get(plan.flavour, plan.flavour)}"
+            + (f"; project {plan.project[0]} (from {plan.project[1]})" if plan.project else ""),
             style="bold",
         )
     )
