@@ -89,6 +89,8 @@ def test_the_plan_says_which_project_name_marks_and_locks() -> None:
         "name": "acme-orders",
         "from": "the git remote",
     }
+    markdown = render_plan_markdown(named)
+    assert "(Conductor 3.15), project `acme-orders` (from the git remote)\n" in markdown
 
 
 def test_json() -> None:

@@ -31,7 +31,8 @@ def render_plan_markdown(plan: Plan, limit: int = DEFAULT_LIMIT, full_plan_hint:
     head = [
         f"### metasync plan: `{plan.environment}`",
         "",
-        f"**{summary_line(plan.summary())}** on `{plan.server}` ({FLAVOUR_NAMES.get(plan.flavour, plan.flavour)})",
+        f"**{summary_line(plan.summary())}** on `{plan.server}` ({FLAVOUR_NAMES.get(plan.flavour, plan.flavour)})"
+        + (f", project `{plan.project[0]}` (from {plan.project[1]})" if plan.project else ""),
         "",
     ]
     if not plan.has_changes:
