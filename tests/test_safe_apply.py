@@ -540,6 +540,13 @@ def test_rollback_restores_the_previous_live_definitions_exactly(
     code, out, _ = cli(project, "rollback", "--env", "dev", backup.name, "--auto-approve")
     assert code == 0
     assert "Nothing to restore: the server holds the before-images." in out
+    # and so is the same rollback again: the newest backup is the rollback's own, which names
+    # what it restored (restoring the rollback's own images would re-apply what it undid)
+    code, out, _ = cli(project, "rollback", "--env", "dev", "--auto-approve")
+    assert code == 0
+    assert f"Rolling dev back to the before-images in {backup}" in out
+    assert "Nothing to restore: the server holds the before-images." in out
+    assert comparable(live_objects(api, prefix)) == comparable(before)
 
 
 def test_rollback_without_a_backup_says_so(project: Path) -> None:

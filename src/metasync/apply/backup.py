@@ -37,11 +37,13 @@ class Backup:
     created: str
     #: before-images by key; None: the object did not exist
     objects: Mapping[Key, Mapping[str, Any] | None]
+    #: written by a rollback: the name of the backup it restored
+    restores: str | None = None
 
 
 def save(directory: Path, environment: str, server: str, changes: Sequence[Change], *,
          mask: Callable[[Any], Any], templates: Mapping[Key, Any] | None = None,
-         commit: str | None = None) -> Path:  # fmt: skip
+         commit: str | None = None, restores: str | None = None) -> Path:  # fmt: skip
     """Write the before-images; ``mask`` hides known secret values, and wherever ``templates``
     (the unresolved manifests, by key) have a secret the image keeps the placeholder."""
     templates = templates or {}
@@ -55,6 +57,7 @@ def save(directory: Path, environment: str, server: str, changes: Sequence[Chang
         "server": server,
         "created": now.isoformat(),
         "commit": commit,
+        "restores": restores,
         "objects": [
             {
                 "kind": c.kind,
@@ -145,9 +148,11 @@ def load(path: Path) -> Backup:
         if document.get("kind") != BACKUP_KIND or document.get("formatVersion") != 1:
             raise ValueError("not a metasync backup (formatVersion 1)")
         objects = {(o["kind"], o["name"], o["version"]): o["before"] for o in document["objects"]}
+        restores = document.get("restores")
         return Backup(
-            path, document["environment"], document["server"], document["created"], objects
-        )
+            path, document["environment"], document["server"], document["created"], objects,
+            restores if isinstance(restores, str) else None,
+        )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(
             f"cannot read the backup: {exc}", location=Location(str(path)),

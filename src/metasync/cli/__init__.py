@@ -206,7 +206,9 @@ def rollback(ctx: click.Context, *, backup: str | None, env: str, auto_approve: 
             click.echo("Nothing to restore: the server holds the before-images.")
         elif _confirmed(f"Restore these {len(planned.plan.pending)} object(s) on {env}?",
                         auto_approve, "rollback"):  # fmt: skip
-            applied = op.apply.apply(project, planned, on_step=_progress, force=force, restore=True)
+            applied = op.apply.apply(
+                project, planned, on_step=_progress, force=force, restores=found
+            )
     if applied is not None:
         _write_applied(applied, env)
         message = apply_message(env, planned.plan.server, applied.outcomes, "rollback")

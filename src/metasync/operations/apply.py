@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from metasync.apply.backup import Backup
 from metasync.apply.backup import folder as backup_folder
 from metasync.apply.backup import save as save_backup
 from metasync.apply.executor import execute
@@ -23,7 +24,7 @@ from metasync.project import Project
 
 
 def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | None = None, *,
-          force: bool = False, restore: bool = False) -> Applied:  # fmt: skip
+          force: bool = False, restores: Backup | None = None) -> Applied:  # fmt: skip
     """Write the plan's changes in order, then read back: every applied object must be a noop
     (a delete: gone).
 
@@ -51,9 +52,10 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
             [c for step in steps for c in step.changes], mask=planned.secrets.mask,
             templates={r.key: r.spec for r in planned.desired.resources},
             commit=_head_or_none(project.root),
+            restores=restores.path.name if restores else None,
         )  # fmt: skip
     with project.connect(env) as client:
-        mark = None if restore else project.mark  # a rollback writes the images as they were
+        mark = None if restores else project.mark  # a rollback writes the images as they were
         outcomes = [
             Outcome(o.change, o.status, tuple(mask_problem(p, planned.secrets) for p in o.problems))
             for o in execute(steps, client, on_step, mark)

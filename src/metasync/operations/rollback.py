@@ -26,6 +26,10 @@ def rollback_plan(project: Project, env: str, name: str | None = None) -> tuple[
     skipped: list[Problem] = []
     if name is None:
         backup, skipped = newest_backup(backup_folder(project.root, env), env)
+        if backup.restores:  # the newest is a rollback's: restore what it restored (a no-op)
+            backup = load_backup(
+                find_backup(backup_folder(project.root, env), env, backup.restores)
+            )
     else:
         backup = load_backup(find_backup(backup_folder(project.root, env), env, name))
     if backup.environment != env:
