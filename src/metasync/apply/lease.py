@@ -53,10 +53,10 @@ def held(connect: Connect, root: Path, *, env: str, name: str, command: str,
     before = read_local(root, record)
     ours = _left_behind(before, name)
     token = uuid.uuid4().hex
-    # recorded before it is taken: a run killed a moment after taking it is found out too
-    write_local(root, record, _record(name, token, release_failed=False))
     with connect() as client:
         try:
+            # recorded before it is taken: a run killed a moment after taking it is found out too
+            write_local(root, record, _record(name, token, release_failed=False))
             mine, replaced = take(client, name, env=env, command=command, minutes=minutes,
                                   ours=ours, token=token)  # fmt: skip
         except BaseException:
