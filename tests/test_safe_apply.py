@@ -549,12 +549,38 @@ def test_rollback_restores_the_previous_live_definitions_exactly(
     assert comparable(live_objects(api, prefix)) == comparable(before)
 
 
+def test_a_backup_from_another_machine_is_restored_from_its_path(
+    project: Path, prefix: str, api: httpx.Client, tmp_path: Path
+) -> None:
+    """CI: the apply job's before-images are an artifact; another checkout, which has no backups
+    of its own, restores them from the downloaded file."""
+    apply(project)
+    edit(project / "manifests/taskdefs/billing.yaml", "retryCount: 2", "retryCount: 7")
+    out = apply(project)
+    backup = Path(re.search(r"Before-images saved in (\S+) ", out)[1])  # type: ignore[index]
+    artifact = tmp_path / "downloaded" / backup.name
+    artifact.parent.mkdir()
+    shutil.copy(backup, artifact)
+    elsewhere = tmp_path / "another-checkout"
+    shutil.copytree(project, elsewhere, ignore=shutil.ignore_patterns(".metasync"))
+    code, _, err = cli(elsewhere, "rollback", "--env", "dev")
+    assert code == 1
+    assert "there is no backup of dev to roll back to" in err
+
+    code, out, err = cli(elsewhere, "rollback", "--env", "dev", str(artifact), "--auto-approve")
+    assert code == 0, out + err
+    assert f"Rolling dev back to the before-images in {artifact}" in out
+    assert "1 of 1 change(s) landed." in out
+    assert api.get(f"/metadata/taskdefs/{prefix}generate_invoice").json()["retryCount"] == 2
+
+
 def test_rollback_without_a_backup_says_so(project: Path) -> None:
     code, _, err = cli(project, "rollback", "--env", "dev")
     assert code == 1
     assert "error: .metasync/backups/dev" not in err
     assert "there is no backup of dev to roll back to" in err
-    assert "Backups are written by `metasync apply` before it changes anything." in err
+    assert "Backups are written by `metasync apply` before it changes anything" in err
+    assert "pass the file, `metasync rollback --env dev PATH`." in err
 
 
 def test_a_lock_metasync_cannot_read_never_counts_as_free(

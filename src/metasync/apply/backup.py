@@ -125,7 +125,10 @@ def newest(directory: Path, environment: str) -> tuple[Backup, list[Problem]]:
     raise ConfigError(
         f"there is no {'readable ' if files else ''}backup of {environment} to roll back to",
         location=Location(str(folder)),
-        hint="Backups are written by `metasync apply` before it changes anything.",
+        hint="Backups are written by `metasync apply` before it changes anything, on the machine "
+        "that ran it. An apply in CI keeps them as an artifact (metasync-backups-"
+        f"{environment}-<run>): download it and pass the file, `metasync rollback --env "
+        f"{environment} PATH`.",
     )
 
 
