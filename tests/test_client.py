@@ -132,7 +132,7 @@ def test_connection_errors_and_timeouts_are_retried_a_bounded_number_of_times() 
     server = Server(GET_api_metadata_taskdefs=[refused])
     waits: list[float] = []
     with pytest.raises(ServerError) as failure:
-        client(server, waits=waits).taskdefs()
+        client(server, waits=waits).objects(KINDS["TaskDef"])
     assert failure.value.problem.message == (
         "GET /api/metadata/taskdefs: cannot reach the dev server (ConnectError: connection "
         "refused); tried 5 times"
@@ -150,14 +150,16 @@ def test_connection_errors_and_timeouts_are_retried_a_bounded_number_of_times() 
     with pytest.raises(
         ServerError, match=r"did not answer within 30\.0s; tried 5 times"
     ) as failure:
-        client(slow).workflows()
+        client(slow).objects(KINDS["WorkflowDef"])
     assert not failure.value.ambiguous  # a read carries nothing out
 
 
 def test_backoff_doubles_with_jitter_up_to_a_cap() -> None:
     waits: list[float] = []
     with pytest.raises(ServerError):
-        client(Server(GET_api_event=[unavailable]), waits=waits, attempts=8).event_handlers()
+        client(Server(GET_api_event=[unavailable]), waits=waits, attempts=8).objects(
+            KINDS["EventHandler"]
+        )
     steps = [0.2, 0.4, 0.8, 1.6, 3.0, 3.0, 3.0]
     assert len(waits) == len(steps)
     for wait, step in zip(waits, steps, strict=True):
@@ -168,7 +170,7 @@ def test_a_503_on_a_read_is_retried_and_the_answer_used() -> None:
     server = Server(
         GET_api_metadata_taskdefs=[unavailable, unavailable, answer(200, [{"name": "t"}])]
     )
-    assert client(server).taskdefs() == [{"name": "t"}]
+    assert client(server).objects(KINDS["TaskDef"]) == [{"name": "t"}]
     assert server.log == ["GET /api/metadata/taskdefs"] * 3
 
 
@@ -179,7 +181,7 @@ def test_retry_after_is_honoured_up_to_a_cap() -> None:
                        answer(503, {"message": "busy"}, **{"Retry-After": "3600"}),
                        answer(200, [])]
     )  # fmt: skip
-    assert client(server, waits=waits).event_handlers() == []
+    assert client(server, waits=waits).objects(KINDS["EventHandler"]) == []
     assert waits[0] == 2.0
     assert waits[1] == 10.0
 
@@ -235,14 +237,14 @@ def test_an_update_that_got_through_once_is_ambiguous_even_if_the_last_attempt_w
 
 def test_the_upsert_post_of_task_definitions_is_retried() -> None:
     server = Server(POST_api_metadata_taskdefs=[lost, unavailable, answer(200)])
-    client(server).create_taskdefs([{"name": "t"}])
+    client(server).create(KINDS["TaskDef"], [{"name": "t"}])
     assert server.log == ["POST /api/metadata/taskdefs"] * 3
 
 
 def test_validation_is_retried_and_never_ambiguous() -> None:
     server = Server(POST_api_metadata_workflow_validate=[lost])
     with pytest.raises(ServerError) as failure:
-        client(server).validate_workflow({"name": "w"})
+        client(server).validate(KINDS["WorkflowDef"], {"name": "w"})
     assert server.log == ["POST /api/metadata/workflow/validate"] * 5
     assert not failure.value.ambiguous
 
@@ -435,7 +437,7 @@ def test_what_was_sent_holds_in_what_the_server_returns() -> None:
 def test_a_page_that_is_not_the_api() -> None:
     html = httpx.Response(200, text="<html>login</html>", headers={"content-type": "text/html"})
     with pytest.raises(ServerError) as failure:
-        client(lambda r: html).event_handlers()
+        client(lambda r: html).objects(KINDS["EventHandler"])
     assert "the answer is not JSON (text/html)" in failure.value.problem.message
     assert (
         failure.value.problem.hint
@@ -459,8 +461,8 @@ def test_orkes_token_is_fetched_sent_and_refreshed_when_expired() -> None:
         return httpx.Response(200, json=[])
 
     api = client(handler, key_id="id", key_secret="secret")
-    assert api.taskdefs() == []
-    assert api.workflows() == []
+    assert api.objects(KINDS["TaskDef"]) == []
+    assert api.objects(KINDS["WorkflowDef"]) == []
     assert seen == [
         ("/api/metadata/taskdefs", "t1"),
         ("/api/metadata/taskdefs", "t2"),
@@ -471,7 +473,7 @@ def test_orkes_token_is_fetched_sent_and_refreshed_when_expired() -> None:
 def test_bad_credentials() -> None:
     handler: Handler = lambda r: httpx.Response(401, json={"error": "INVALID_TOKEN"})  # noqa: E731
     with pytest.raises(ServerError) as failure:
-        client(handler, key_id="id", key_secret="wrong").taskdefs()
+        client(handler, key_id="id", key_secret="wrong").objects(KINDS["TaskDef"])
     assert failure.value.problem.message == (
         "POST /api/token -> 401: the server refused the key id and secret"
     )
@@ -484,13 +486,13 @@ def test_no_auth_header_without_credentials() -> None:
         assert request.url.path != "/api/token"
         return httpx.Response(200, json=[])
 
-    assert client(handler).taskdefs() == []
+    assert client(handler).objects(KINDS["TaskDef"]) == []
 
 
 def test_a_wrong_base_url_is_named_as_such() -> None:
     handler: Handler = lambda r: httpx.Response(404, json={"status": 404, "error": "Not Found"})  # noqa: E731
     with pytest.raises(ServerError) as failure:
-        client(handler).taskdefs()
+        client(handler).objects(KINDS["TaskDef"])
     assert failure.value.problem.message == (
         "GET /api/metadata/taskdefs -> 404: the dev server has no such endpoint"
     )
@@ -506,7 +508,7 @@ def test_only_2xx_is_success_and_a_redirect_is_never_followed() -> None:
         lambda c: c.update_workflows([{"name": "w"}]),
         lambda c: c.create_workflow({"name": "w", "version": 1}),
         lambda c: c.delete_workflow("w", 1),
-        lambda c: c.workflows(),
+        lambda c: c.objects(KINDS["WorkflowDef"]),
         lambda c: c.workflow("w"),
     ]
     for call in calls:

@@ -165,7 +165,7 @@ def test_a_503_on_a_read_is_retried_and_the_answer_used(
         FaultProxy(conductor.url, first={f"GET {TASKDEFS}": ["503", "close", "lose"]}) as proxy,
         through(proxy) as client,
     ):
-        names = {t["name"] for t in client.taskdefs()}
+        names = {t["name"] for t in client.objects(KINDS["TaskDef"]) or ()}
     assert proxy.seen("GET", TASKDEFS) == ["503", "close", "lose", "pass"]
     assert f"{prefix}t" in names
 
@@ -225,7 +225,7 @@ def test_a_proxy_whose_server_is_down_answers_502_and_reads_give_up_after_five()
         through(proxy) as client,
         pytest.raises(ServerError) as failure,
     ):
-        client.workflows()
+        client.objects(KINDS["WorkflowDef"])
     assert proxy.seen("GET", WORKFLOWS) == ["pass"] * 5
     assert failure.value.status == 502
     assert failure.value.problem.message.startswith(

@@ -162,15 +162,6 @@ class ConductorClient(Transport):
                 return None
             raise
 
-    def taskdefs(self) -> list[Json]:
-        return self._list("GET", "/metadata/taskdefs")
-
-    def workflows(self) -> list[Json]:
-        return self._list("GET", "/metadata/workflow")
-
-    def event_handlers(self) -> list[Json]:
-        return self._list("GET", "/event")
-
     def workflow(self, name: str, version: int | None = None) -> Json | None:
         """One workflow definition (the newest version by default); None when there is none."""
         query = f"?version={version}" if version is not None else ""
@@ -186,9 +177,6 @@ class ConductorClient(Transport):
         """The server's own validation of one object of ``kind`` (nothing is written)."""
         if kind.validate is not None:
             self._call("POST", kind.validate, body=spec, idempotent=True)
-
-    def validate_workflow(self, spec: Json) -> None:
-        self.validate(KINDS["WorkflowDef"], spec)
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -232,9 +220,6 @@ class ConductorClient(Transport):
             return None if status_of(response) == 404 else self._object(response)
 
         return _ReadBack(what, read)
-
-    def create_taskdefs(self, specs: Sequence[Json]) -> None:
-        self.create(KINDS["TaskDef"], specs)
 
     def create_workflow(self, spec: Json) -> None:
         self.create(KINDS["WorkflowDef"], [spec])

@@ -21,8 +21,6 @@ RETRY_AFTER_CAP_S = 10.0
 
 #: answers worth another attempt; the 5xx ones may come after the request was carried out
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
-#: POSTs that may be sent twice: an upsert (reference §1.2) and a dry run
-_IDEMPOTENT_POSTS = frozenset({"/metadata/taskdefs", "/metadata/workflow/validate"})
 #: the request never reached the server
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 #: the request was sent (perhaps in part) and no answer came back
@@ -103,7 +101,8 @@ class Transport:
         request = f"{method} /api{path}"
         writes = method != "GET" and not path.endswith("/validate")
         if idempotent is None:
-            idempotent = method in ("GET", "PUT", "DELETE") or path in _IDEMPOTENT_POSTS
+            # a POST says itself whether it may be sent twice (a kind's upsert, a dry run)
+            idempotent = method in ("GET", "PUT", "DELETE")
         maybe_done = False  # an attempt may have been carried out without our knowing
         attempt = 0
         while True:
