@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import shutil
@@ -530,30 +531,140 @@ def test_rollback_restores_the_previous_live_definitions_exactly(
 
     code, out, err = cli(project, "rollback", "--env", "dev", "--auto-approve")
     assert code == 0, out + err
-    assert f"Rolling dev back to the before-images in {backup}" in out
+    assert "Rolling dev back to revision 1." in out
     assert f"- WorkflowDef {prefix}legacy_report v1  (delete)" in out
     assert "~ TaskDef " + prefix + "generate_invoice  (update, 1 field(s))" in out
     assert "4 of 4 change(s) landed." in out
+    assert "Recorded as revision 3 of dev" in out
     assert comparable(live_objects(api, prefix)) == comparable(before)
 
     # a plan against the before-images is now a no-op
     code, out, _ = cli(project, "rollback", "--env", "dev", backup.name, "--auto-approve")
     assert code == 0
-    assert "Nothing to restore: the server holds the before-images." in out
-    # and so is the same rollback again: the newest backup is the rollback's own, which names
-    # what it restored (restoring the rollback's own images would re-apply what it undid)
+    assert f"Nothing to restore: dev is as it was at the before-images in {backup}" in out
+    # and so is the same rollback again: the newest revision is the rollback, and rolling back
+    # after a rollback stays where it went (undoing it would re-apply what it undid)
     code, out, _ = cli(project, "rollback", "--env", "dev", "--auto-approve")
     assert code == 0
-    assert f"Rolling dev back to the before-images in {backup}" in out
-    assert "Nothing to restore: the server holds the before-images." in out
+    assert "Nothing to restore: dev is as it was at revision 1." in out
     assert comparable(live_objects(api, prefix)) == comparable(before)
+    assert [r["revision"] for r in history(project)] == [1, 2, 3]
 
 
-def test_a_backup_from_another_machine_is_restored_from_its_path(
+def history(project: Path) -> list[dict[str, Any]]:
+    code, out, err = cli(project, "history", "--env", "dev", "-o", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["kind"] == "metasync-history"
+    revisions: list[dict[str, Any]] = document["revisions"]
+    return revisions
+
+
+def test_every_machine_sees_one_history_and_rolls_back_from_it(
     project: Path, prefix: str, api: httpx.Client, tmp_path: Path
 ) -> None:
-    """CI: the apply job's before-images are an artifact; another checkout, which has no backups
-    of its own, restores them from the downloaded file."""
+    """Two CI jobs on different machines: the second has no local files of the first, and
+    sees the same revisions (kept on the server) and rolls back from them."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    apply(project)
+    edit(project / "manifests/taskdefs/billing.yaml", "retryCount: 2", "retryCount: 7")
+    apply(project)
+    elsewhere = tmp_path / "another-checkout"
+    shutil.copytree(project, elsewhere, ignore=shutil.ignore_patterns(".metasync"))
+    first, second = history(project), history(elsewhere)
+    assert first == second
+    assert [(r["revision"], r["action"], r["result"]) for r in first] == [
+        (1, "apply", "landed"), (2, "apply", "landed"),
+    ]  # fmt: skip
+    assert first[1]["changes"] == 1
+    assert first[0]["changes"] > 1
+    assert first[1]["who"].startswith(f"{getpass.getuser()}@")
+    assert first[1]["planFingerprint"].startswith("sha256:")
+    assert first[1]["started"] <= first[1]["finished"]
+
+    code, out, err = cli(elsewhere, "rollback", "--env", "dev", "--auto-approve")
+    assert code == 0, out + err
+    assert "Rolling dev back to revision 1." in out
+    assert "1 of 1 change(s) landed." in out
+    assert api.get(f"/metadata/taskdefs/{prefix}generate_invoice").json()["retryCount"] == 2
+    # twice, from the other machine: a no-op, and no new revision
+    code, out, err = cli(project, "rollback", "--env", "dev", "--auto-approve")
+    assert code == 0, out + err
+    assert "Nothing to restore: dev is as it was at revision 1." in out
+    revisions = history(project)
+    assert [(r["revision"], r["action"], r["rollbackTo"]) for r in revisions] == [
+        (1, "apply", None), (2, "apply", None), (3, "rollback", 1),
+    ]  # fmt: skip
+    code, out, _ = cli(project, "history", "--env", "dev")
+    assert code == 0
+    assert re.search(r"3 .* rollback to 1 .* landed .* 1 ", out), out
+
+
+def test_rollback_to_a_revision_undoes_every_revision_after_it(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    apply(project)  # 1
+    edit(project / "manifests/taskdefs/billing.yaml", "retryCount: 2", "retryCount: 7")
+    apply(project)  # 2
+    edit(project / "manifests/taskdefs/billing.yaml", "timeoutSeconds: 300", "timeoutSeconds: 900")
+    (project / "manifests/workflows/legacy.yaml").write_text(LEGACY.format(prefix=prefix))
+    apply(project)  # 3
+    taskdef = f"/metadata/taskdefs/{prefix}generate_invoice"
+    assert (api.get(taskdef).json()["retryCount"], api.get(taskdef).json()["timeoutSeconds"]) == (
+        7, 900,
+    )  # fmt: skip
+
+    code, out, err = cli(project, "rollback", "--env", "dev", "--to", "2", "--auto-approve")
+    assert code == 0, out + err
+    assert (api.get(taskdef).json()["retryCount"], api.get(taskdef).json()["timeoutSeconds"]) == (
+        7, 300,
+    )  # fmt: skip
+    assert versions(api, f"{prefix}legacy_report") == []
+    code, out, err = cli(project, "rollback", "--env", "dev", "--to", "1", "--auto-approve")
+    assert code == 0, out + err
+    assert (api.get(taskdef).json()["retryCount"], api.get(taskdef).json()["timeoutSeconds"]) == (
+        2, 300,
+    )  # fmt: skip
+    # forward again: revision 3's state, from the images the rollbacks recorded
+    code, out, err = cli(project, "rollback", "--env", "dev", "--to", "3", "--auto-approve")
+    assert code == 0, out + err
+    assert (api.get(taskdef).json()["retryCount"], api.get(taskdef).json()["timeoutSeconds"]) == (
+        7, 900,
+    )  # fmt: skip
+    assert versions(api, f"{prefix}legacy_report") == [1]
+    assert [(r["revision"], r["rollbackTo"]) for r in history(project)][3:] == [
+        (4, 2), (5, 1), (6, 3),
+    ]  # fmt: skip
+
+    code, out, err = cli(project, "rollback", "--env", "dev", "--to", "9")
+    assert code == 1
+    assert "error: dev has no revision 9 to roll back to (kept: revisions 1-6)" in err
+    assert "Pass --to a revision from 0 to 6" in err
+
+
+def test_the_local_copy_serves_a_revision_the_server_no_longer_keeps(
+    project: Path, prefix: str, api: httpx.Client, tmp_path: Path
+) -> None:
+    apply(project)
+    edit(project / "manifests/taskdefs/billing.yaml", "retryCount: 2", "retryCount: 7")
+    apply(project)
+    elsewhere = tmp_path / "another-checkout"
+    shutil.copytree(project, elsewhere, ignore=shutil.ignore_patterns(".metasync"))
+    name = f"metasync_history_{prefix}order-to-cash_dev"
+    assert versions(api, name) == [1, 2]
+    assert api.delete(f"/metadata/workflow/{name}/1").status_code == 200  # its images gone
+    code, _, err = cli(elsewhere, "rollback", "--env", "dev", "--to", "0")
+    assert code == 1
+    assert f"error: revision 1 is no longer kept on the server ({name})" in err
+    code, out, err = cli(project, "rollback", "--env", "dev", "--to", "0", "--auto-approve")
+    assert code == 0, out + err  # this machine's copy of revision 1
+    assert "Rolling dev back to before revision 1." in out
+    assert versions(api, f"{prefix}order_to_cash") == []
+
+
+def test_a_backup_file_from_another_machine_is_restored_from_its_path(
+    project: Path, prefix: str, api: httpx.Client, tmp_path: Path
+) -> None:
     apply(project)
     edit(project / "manifests/taskdefs/billing.yaml", "retryCount: 2", "retryCount: 7")
     out = apply(project)
@@ -563,24 +674,23 @@ def test_a_backup_from_another_machine_is_restored_from_its_path(
     shutil.copy(backup, artifact)
     elsewhere = tmp_path / "another-checkout"
     shutil.copytree(project, elsewhere, ignore=shutil.ignore_patterns(".metasync"))
-    code, _, err = cli(elsewhere, "rollback", "--env", "dev")
-    assert code == 1
-    assert "there is no backup of dev to roll back to" in err
-
     code, out, err = cli(elsewhere, "rollback", "--env", "dev", str(artifact), "--auto-approve")
     assert code == 0, out + err
     assert f"Rolling dev back to the before-images in {artifact}" in out
     assert "1 of 1 change(s) landed." in out
     assert api.get(f"/metadata/taskdefs/{prefix}generate_invoice").json()["retryCount"] == 2
+    assert [r["restoresFile"] for r in history(project)] == [None, None, artifact.name]
 
 
-def test_rollback_without_a_backup_says_so(project: Path) -> None:
+def test_rollback_with_no_history_says_so(project: Path) -> None:
     code, _, err = cli(project, "rollback", "--env", "dev")
     assert code == 1
     assert "error: .metasync/backups/dev" not in err
-    assert "there is no backup of dev to roll back to" in err
-    assert "Backups are written by `metasync apply` before it changes anything" in err
-    assert "pass the file, `metasync rollback --env dev PATH`." in err
+    assert "there is no revision of dev to roll back to" in err
+    assert "`metasync apply` records each run as a revision" in err
+    code, out, _ = cli(project, "history", "--env", "dev")
+    assert code == 0
+    assert out.startswith("dev has no revisions on http://")
 
 
 def test_a_lock_metasync_cannot_read_never_counts_as_free(
@@ -613,6 +723,10 @@ def test_a_damaged_backup_is_skipped_and_never_taken_for_the_newest(
     damaged = backup.parent / "29991231T235959000000Z-dead00.json"
     damaged.write_text(backup.read_text()[:100])
     (backup.parent / ".29991231T235959000000Z-beef00.partial").write_text("{")  # never a backup
+    # applied by a metasync that kept no history: the newest readable local backup is used
+    name = f"metasync_history_{prefix}order-to-cash_dev"
+    for version in versions(api, name):
+        assert api.delete(f"/metadata/workflow/{name}/{version}").status_code == 200
     code, out, err = cli(project, "rollback", "--env", "dev", "--auto-approve")
     assert code == 0, out + err
     assert f"Rolling dev back to the before-images in {backup}" in out

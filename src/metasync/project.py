@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from metasync.apply.history import history_name
 from metasync.apply.lock import lock_name
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState
@@ -205,6 +206,10 @@ class Project:
     @property
     def lock_name(self) -> str:
         return lock_name(self.identity.name)
+
+    def history_name(self, env: str) -> str:
+        """Where ``env``'s history of applies and rollbacks is kept on its server."""
+        return history_name(self.identity.name, env)
 
     # -- notifications ----------------------------------------------------------------------------
 

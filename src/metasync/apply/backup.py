@@ -39,15 +39,17 @@ class Backup:
     objects: Mapping[Key, Mapping[str, Any] | None]
     #: written by a rollback: the name of the backup it restored
     restores: str | None = None
+    #: the revision of the environment's history this is a copy of (apply/history.py)
+    revision: int | None = None
 
 
 def save(directory: Path, environment: str, server: str, changes: Sequence[Change], *,
          mask: Callable[[Any], Any], templates: Mapping[Key, Any] | None = None,
-         commit: str | None = None, restores: str | None = None) -> Path:  # fmt: skip
+         commit: str | None = None, restores: str | None = None,
+         revision: int | None = None, created: str | None = None) -> Path:  # fmt: skip
     """Write the before-images; ``mask`` hides known secret values, and wherever ``templates``
     (the unresolved manifests, by key) have a secret the image keeps the placeholder."""
-    templates = templates or {}
-    now = datetime.now(UTC)
+    now = datetime.fromisoformat(created) if created else datetime.now(UTC)
     folder = directory / environment
     path = folder / f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}.json"
     document = {
@@ -58,17 +60,8 @@ def save(directory: Path, environment: str, server: str, changes: Sequence[Chang
         "created": now.isoformat(),
         "commit": commit,
         "restores": restores,
-        "objects": [
-            {
-                "kind": c.kind,
-                "name": c.name,
-                "version": c.version,
-                "before": mask(hide_where_secret(dict(c.live), templates.get(c.key, {})))
-                if c.live is not None
-                else None,
-            }
-            for c in changes
-        ],
+        "revision": revision,
+        "objects": images(changes, mask=mask, templates=templates),
     }
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -92,6 +85,36 @@ def save(directory: Path, environment: str, server: str, changes: Sequence[Chang
             hint="Make the backups folder writable, or set backups.dir in environment.yaml.",
         ) from None
     return path
+
+
+def images(changes: Sequence[Change], *, mask: Callable[[Any], Any],
+           templates: Mapping[Key, Any] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """The before-image of each change's object (None: absent), secrets masked."""
+    templates = templates or {}
+    return [
+        {
+            "kind": c.kind,
+            "name": c.name,
+            "version": c.version,
+            "before": mask(hide_where_secret(dict(c.live), templates.get(c.key, {})))
+            if c.live is not None
+            else None,
+        }
+        for c in changes
+    ]
+
+
+def cached(directory: Path, environment: str, revision: int, created: str) -> Backup | None:
+    """The local copy of ``revision`` (recorded at ``created``), if this machine has it."""
+    folder = directory / environment
+    for path in sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []:
+        try:
+            backup = load(path)
+        except ConfigError:
+            continue
+        if backup.revision == revision and backup.created == created:
+            return backup
+    return None
 
 
 def _sync_folder(folder: Path) -> None:
@@ -123,11 +146,11 @@ def newest(directory: Path, environment: str) -> tuple[Backup, list[Problem]]:
                 "Remove it, or pass an older backup by name.", severity="warning",
             ))  # fmt: skip
     raise ConfigError(
-        f"there is no {'readable ' if files else ''}backup of {environment} to roll back to",
+        f"there is no revision of {environment} to roll back to: its server keeps no history "
+        f"of this project, and there is no {'readable ' if files else ''}local backup",
         location=Location(str(folder)),
-        hint="Backups are written by `metasync apply` before it changes anything, on the machine "
-        "that ran it. An apply in CI keeps them as an artifact (metasync-backups-"
-        f"{environment}-<run>): download it and pass the file, `metasync rollback --env "
+        hint="`metasync apply` records each run as a revision, with its before-images. A backup "
+        f"file (an older metasync's CI artifact) can be passed: `metasync rollback --env "
         f"{environment} PATH`.",
     )
 
@@ -151,10 +174,11 @@ def load(path: Path) -> Backup:
         if document.get("kind") != BACKUP_KIND or document.get("formatVersion") != 1:
             raise ValueError("not a metasync backup (formatVersion 1)")
         objects = {(o["kind"], o["name"], o["version"]): o["before"] for o in document["objects"]}
-        restores = document.get("restores")
+        restores, revision = document.get("restores"), document.get("revision")
         return Backup(
             path, document["environment"], document["server"], document["created"], objects,
             restores if isinstance(restores, str) else None,
+            revision if isinstance(revision, int) else None,
         )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(

@@ -187,27 +187,36 @@ def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_appro
 @cli.command()
 @click.argument("backup", metavar="[BACKUP]", required=False)
 @click.option("--env", required=True, metavar="ENV", help="The environment to restore.")
+@click.option("--to", "to", type=click.IntRange(min=0), metavar="REV",
+              help="The revision to go back to (`metasync history` lists them; 0: before the "
+              "first). Default: undo the newest apply.")  # fmt: skip
 @click.option("--auto-approve", is_flag=True, help="Restore without asking (for CI).")
 @click.option("--force", is_flag=True,
               help="Also delete objects the apply created that are in use or running.")  # fmt: skip
 @_notify
 @click.pass_context
-def rollback(ctx: click.Context, *, backup: str | None, env: str, auto_approve: bool,
-             force: bool, notify: tuple[str, ...]) -> int:  # fmt: skip
-    """Restore the before-images an apply saved (the newest, or BACKUP), shown as a plan first."""
+def rollback(ctx: click.Context, *, backup: str | None, env: str, to: int | None,
+             auto_approve: bool, force: bool, notify: tuple[str, ...]) -> int:  # fmt: skip
+    """Put ENV back as it was at an earlier revision (--to REV), by default before the newest
+    apply; or restore a BACKUP file's before-images. Shown as a plan first; itself a revision."""
+    if backup is not None and to is not None:
+        raise MetasyncError(
+            "rollback takes a BACKUP file or --to REV, not both",
+            hint=f"Run `metasync rollback --env {env} --to REV`.",
+        )
     project = _project(ctx)
     applied = None
     with op.lock.locked(project, env, "rollback") as lease:
-        planned, found = op.rollback.rollback_plan(project, env, backup)
-        click.echo(f"Rolling {env} back to the before-images in {found.path} ({found.created}).")
+        planned, restoring = op.rollback.rollback_plan(project, env, backup, to)
+        click.echo(f"Rolling {env} back to {restoring.label}.")
         write_problems(sys.stderr, planned.desired.warnings)  # damaged newer backups skipped
         write_plan_text(sys.stdout, planned.plan)
         if not planned.plan.has_changes:
-            click.echo("Nothing to restore: the server holds the before-images.")
+            click.echo(f"Nothing to restore: {env} is as it was at {restoring.label}.")
         elif _confirmed(f"Restore these {len(planned.plan.pending)} object(s) on {env}?",
                         auto_approve, "rollback"):  # fmt: skip
             applied = op.apply.apply(
-                project, planned, on_step=_progress, force=force, restores=found
+                project, planned, on_step=_progress, force=force, restoring=restoring
             )
     if applied is not None:
         _write_applied(applied, env)
@@ -255,11 +264,15 @@ def _confirmed(question: str, auto_approve: bool, command: str = "apply") -> boo
 def _write_applied(applied: Applied, env: str) -> None:
     write_apply_result(sys.stdout, applied.outcomes, applied.read_back,
                        read_back_failed=applied.read_back_failed)  # fmt: skip
-    if applied.ledger_failed is not None:
-        write_problems(sys.stderr, [applied.ledger_failed])
+    for problem in (applied.ledger_failed, applied.history_failed):
+        if problem is not None:
+            write_problems(sys.stderr, [problem])
+    if applied.revision is not None:
+        click.echo(f"Recorded as revision {applied.revision.number} of {env} "
+                   f"(`metasync history --env {env}`; `metasync rollback --env {env}` undoes "
+                   "it).")  # fmt: skip
     if applied.backup is not None:
-        click.echo(f"Before-images saved in {applied.backup} "
-                   f"(`metasync rollback --env {env}` restores them).")  # fmt: skip
+        click.echo(f"Before-images saved in {applied.backup} (a local copy).")
 
 
 def _env_webhooks(project: Project, env: str) -> list[str]:

@@ -1,11 +1,14 @@
-"""Commands that report on servers: drift (and --adopt), status, export."""
+"""Commands that report on servers: drift (and --adopt), status, export, history."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from metasync import operations as op
 from metasync.cli import _env_webhooks, _notify, _project, _select, cli
@@ -122,4 +125,43 @@ def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: boo
     click.echo(f"exported {', '.join(envs)} into {out}: {len(manifests)} manifest file(s)"
                + (f", {len(overlays)} overlay(s)" if len(envs) > 1 else ""))  # fmt: skip
     click.echo(f"Next: metasync --project {out} plan --env {envs[0]}   (a no-op: git now matches)")
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("--env", required=True, metavar="ENV", help="The environment.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)  # fmt: skip
+@click.pass_context
+def history(ctx: click.Context, env: str, fmt: str) -> int:
+    """List ENV's revisions: every apply and rollback, as its server keeps them (newest last)."""
+    listing = op.rollback.list_history(_project(ctx), env)
+    revisions = listing.history.revisions
+    if fmt == "json":
+        document = {
+            "kind": "metasync-history",
+            "formatVersion": 1,
+            "environment": env,
+            "server": listing.server,
+            "revisions": [r.summary() for r in revisions],
+        }
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not revisions:
+        click.echo(
+            f"{env} has no revisions on {listing.server} yet: `metasync apply` records them."
+        )
+        return EXIT_OK
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True, width=200)
+    table = Table(title=f"History of {env} ({listing.server})", title_justify="left")
+    for column in ("rev", "started (UTC)", "action", "result", "changes", "commit", "who"):
+        table.add_column(column, justify="right" if column in ("rev", "changes") else "left")
+    for r in revisions:
+        if r.action == "rollback":
+            action = f"rollback to {r.rollback_to}" if r.rollback_to is not None else "rollback"
+        else:
+            action = "apply"
+        table.add_row(str(r.number), r.started[:19].replace("T", " "), action, r.result,
+                      str(r.changes), (r.commit or "-")[:7], r.who)  # fmt: skip
+    console.print(table)
     return EXIT_OK

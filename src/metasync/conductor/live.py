@@ -20,6 +20,8 @@ LOCK_PREFIX = "metasync_lock_"
 #: names hold only what every flavour and setting accepts (conductor-oss's optional name
 #: validation refuses a '.'): letters, digits, '_' and '-'.
 LEDGER_PREFIX = "metasync_ledger_"
+#: and each environment's history of applies and rollbacks (apply/history.py)
+HISTORY_PREFIX = "metasync_history_"
 #: the names of metasync before 0.2 (a '.' after the prefix): still metasync's own
 _LEGACY_PREFIXES = ("metasync_lock.", "metasync_ledger.")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -128,7 +130,7 @@ def read_live(reader: LiveReader) -> LiveState:
         request = f"GET /api{kind.endpoints.list}"
         for spec in _objects(listed, request, reader.url, kind.versioned):
             name = spec["name"]
-            if name.startswith((LOCK_PREFIX, LEDGER_PREFIX, *_LEGACY_PREFIXES)):
+            if name.startswith((LOCK_PREFIX, LEDGER_PREFIX, HISTORY_PREFIX, *_LEGACY_PREFIXES)):
                 if spec.get("version", 1) >= internal.get(name, {}).get("version", 0):
                     internal[name] = spec
                 continue

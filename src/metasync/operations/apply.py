@@ -6,15 +6,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from metasync.apply.backup import Backup
+from metasync.apply import history
 from metasync.apply.backup import folder as backup_folder
+from metasync.apply.backup import images
 from metasync.apply.backup import save as save_backup
 from metasync.apply.executor import execute
+from metasync.apply.lock import whoami
 from metasync.apply.steps import Step, steps_for
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState, ledger_name, ledger_spec, read_live
 from metasync.errors import MetasyncError, Problem, ServerError, ValidationFailed
 from metasync.manifests.gitref import head_commit
+from metasync.model.fingerprint import fingerprint
 from metasync.model.kinds import KINDS
 from metasync.model.resource import Resource
 from metasync.operations.plan import Planned, mask_problem
@@ -23,10 +26,20 @@ from metasync.plan.planner import build_plan
 from metasync.project import Project
 
 
+@dataclass(frozen=True)
+class Restoring:
+    """What a rollback restores: a revision's state, or a backup file's before-images."""
+
+    label: str
+    rollback_to: int | None = None
+    restores_file: str | None = None
+
+
 def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | None = None, *,
-          force: bool = False, restores: Backup | None = None) -> Applied:  # fmt: skip
+          force: bool = False, restoring: Restoring | None = None) -> Applied:  # fmt: skip
     """Write the plan's changes in order, then read back: every applied object must be a noop
-    (a delete: gone).
+    (a delete: gone). The run is a revision of the environment's history, recorded on its server
+    with the before-images before the first write (and a copy kept locally).
 
     A plan with refusals (prune guards) writes nothing. Blocked changes (protected, running
     executions, still referenced) are not carried out without ``force``; they are reported
@@ -45,17 +58,11 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
         if c.blocked is not None and not force
     ]  # fmt: skip
     steps = steps_for(plan, force)
-    backup = None
-    if steps:
-        backup = save_backup(
-            backup_folder(project.root, env), env, plan.server,
-            [c for step in steps for c in step.changes], mask=planned.secrets.mask,
-            templates={r.key: r.spec for r in planned.desired.resources},
-            commit=_head_or_none(project.root),
-            restores=restores.path.name if restores else None,
-        )  # fmt: skip
+    backup = revision = None
     with project.connect(env) as client:
-        mark = None if restores else project.mark  # a rollback writes the images as they were
+        if steps:
+            revision, backup = _record(project, client, planned, steps, restoring)
+        mark = None if restoring else project.mark  # a rollback writes the images as they were
         outcomes = [
             Outcome(o.change, o.status, tuple(mask_problem(p, planned.secrets) for p in o.problems))
             for o in execute(steps, client, on_step, mark)
@@ -65,7 +72,17 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
             live = read_live(client)
         except ServerError as exc:
             problem = mask_problem(exc.problem, planned.secrets)
-            return Applied((*outcomes, *held), (), problem, backup, ledger)
+            done = Applied((*outcomes, *held), (), problem, backup, ledger, revision)
+        else:
+            settled, drifted = _read_back(env, outcomes, live, planned)
+            done = Applied((*settled, *held), drifted, backup=backup, ledger_failed=ledger,
+                           revision=revision)  # fmt: skip
+        return _finish(client, project, env, done)
+
+
+def _read_back(env: str, outcomes: Sequence[Outcome], live: LiveState,
+               planned: Planned) -> tuple[tuple[Outcome, ...], tuple[Change, ...]]:  # fmt: skip
+    """The outcomes settled by what the server now holds, and what landed but still differs."""
     # what was sent (new versions at their new number), secrets resolved: masked again below
     resources = [
         Resource(o.change.kind, o.change.name, o.change.version, o.change.desired)
@@ -83,7 +100,71 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
         for o in settled
         if o.status == "landed" and after[o.change.key].action != "noop"
     )
-    return Applied((*settled, *held), drifted, backup=backup, ledger_failed=ledger)
+    return settled, drifted
+
+
+def _record(project: Project, client: ConductorClient, planned: Planned, steps: Sequence[Step],
+            restoring: Restoring | None) -> tuple[history.Revision, Path]:  # fmt: skip
+    """The run as the next revision of the environment's history, with the before-images of
+    what it touches: on the server first (nothing is written when it cannot be kept), then the
+    local copy."""
+    env, changes = planned.plan.environment, [c for step in steps for c in step.changes]
+    befores = images(changes, mask=planned.secrets.mask,
+                     templates={r.key: r.spec for r in planned.desired.resources})  # fmt: skip
+    plan = [
+        [c.kind, c.name, c.version, c.action, c.live_fingerprint, c.desired_fingerprint]
+        for c in changes
+    ]
+    started = history.Revision(
+        0,
+        "rollback" if restoring else "apply",
+        history.now(),
+        whoami(),
+        _head_or_none(project.root),
+        fingerprint(plan),
+        len(changes),
+        rollback_to=restoring.rollback_to if restoring else None,
+        restores_file=restoring.restores_file if restoring else None,
+    )
+    name = project.history_name(env)
+    try:
+        revision = history.begin(client, name, started, befores)
+    except ServerError as exc:
+        raise ServerError(
+            f"the history of {env} could not be recorded ({name}): "
+            f"{mask_problem(exc.problem, planned.secrets).message}; nothing was applied",
+            location=exc.problem.location, status=exc.status,
+            hint="Apply again once the server takes writes.",
+        ) from None  # fmt: skip
+    try:
+        backup = save_backup(
+            backup_folder(project.root, env), env, planned.plan.server, changes,
+            mask=planned.secrets.mask,
+            templates={r.key: r.spec for r in planned.desired.resources},
+            commit=revision.commit, restores=restoring.restores_file if restoring else None,
+            revision=revision.number, created=revision.started,
+        )  # fmt: skip
+    except MetasyncError:
+        history.finish(client, name, revision, "not landed")
+        raise
+    return revision, backup
+
+
+def _finish(client: ConductorClient, project: Project, env: str, done: Applied) -> Applied:
+    """Record the run's result in its revision; a failure to is a warning, never a failure of
+    what landed."""
+    if done.revision is None:
+        return done
+    try:
+        ended = history.finish(client, project.history_name(env), done.revision,
+                               "landed" if done.ok else "not landed")  # fmt: skip
+    except MetasyncError as exc:
+        return replace(done, history_failed=Problem(
+            f"revision {done.revision.number} of {env} was not updated with its result: "
+            f"{exc.problem.message}", hint="`metasync history` lists it as started.",
+            severity="warning",
+        ))  # fmt: skip
+    return replace(done, revision=ended)
 
 
 def _record_ledger(project: Project, client: ConductorClient, live: LiveState,
@@ -128,6 +209,10 @@ class Applied:
     backup: Path | None = None
     #: the event-handler ledger could not be written
     ledger_failed: Problem | None = None
+    #: the revision of the environment's history this run is (None: nothing was written)
+    revision: history.Revision | None = None
+    #: the revision's result could not be recorded
+    history_failed: Problem | None = None
 
     @property
     def ok(self) -> bool:
