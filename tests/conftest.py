@@ -104,6 +104,29 @@ def applied_example(tmp_path: Path, prefix: str, conductor: conductor_server.Ser
     return root
 
 
+@pytest.fixture(scope="session")
+def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This repository's example project as its own git repository, qa and prod pinned to its
+    commit (the repository's pins name commits a shallow checkout may not have). Read-only."""
+    from helpers import git  # here: helpers import git, which a test hides
+
+    root = tmp_path_factory.mktemp("example-repo")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev")
+    for part in ("manifests", "environments"):
+        shutil.copytree(ROOT / part, root / part)
+    shutil.copy(ROOT / "metasync.yaml", root / "metasync.yaml")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the example")
+    head = git(root, "rev-parse", "HEAD")
+    for env in ("qa", "prod"):
+        path = root / "environments" / env / "environment.yaml"
+        path.write_text(re.sub(r"(?m)^(  ref: )[0-9a-f]{40}\b", rf"\g<1>{head}", path.read_text()))
+    git(root, "commit", "-q", "-am", f"qa and prod run {head[:7]}")
+    return root
+
+
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     """A copy of this repository's example project, free to edit."""

@@ -78,9 +78,11 @@ def prefixed_example(target: Path, prefix: str, server_url: str) -> Path:
         path.write_text(pattern.sub(lambda m: prefix + m.group(1), path.read_text()))
     for env in ("dev", "qa", "prod"):
         env_file = target / "environments" / env / "environment.yaml"
-        env_file.write_text(
-            re.sub(r"url: http://127\.0\.0\.1:\d+", f"url: {server_url}", env_file.read_text())
-        )
+        text = re.sub(r"url: http://127\.0\.0\.1:\d+", f"url: {server_url}", env_file.read_text())
+        # the pins name commits of this repository, which a copy does not have: qa and prod
+        # become environments of their own (committed_example pins them to its own commit)
+        text = re.sub(r"(?m)^  from: \w+\n  ref: \w+.*$", "  from: null\n  ref: null", text)
+        env_file.write_text(text)
     return target
 
 
@@ -99,7 +101,20 @@ def committed_example(root: Path, prefix: str, server_url: str) -> Path:
     prefixed_example(root, prefix, server_url)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "the example")
+    pin_stages(root)
     return root
+
+
+def pin_stages(root: Path, commit: str | None = None) -> None:
+    """dev -> qa -> prod, as in this repository's example: qa and prod pinned to ``commit``
+    (default HEAD), committed."""
+    commit = commit or git(root, "rev-parse", "HEAD")
+    for env, source in (("qa", "dev"), ("prod", "qa")):
+        env_file = root / "environments" / env / "environment.yaml"
+        text = re.sub(r"(?m)^  from: null\n  ref: null$", f"  from: {source}\n  ref: {commit}",
+                      env_file.read_text())  # fmt: skip
+        env_file.write_text(text)
+    git(root, "commit", "-q", "-am", f"qa and prod run {commit[:7]}")
 
 
 def secret_project(root: Path, prefix: str, url: str, variable: str) -> Path:

@@ -13,12 +13,11 @@ import conductor_server
 from helpers import run_cli
 from metasync.model.kinds import KINDS
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.server
 
 
-def rendered(env: str) -> dict[str, Any]:
-    result = run_cli("--project", str(ROOT), "render", "--env", env, "-o", "json")
+def rendered(root: Path, env: str) -> dict[str, Any]:
+    result = run_cli("--project", str(root), "render", "--env", env, "-o", "json")
     assert result.exit_code == 0, result.stderr
     document: dict[str, Any] = json.loads(result.stdout)
     return document
@@ -41,12 +40,12 @@ def assert_kept(sent: Any, live: Any, path: str = "") -> None:
 
 
 def test_every_example_resource_registers_and_reads_back(
-    conductor: conductor_server.Server,
+    conductor: conductor_server.Server, example_repo: Path
 ) -> None:
     """dev is created with POST; qa and prod then update the same names with PUT."""
     api = httpx.Client(base_url=f"{conductor.url}/api", timeout=30)
     for step, env in enumerate(("dev", "qa", "prod")):
-        resources = rendered(env)["resources"]
+        resources = rendered(example_repo, env)["resources"]
         by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
         for resource in resources:
             by_kind[resource["kind"]].append(resource["spec"])

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import git
+import httpx
 import pytest
 
 import conductor_server
@@ -36,20 +37,24 @@ def new_repo(root: Path) -> git.Repo:
     return repo
 
 
-def set_qa_pin(root: Path, commit: str) -> None:
-    env = root / "environments" / "qa" / "environment.yaml"
-    env.write_text(re.sub(r"(?m)^  ref: .*$", f"  ref: {commit}", env.read_text()))
+def set_pin(root: Path, commit: str, env: str = "qa") -> None:
+    """``env`` (qa: from dev; prod: from qa) pinned to ``commit``."""
+    path = root / "environments" / env / "environment.yaml"
+    stage = {"qa": "dev", "prod": "qa"}[env]
+    text = re.sub(r"(?m)^  from: .*$", f"  from: {stage}", path.read_text())
+    path.write_text(re.sub(r"(?m)^  ref: .*$", f"  ref: {commit}", text))
 
 
 @pytest.fixture
 def history(
     tmp_path: Path, prefix: str, conductor: conductor_server.Server
 ) -> tuple[Path, list[str]]:
-    """Three commits: the example; qa pinned to the first plus change A; change B."""
+    """Three commits: the example; qa and prod pinned to the first plus change A; change B."""
     root = prefixed_example(tmp_path / "repo", prefix, conductor.url)
     repo = new_repo(root)
     first = commit_all(repo, "the example project")
-    set_qa_pin(root, first)
+    set_pin(root, first)
+    set_pin(root, first, "prod")
     edit(
         root / "manifests" / "taskdefs" / "fulfillment.yaml",
         "  retryCount: 3\n",
@@ -87,7 +92,8 @@ def test_pins_render_old_commits_and_promote_moves_them(
 
     repo = git.Repo(root)
     head_before = repo.head.commit.hexsha
-    result = run_cli("--project", str(root), "promote", "dev", "qa")
+    # dev and qa share the test's server: what it holds is qa's, so dev is not verified here
+    result = run_cli("--project", str(root), "promote", "dev", "qa", "--unverified")
     assert result.exit_code == 0, result.stderr
     branch = f"promote/qa-{third[:7]}"
     assert result.stdout.startswith(f"qa now runs {third[:7]} (what dev runs) on branch {branch}\n")
@@ -123,7 +129,7 @@ def test_a_pin_that_does_not_exist(tmp_path: Path, prefix: str) -> None:
     root = prefixed_example(tmp_path / "repo", prefix, "http://127.0.0.1:9")
     repo = new_repo(root)
     commit_all(repo, "init")
-    set_qa_pin(root, "0123456789abcdef0123456789abcdef01234567")
+    set_pin(root, "0123456789abcdef0123456789abcdef01234567")
     result = run_cli("--project", str(root), "render", "--env", "qa")
     assert result.exit_code == 1
     assert result.stderr == (
@@ -139,7 +145,7 @@ def test_promote_refuses_uncommitted_manifests_and_uses_the_manifest_diff_offlin
     root = prefixed_example(tmp_path / "repo", prefix, "http://127.0.0.1:9")  # no server there
     repo = new_repo(root)
     first = commit_all(repo, "init")
-    set_qa_pin(root, first)
+    set_pin(root, first)
     commit_all(repo, "pin qa")
     edit(root / "manifests" / "taskdefs" / "billing.yaml", "  retryCount: 2\n", "  retryCount: 3\n")
 
@@ -150,9 +156,12 @@ def test_promote_refuses_uncommitted_manifests_and_uses_the_manifest_diff_offlin
     commit_all(repo, "generate_invoice retries 3 times")
     remote = git.Repo.init(tmp_path / "remote.git", bare=True)
     repo.create_remote("origin", str(tmp_path / "remote.git"))
-    result = run_cli(
-        "--project", str(root), "promote", "dev", "qa", "--branch", "release-qa", "--push"
-    )
+    result = run_cli("--project", str(root), "promote", "dev", "qa")
+    assert result.exit_code == 1  # no server says dev runs it
+    assert "error: cannot tell whether dev runs " in result.stderr
+    assert "pass --unverified to promote all the same" in result.stderr
+    result = run_cli("--project", str(root), "promote", "dev", "qa", "--branch", "release-qa",
+                     "--push", "--unverified")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert remote.commit("release-qa").hexsha == repo.commit("release-qa").hexsha
     message = str(repo.commit("release-qa").message)
@@ -166,8 +175,10 @@ def test_promote_goes_stage_by_stage_unless_told_to_skip(tmp_path: Path, prefix:
     says so, and the promotion commit records it. A target from no stage of its source too."""
     root = prefixed_example(tmp_path / "repo", prefix, "http://127.0.0.1:9")  # no server there
     repo = new_repo(root)
-    commit_all(repo, "init")
-    head = repo.head.commit.hexsha
+    first = commit_all(repo, "init")
+    set_pin(root, first)
+    set_pin(root, first, "prod")
+    head = commit_all(repo, "qa and prod run the first commit")
 
     result = run_cli("--project", str(root), "promote", "dev", "prod")
     assert result.exit_code == 1
@@ -181,12 +192,56 @@ def test_promote_goes_stage_by_stage_unless_told_to_skip(tmp_path: Path, prefix:
     assert result.exit_code == 1
     assert "dev is not promoted from qa (its promotion.from is not set)" in result.stderr
 
-    result = run_cli("--project", str(root), "promote", "dev", "prod", "--skip-stage")
+    result = run_cli("--project", str(root), "promote", "dev", "prod", "--skip-stage",
+                     "--unverified")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert "--skip-stage: skipping qa" in result.stderr
     assert result.stdout.startswith(f"prod now runs {head[:7]} (what dev runs) on branch ")
     message = str(repo.commit(f"promote/prod-{head[:7]}").message)
-    assert message.rstrip().endswith("Skip-stage: qa")
+    assert message.rstrip().endswith(
+        f"Skip-stage: qa\nUnverified: whether dev runs {head[:7]} was not checked"
+    )
+
+
+@pytest.mark.server
+def test_promote_only_what_the_source_runs(
+    tmp_path: Path,
+    prefix: str,
+    conductor: conductor_server.Server,
+    conductor_b: conductor_server.Server,
+) -> None:
+    """dev -> qa: refused until dev's server runs the commit (applied, and landed), and again
+    once dev's server moved away from it."""
+    root = prefixed_example(tmp_path / "repo", prefix, conductor.url)
+    qa_env = root / "environments" / "qa" / "environment.yaml"
+    qa_env.write_text(qa_env.read_text().replace(conductor.url, conductor_b.url))
+    repo = new_repo(root)
+    first = commit_all(repo, "the example project")
+    set_pin(root, first)
+    edit(root / "manifests" / "taskdefs" / "billing.yaml", "  retryCount: 2\n", "  retryCount: 3\n")
+    head = commit_all(repo, "qa runs the first commit; generate_invoice retries 3 times")[:7]
+
+    result = run_cli("--project", str(root), "promote", "dev", "qa")
+    assert result.exit_code == 1
+    assert f"error: dev does not run {head}: its server ({conductor.url}) differs from it in " in (
+        result.stderr
+    )
+    assert "Apply it to dev first (`metasync apply --env dev`)" in result.stderr
+    assert [b.name for b in repo.branches] == ["main"]  # nothing written
+
+    applied = run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve")
+    assert applied.exit_code == 0, applied.stdout + applied.stderr
+    result = run_cli("--project", str(root), "promote", "dev", "qa")
+    assert result.exit_code == 0, result.stderr
+    assert "Unverified" not in str(repo.commit(f"promote/qa-{head}").message)
+
+    # someone edits dev by hand: dev no longer runs the commit
+    api = httpx.Client(base_url=f"{conductor.url}/api", timeout=30)
+    taskdef = api.get(f"/metadata/taskdefs/{prefix}generate_invoice").json()
+    assert api.put("/metadata/taskdefs", json={**taskdef, "retryCount": 9}).status_code == 200
+    result = run_cli("--project", str(root), "promote", "dev", "qa", "--branch", "again")
+    assert result.exit_code == 1
+    assert f"differs from it in 1 object(s): TaskDef {prefix}generate_invoice" in result.stderr
 
 
 @pytest.mark.server
@@ -219,12 +274,12 @@ def test_changed_names_the_environments_a_commit_changes(
     history: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
     root, (_, second, third) = history
-    # the third commit changes manifests/: dev and prod follow the working tree, qa is pinned
+    # the third commit changes manifests/: dev follows the working tree, qa and prod are pinned
     changed = run_cli("--project", str(root), "changed", "--base", second, "-o", "json")
     assert changed.exit_code == 0, changed.stderr
-    assert json.loads(changed.stdout) == ["dev", "prod"]
+    assert json.loads(changed.stdout) == ["dev"]
     # a promotion moves only qa's pin
-    assert run_cli("--project", str(root), "promote", "dev", "qa").exit_code == 0
+    assert run_cli("--project", str(root), "promote", "dev", "qa", "--unverified").exit_code == 0
     worktree = tmp_path / "promoted"
     git.Repo(root).git.worktree("add", str(worktree), f"promote/qa-{third[:7]}")
     result = run_cli("--project", str(worktree), "changed", "--base", third)

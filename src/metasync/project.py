@@ -59,6 +59,16 @@ class Desired:
         return [p for p in self.problems if p.severity == "warning"]
 
 
+def _unpinned(env: str, source: str, file: str) -> Problem:
+    return Problem(
+        f"{env} is promoted from {source} (promotion.from), but promotion.ref is not set: it "
+        "would run the working tree, and every merge would deploy it without a promotion",
+        Location(file, None, "promotion.ref"),
+        f"Pin it to the commit it should run: `metasync promote {source} {env}` opens that "
+        "change, or set promotion.ref to a commit (`git rev-parse HEAD`).",
+    )
+
+
 @dataclass(frozen=True)
 class Identity:
     name: str
@@ -116,6 +126,7 @@ class Project:
         """
         lookup: Lookup
         source = None
+        unpinned: list[Problem] = []
         if env is None:
             lookup = unresolved_lookup
         else:
@@ -125,8 +136,10 @@ class Project:
             lookup = manifest_lookup(env, config.vars, config.secrets, environment.file)
             if (pin or config.promotion.ref) and not worktree:
                 source = self.manifests_at(pin or config.promotion.ref or "", environment.file)
+            elif config.promotion.from_ and not worktree:
+                unpinned.append(_unpinned(env, config.promotion.from_, environment.file))
         loaded = load_manifests(self.root, lookup, source)
-        resources, problems = loaded.resources, loaded.problems
+        resources, problems = loaded.resources, unpinned + loaded.problems
         if env is not None:
             overlaid = apply_overlays(self.root, env, resources, lookup)
             resources, problems = overlaid.resources, problems + overlaid.problems

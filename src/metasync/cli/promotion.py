@@ -41,18 +41,26 @@ def changed(ctx: click.Context, base: str, fmt: str) -> int:
 @click.option("--skip-stage", is_flag=True,
               help="Promote even though FROM is not TO's stage (TO's promotion.from); the "
               "promotion commit records it.")  # fmt: skip
+@click.option("--unverified", is_flag=True,
+              help="Promote even though FROM's server does not run the commit (not applied, "
+              "did not land, or cannot be read); the promotion commit records it.")  # fmt: skip
 @click.pass_context
 def promote(ctx: click.Context, source: str, target: str, *, branch: str | None,
-            push: str | None, skip_stage: bool) -> int:  # fmt: skip
+            push: str | None, skip_stage: bool, unverified: bool) -> int:  # fmt: skip
     """Pin TO to the commit FROM runs, on a new branch ready for a pull request. FROM must be TO's
-    stage (its promotion.from) unless --skip-stage."""
+    stage (its promotion.from) unless --skip-stage, and FROM's server must run that commit (applied
+    and landed) unless --unverified."""
     done = op.promote.promote(_project(ctx), source, target, branch=branch, push=push,
-                              skip_stage=skip_stage)  # fmt: skip
+                              skip_stage=skip_stage, unverified=unverified)  # fmt: skip
     if done.skipped is not None:
         skipped = (
             ", ".join(done.skipped) or f"its own stage ({target} is not promoted from {source})"
         )
         click.echo(f"--skip-stage: skipping {skipped}", err=True)
+    if done.unverified:
+        click.echo(
+            f"--unverified: whether {source} runs {done.pinned[:7]} was not checked", err=True
+        )
     click.echo(
         f"{done.target} now runs {done.pinned[:7]} (what {done.source} runs) on branch {done.branch}"
     )

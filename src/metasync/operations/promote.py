@@ -22,9 +22,11 @@ from metasync.render.values import paths_summary, summary_line
 
 
 def promote(project: Project, source: str, target: str, *, branch: str | None = None,
-            push: str | None = None, skip_stage: bool = False) -> Promotion:  # fmt: skip
+            push: str | None = None, skip_stage: bool = False,
+            unverified: bool = False) -> Promotion:  # fmt: skip
     """Pin ``target`` to the commit ``source`` runs, on a new branch; the checkout is untouched.
-    Only from the stage before it (``target``'s promotion.from), unless ``skip_stage``."""
+    Only from the stage before it (``target``'s promotion.from), unless ``skip_stage``; only a
+    commit ``source``'s server runs (applied, and landed), unless ``unverified``."""
     repo = open_repo(project.root)
     origin = load_environment(project.root, source, connect=False)
     destination = load_environment(project.root, target, connect=False)
@@ -42,6 +44,8 @@ def promote(project: Project, source: str, target: str, *, branch: str | None = 
             )
         commit = repo.head.commit
     short = commit.hexsha[:7]
+    if not unverified:
+        _runs(project, source, commit.hexsha if origin.config.promotion.ref else None, short)
     summary = _promotion_summary(project, target, commit.hexsha)
     base = repo.head.commit
     repo_root = Path(repo.working_tree_dir or project.root).resolve()
@@ -55,13 +59,43 @@ def promote(project: Project, source: str, target: str, *, branch: str | None = 
         ) from None  # fmt: skip
     name = branch or f"promote/{target}-{short}"
     message = f"Promote {source} to {target}: {target} runs {short}\n\n" + "\n".join(summary)
+    trailers = []
     if skipped is not None:
-        message += f"\n\nSkip-stage: {', '.join(skipped) or f'{target} has no stage {source}'}"
+        trailers.append(f"Skip-stage: {', '.join(skipped) or f'{target} has no stage {source}'}")
+    if unverified:
+        trailers.append(f"Unverified: whether {source} runs {short} was not checked")
+    if trailers:
+        message += "\n\n" + "\n".join(trailers)
     new = commit_file_on_branch(repo, base, env_path, set_pin(current, commit.hexsha),
                                 branch=name, message=message)  # fmt: skip
     if push:
         push_branch(repo, push, name)
-    return Promotion(source, target, name, new.hexsha, commit.hexsha, tuple(summary), skipped)
+    return Promotion(source, target, name, new.hexsha, commit.hexsha, tuple(summary), skipped,
+                     unverified)  # fmt: skip
+
+
+def _runs(project: Project, source: str, pin: str | None, short: str) -> None:
+    """Refuse unless ``source``'s server runs what ``source`` renders at ``pin`` (its working tree
+    when None): what is promoted has been applied there, and landed."""
+    later = (
+        f"Apply it to {source} first (`metasync apply --env {source}`) and see it land, or pass "
+        "--unverified to promote all the same (the promotion commit records it)."
+    )
+    try:
+        plan = make_plan(project, source, pin=pin).plan
+    except ServerError as exc:
+        raise ConfigError(
+            f"cannot tell whether {source} runs {short}: {exc.problem.message}",
+            hint=f"Promote once {source}'s server can be read, or pass --unverified to promote "
+            "all the same (the promotion commit records it).",
+        ) from None  # fmt: skip
+    if plan.pending:
+        titles = [c.title for c in plan.pending]
+        listed = ", ".join(titles[:5]) + (f" and {len(titles) - 5} more" if len(titles) > 5 else "")
+        raise ConfigError(
+            f"{source} does not run {short}: its server ({plan.server}) differs from it in "
+            f"{len(titles)} object(s): {listed}", hint=later,
+        )  # fmt: skip
 
 
 def _skipped(
@@ -133,3 +167,5 @@ class Promotion:
     summary: tuple[str, ...]
     #: --skip-stage: the stages skipped (empty: ``source`` is not upstream of ``target``)
     skipped: tuple[str, ...] | None = None
+    #: --unverified: whether ``source`` runs the commit was not checked
+    unverified: bool = False
