@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The demo: real dev, qa and prod Conductor servers; the example project validated, planned, applied.
+"""The demo: real dev, qa and prod Conductor servers; the example project validated, planned,
+applied, rolled back by revision and promoted dev -> qa through a reviewed, saved plan.
 
 Run it with `make demo` (which installs metasync and fetches the server first). The servers listen
 on the ports named in environments/*/environment.yaml and are stopped at the end (`--keep` leaves
@@ -143,7 +144,8 @@ def main() -> int:
         make_repository(WORK)
         first = git("rev-parse", "HEAD", quiet=True)
         pin("qa", first)
-        git("commit", "-q", "-am", f"qa runs {first[:7]}", quiet=True)
+        pin("prod", first)
+        git("commit", "-q", "-am", f"qa and prod run {first[:7]}", quiet=True)
         print(f"demo project: a copy of the example in a new git repository, {WORK}")
         for server in servers:
             taskdefs, workflows, handlers = definitions_on(server)
@@ -176,26 +178,44 @@ def main() -> int:
         metasync("plan", "--env", "dev", "--detailed-exitcode", show=0)
         print("healed: exit code 0")
 
-        step("qa runs a pinned commit: apply it there too")
-        metasync("apply", "--env", "qa", "--auto-approve", show=0)
-        metasync("plan", "--env", "qa", "--detailed-exitcode", show=0)
-        print("exit code 0: qa matches its pinned commit")
+        step("qa and prod run a pinned commit: apply it there too")
+        for env in ("qa", "prod"):
+            metasync("apply", "--env", env, "--auto-approve", show=0)
+            metasync("plan", "--env", env, "--detailed-exitcode", show=0)
+        print("exit code 0: qa and prod match their pinned commit")
 
-        step("dev gets a change: the payments team backs off longer between capture retries")
+        step("A pull request changes a manifest: only dev's desired state changes")
+        git("switch", "-q", "-c", "slower-captures")
         path = WORK / "manifests" / "taskdefs" / "payments.yaml"
         path.write_text(
             path.read_text().replace("  retryDelaySeconds: 2\n", "  retryDelaySeconds: 5\n", 1)
         )
         git("commit", "-q", "-am", "payments: back off longer between captures")
-        metasync("plan", "--env", "dev", "--detailed-exitcode", expect=2)
-        out = metasync("apply", "--env", "dev", "--auto-approve", show=0)
-        print(out.splitlines()[-1])
+        metasync("changed", "--base", "main")
+        print("qa and prod run their pinned commit: the edit reaches them only by promotion")
 
-        step("Roll it back (the before-images apply saved), then forward again")
-        metasync("rollback", "--env", "dev", "--auto-approve", show=6)
+        step("It merges: the merge job applies dev, and dev's history gains a revision")
+        before = git("rev-parse", "main", quiet=True)
+        git("switch", "-q", "main")
+        git("merge", "-q", "--ff-only", "slower-captures")
+        metasync("changed", "--base", before)
+        out = metasync("apply", "--env", "dev", "--auto-approve", show=0)
+        print(
+            "\n".join(line for line in out.splitlines() if "landed" in line or "revision" in line)
+        )
+        metasync("history", "--env", "dev")
+
+        step("Roll dev back by revision, twice (the second finds nothing to do), then forward")
+        revisions = json.loads(metasync("history", "--env", "dev", "-o", "json", show=0))
+        newest = revisions["revisions"][-1]["revision"]
+        metasync("rollback", "--env", "dev", "--to", str(newest - 1), "--auto-approve", show=6)
+        metasync("rollback", "--env", "dev", "--auto-approve")
         metasync("plan", "--env", "dev", "--detailed-exitcode", show=0, expect=2)
         print("exit code 2: dev runs the old definition again; git still has the change")
         metasync("apply", "--env", "dev", "--auto-approve", show=0)
+
+        step("Stages hold: dev cannot be promoted straight to prod")
+        metasync("promote", "dev", "prod", expect=1)
 
         step("Status: dev has it, qa is waiting for the promotion")
         out = metasync("status", "--env", "dev", "--env", "qa", show=0)
@@ -210,11 +230,23 @@ def main() -> int:
         branch = out.split(" on branch ", 1)[1].split()[0]
         git("worktree", "add", "-q", str(WORK / ".review"), branch)
 
-        step("The pull request's plan for qa shows exactly the promoted change")
-        metasync("--project", ".review", "plan", "--env", "qa", "--detailed-exitcode", expect=2)
+        step("The pull request job: qa alone changes; its plan is saved for the merge")
+        review = ("--project", ".review")
+        metasync(*review, "changed", "--base", "main")
+        plan_file = str(WORK / "qa.plan.json")
+        metasync(*review, "plan", "--env", "qa", "--out", plan_file, "--detailed-exitcode",
+                 expect=2)  # fmt: skip
+
+        step("It merges: the merge job applies exactly the reviewed plan")
+        git("worktree", "remove", "--force", str(WORK / ".review"))
+        git("merge", "-q", "--ff-only", branch)
+        metasync("apply", plan_file, show=0)
+        metasync("plan", "--env", "qa", "--detailed-exitcode", show=0)
+        metasync("history", "--env", "qa")
 
         step("Done")
-        print(f"dev runs the change; the branch {branch} promotes it to qa once reviewed.")
+        print("qa runs what dev runs, as reviewed; prod waits for its own promotion "
+              "(metasync promote qa prod).")  # fmt: skip
     finally:
         if args.keep:
             for server in servers:
