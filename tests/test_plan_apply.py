@@ -404,12 +404,17 @@ def test_a_saved_plan_is_refused_when_the_manifests_moved(project: Path, tmp_pat
     )
     billing = project / "manifests" / "taskdefs" / "billing.yaml"
     billing.write_text(billing.read_text().replace("  retryCount: 2\n", "  retryCount: 9\n", 1))
+    # dev's desired state is not the one planned: refused as a whole before the server is touched
     result = run_cli("--project", str(project), "apply", str(saved))
     assert result.exit_code == 1
-    assert (
-        "generate_invoice is stale: its manifests changed since the plan was made" in result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: {saved}: the plan for dev was made outside git, but this checkout (outside git) "
+        "has another desired state for dev: what was reviewed is not what would land, so nothing "
+        f"was applied\n  Plan again on this commit and review that plan (metasync plan --env dev "
+        f"--out {saved}).\n"
     )
-    assert "nothing was applied" in result.stderr
+    # --partial applies the reviewed changes that still hold, object by object
     result = run_cli("--project", str(project), "apply", str(saved), "--partial")
     assert result.exit_code == 1
     assert (

@@ -12,6 +12,7 @@ from metasync.apply.steps import Step
 from metasync.errors import ConfigError, Location
 from metasync.manifests.gitref import head_commit
 from metasync.operations.apply import Applied, apply
+from metasync.operations.changed import desired_fingerprint
 from metasync.operations.lock import locked
 from metasync.operations.plan import Planned
 from metasync.operations.plan import plan as make_plan
@@ -21,11 +22,13 @@ from metasync.render.plan_json import plan_document
 
 
 def save_plan(project: Project, planned: Planned, path: Path) -> None:
-    """The plan as reviewed (no secret values) with its commit and server, for `apply PLAN`."""
+    """The plan as reviewed (no secret values) with its commit, its server and the fingerprint of
+    the environment's desired state, for `apply PLAN`."""
     document = {
         "kind": SAVED_KIND,
         **plan_document(planned.plan),
         "commit": head_commit(project.root),
+        "desiredFingerprint": desired_fingerprint(project, planned.plan.environment),
     }
     try:
         path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
@@ -37,8 +40,10 @@ def save_plan(project: Project, planned: Planned, path: Path) -> None:
 
 def apply_saved(project: Project, path: Path, on_step: Callable[[Step], None] | None = None, *,
                 force: bool = False, partial: bool = False) -> SavedApply:  # fmt: skip
-    """Apply what a saved plan reviewed. When any object's baseline moved since the review,
-    nothing is applied and each such object is named; ``partial`` applies the rest."""
+    """Apply what a saved plan reviewed. When this checkout renders the environment otherwise than
+    the plan's commit did, nothing is applied (not even the lock is taken). When any object's
+    baseline moved since the review, nothing is applied and each such object is named.
+    ``partial`` applies the reviewed changes that still hold, object by object."""
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -47,9 +52,34 @@ def apply_saved(project: Project, path: Path, on_step: Callable[[Step], None] | 
             hint="Pass the file written by `metasync plan --out FILE`.",
         ) from None  # fmt: skip
     saved = SavedPlan.from_document(document, str(path))
+    if not partial:
+        _check_tree(project, saved, path)
     with locked(project, saved.environment, "apply PLAN") as lease:
         result = _apply_saved(project, saved, path, on_step, force=force, partial=partial)
     return replace(result, lease=lease)
+
+
+def _check_tree(project: Project, saved: SavedPlan, path: Path) -> None:
+    """Refuse a plan whose environment this checkout renders differently: a merge commit may
+    differ from the commit reviewed, the environment's desired state may not."""
+    env = saved.environment
+    if saved.desired_fingerprint is None:
+        return  # saved before plans recorded it: the object-by-object checks still hold
+    if desired_fingerprint(project, env) == saved.desired_fingerprint:
+        return
+    here = head_commit(project.root)
+    raise ConfigError(
+        f"the plan for {env} was made {_at(saved.commit)}, but this checkout "
+        f"({f'HEAD {here[:7]}' if here else 'outside git'}) has another desired state for {env}: "
+        "what was reviewed is not what would land, so nothing was applied",
+        location=Location(str(path)),
+        hint=f"Plan again on this commit and review that plan "
+        f"(metasync plan --env {env} --out {path}).",
+    )
+
+
+def _at(commit: str | None) -> str:
+    return f"at commit {commit[:7]}" if commit else "outside git"
 
 
 def _apply_saved(project: Project, saved: SavedPlan, path: Path,

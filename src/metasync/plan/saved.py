@@ -1,7 +1,9 @@
 """Saved plans (``plan --out``): what was reviewed, and what may still be applied of it.
 
 A saved plan is the JSON plan (formatVersion 1, no secret values) plus the git commit and the server
-it was made against. Applying it re-plans, then keeps only the reviewed changes whose live object
+it was made against, and the fingerprint of the environment's whole desired state at that commit
+(``desiredFingerprint``; plans saved before it was recorded have none). Applying it first checks that
+the checkout renders the environment the same (the tree reviewed is the tree applied), then re-plans, then keeps only the reviewed changes whose live object
 and desired state still have the fingerprints the plan recorded; every other change is refused by
 name (its baseline moved: plan again). Nothing that was not reviewed is applied.
 """
@@ -36,6 +38,8 @@ class SavedPlan:
     server: str
     commit: str | None
     reviewed: tuple[Reviewed, ...]
+    #: the environment's desired state when planned (operations/changed.py); None in older plans
+    desired_fingerprint: str | None = None
 
     @classmethod
     def from_document(cls, document: Any, where: str) -> SavedPlan:
@@ -62,7 +66,9 @@ class SavedPlan:
             for c in saved.changes
             if c.action != "noop"
         )
-        return cls(saved.environment, saved.server, saved.commit, reviewed)
+        return cls(
+            saved.environment, saved.server, saved.commit, reviewed, saved.desiredFingerprint
+        )
 
 
 class _Change(BaseModel):
@@ -91,6 +97,7 @@ class _Document(BaseModel):
     environment: str = Field(min_length=1)
     server: str
     commit: str | None = None
+    desiredFingerprint: str | None = None
     changes: list[_Change]
 
 
