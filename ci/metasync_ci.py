@@ -3,14 +3,17 @@
 type, and, with --publish, the GitHub side through the `gh` CLI. Stdlib only.
 
     metasync_ci.py changed  --base REF                 environments whose desired state changed
-    metasync_ci.py pr-plan  --base REF [--publish]     plan each, one sticky PR comment
-    metasync_ci.py apply    --env ENV                  apply one environment (CI: unattended)
+    metasync_ci.py pr-plan  --base REF [--publish]     plan each (saved in OUT/plans/ENV.json),
+                                                       one sticky PR comment
+    metasync_ci.py apply    --env ENV                  apply the plan reviewed in the pull request
+                            [--reviewed-plan fallback]  merged here (or, failing one, main as is)
     metasync_ci.py drift    [--publish]                drift --all; one issue per drifted env
 
 Common options: --project DIR, --out DIR (files for later steps and artifacts), --select SEL
 (repeatable), --notify URL (repeatable). Exit codes: 0 done (drift found is reported through
-issues and --out, not the exit code), 1 a metasync command failed (its error is on stderr).
-Under GitHub Actions, results also go to $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY.
+issues and --out, not the exit code), 1 a metasync command failed (its error is on stderr), or apply
+found no reviewed plan. Under GitHub Actions, results also go to $GITHUB_OUTPUT and
+$GITHUB_STEP_SUMMARY; apply finds the reviewed plan through `gh` (GITHUB_REPOSITORY, GH_TOKEN).
 """
 
 from __future__ import annotations
@@ -31,10 +34,23 @@ COMMENT_LIMIT = 60_000
 COMMENT_MARKER = "<!-- metasync-plan -->"
 DRIFT_LABEL = "metasync-drift"
 DRIFT_TITLE = "metasync drift: {env}"
+#: the pull-request workflow's name and the artifact it keeps the saved plans in
+PLAN_WORKFLOW = "metasync plan"
+PLANS_ARTIFACT = "metasync-plans"
+#: how much of a failed plan's error the comment quotes
+ERROR_LIMIT = 4_000
 
 
 class Failed(Exception):
-    """A command failed; its output is already on stderr."""
+    """A command failed; its output is already on stderr (and in ``stderr``)."""
+
+    def __init__(self, message: str, stderr: str = "") -> None:
+        super().__init__(message)
+        self.stderr = stderr
+
+
+class NoReviewedPlan(Exception):
+    """The merged commit has no plan reviewed for the environment: why."""
 
 
 def metasync(options: argparse.Namespace, *args: str, ok: Sequence[int] = (0,)) -> str:
@@ -45,7 +61,7 @@ def metasync(options: argparse.Namespace, *args: str, ok: Sequence[int] = (0,)) 
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     sys.stderr.write(result.stderr)
     if result.returncode not in ok:
-        raise Failed(f"metasync {args[0]} exited {result.returncode}")
+        raise Failed(f"metasync {args[0]} exited {result.returncode}", result.stderr)
     options.last_code = result.returncode
     return result.stdout
 
@@ -56,6 +72,14 @@ def gh(*args: str, stdin: str | None = None) -> str:
     if result.returncode != 0:
         raise Failed(f"gh {' '.join(args[:2])} failed: {result.stderr.strip()}")
     return result.stdout
+
+
+def head_commit(options: argparse.Namespace) -> str:
+    result = subprocess.run(["git", "-C", options.project, "rev-parse", "HEAD"],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    if result.returncode != 0:
+        raise Failed(f"cannot read the checked-out commit: {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def selection(options: argparse.Namespace) -> list[str]:
@@ -101,8 +125,12 @@ def changed(options: argparse.Namespace) -> int:
 def pr_plan(options: argparse.Namespace) -> int:
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
+    plans = out / "plans"  # the workflow keeps them for the merge: `apply` applies them
+    shutil.rmtree(plans, ignore_errors=True)
+    plans.mkdir()
     envs = changed_environments(options)
-    header = f"{COMMENT_MARKER}\n## metasync plan\n\n"
+    commit = head_commit(options)
+    header = f"{COMMENT_MARKER}\n## metasync plan at `{commit[:7]}`\n\n{merged_note(commit)}"
     failed: list[str] = []
     if not envs:
         body = header + "No environment's desired state changes in this pull request.\n"
@@ -113,13 +141,13 @@ def pr_plan(options: argparse.Namespace) -> int:
             try:
                 sections.append(metasync(
                     options, "plan", "--env", env, "-o", "markdown", "--detailed-exitcode",
-                    "--markdown-limit", str(share), *selection(options), ok=(0, 2),
+                    "--markdown-limit", str(share), "--out", str(plans / f"{env}.json"),
+                    *selection(options), ok=(0, 2),
                 ))  # fmt: skip
-            except Failed:
+            except Failed as exc:
                 failed.append(env)
-                sections.append(
-                    f"### metasync plan: `{env}`\n\n**The plan failed**; the job log says why.\n"
-                )
+                sections.append(f"### metasync plan: `{env}`\n\n**The plan failed:**\n\n"
+                                + fenced(exc.stderr, min(ERROR_LIMIT, share // 2)))  # fmt: skip
         body = header + "\n".join(sections)
         if failed:
             body += f"\n**Planning failed for {', '.join(failed)}.**\n"
@@ -130,6 +158,27 @@ def pr_plan(options: argparse.Namespace) -> int:
     if options.publish:
         publish_comment(body)
     return 1 if failed else 0
+
+
+def fenced(text: str, limit: int) -> str:
+    """``text`` as a Markdown code block, cut to ``limit`` characters."""
+    text = text.strip() or "(metasync said nothing)"
+    if len(text) > limit:
+        text = text[:limit].rstrip() + "\n... (cut: the job log has all of it)"
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return f"{fence}text\n{text}\n{fence}\n"
+
+
+def merged_note(commit: str) -> str:
+    """On a pull request GitHub checks out its merge into the base: which head that merges."""
+    try:
+        event = json.loads(Path(os.environ["GITHUB_EVENT_PATH"]).read_text())
+        head = str(event["pull_request"]["head"]["sha"])
+    except (KeyError, OSError, TypeError, ValueError):
+        return ""
+    if head == commit:
+        return ""
+    return f"(the merge of this pull request's `{head[:7]}` into its base)\n\n"
 
 
 def publish_comment(body: str) -> None:
@@ -152,17 +201,77 @@ def pr_number() -> str:
 
 
 def apply(options: argparse.Namespace) -> int:
+    """Apply the plan reviewed in the pull request merged here; without one, fail (or, with
+    --reviewed-plan fallback, apply the environment as this commit has it)."""
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = metasync(options, "apply", "--env", options.env, "--auto-approve",
-                      *selection(options), *notify(options), ok=(0, 1))  # fmt: skip
+    env = options.env
+    try:
+        plan, source = reviewed_plan(options, out / "plans")
+    except NoReviewedPlan as exc:
+        if options.reviewed_plan == "required":
+            print(f"error: no reviewed plan for {env}: {exc}\n  Merge through a pull request whose "
+                  f"`{PLAN_WORKFLOW}` check planned {env}, or re-run that check and then this job "
+                  "(its plans are kept as an artifact for a limited time). To apply what this "
+                  "commit holds without a reviewed plan, set the action's input "
+                  "`reviewed-plan: fallback`.", file=sys.stderr)  # fmt: skip
+            step_summary(
+                f"## metasync apply: `{env}`\n\nNothing applied: no reviewed plan ({exc})."
+            )
+            return 1
+        print(f"warning: no reviewed plan for {env} ({exc}): applying {env} as this commit has "
+              "it (reviewed-plan: fallback)", file=sys.stderr)  # fmt: skip
+        origin = f"No reviewed plan ({exc}): {env} applied as this commit has it (fallback)."
+        args = ["--env", env, "--auto-approve", *selection(options)]
+    else:
+        origin = f"Applying the plan reviewed in {source}."
+        print(origin, file=sys.stderr)
+        args = [str(plan)]  # the plan carries its selection: apply PLAN takes no --select
+    result = metasync(options, "apply", *args, *notify(options), ok=(0, 1))
     print(result, end="")
     saved = re.search(r"^Before-images saved in (.+?) \(", result, re.M)
     if saved:  # for the workflow to keep as an artifact: `metasync rollback` restores them
-        (out / "backups" / options.env).mkdir(parents=True, exist_ok=True)
-        shutil.copy(saved[1], out / "backups" / options.env)
-    step_summary(f"## metasync apply: `{options.env}`\n\n```\n{result}```")
+        (out / "backups" / env).mkdir(parents=True, exist_ok=True)
+        shutil.copy(saved[1], out / "backups" / env)
+    step_summary(f"## metasync apply: `{env}`\n\n{origin}\n\n```\n{result}```")
     return 1 if options.last_code else 0  # what did not land is in the table above
+
+
+def reviewed_plan(options: argparse.Namespace, folder: Path) -> tuple[Path, str]:
+    """The saved plan of ``options.env`` that the pull request merged into HEAD was reviewed with
+    (downloaded into ``folder``), and where it comes from; NoReviewedPlan says why there is none."""
+    repo = os.environ.get("GITHUB_REPOSITORY")
+    if not repo:
+        raise NoReviewedPlan("GITHUB_REPOSITORY is not set, so there is no pull request to ask for")
+    sha = head_commit(options)
+    pulls = [p for p in json.loads(gh("api", f"repos/{repo}/commits/{sha}/pulls"))
+             if p.get("merged_at")]  # fmt: skip
+    pull = next((p for p in pulls if p.get("merge_commit_sha") == sha), pulls[0] if pulls else None)
+    if pull is None:
+        raise NoReviewedPlan(f"no merged pull request brought commit {sha[:7]} (pushed directly?)")
+    number, head = pull["number"], pull["head"]["sha"]
+    runs = json.loads(gh("api", f"repos/{repo}/actions/runs?head_sha={head}&status=success"
+                                "&event=pull_request&per_page=100"))["workflow_runs"]  # fmt: skip
+    runs = [r for r in runs if r.get("name") == PLAN_WORKFLOW and r.get("conclusion") == "success"]
+    if not runs:
+        raise NoReviewedPlan(f"pull request #{number} has no successful `{PLAN_WORKFLOW}` run for "
+                             f"its head commit {head[:7]}")  # fmt: skip
+    run = max(runs, key=lambda r: int(r["id"]))["id"]
+    artifacts = json.loads(gh("api", f"repos/{repo}/actions/runs/{run}/artifacts"))["artifacts"]
+    kept = [a for a in artifacts if a.get("name") == PLANS_ARTIFACT]
+    if not kept:
+        raise NoReviewedPlan(
+            f"run {run} of pull request #{number} kept no {PLANS_ARTIFACT} artifact"
+        )
+    if all(a.get("expired") for a in kept):
+        raise NoReviewedPlan(f"the {PLANS_ARTIFACT} artifact of pull request #{number} (run {run}) "
+                             "has expired")  # fmt: skip
+    shutil.rmtree(folder, ignore_errors=True)
+    gh("run", "download", str(run), "-n", PLANS_ARTIFACT, "-D", str(folder), "--repo", repo)
+    saved = folder / f"{options.env}.json"
+    if not saved.is_file():
+        raise NoReviewedPlan(f"pull request #{number} did not plan {options.env} (run {run})")
+    return saved, f"pull request #{number} (run {run}, head {head[:7]})"
 
 
 def drift(options: argparse.Namespace) -> int:
@@ -223,6 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="metasync-out")
     parser.add_argument("--base", help="changed, pr-plan: the commit to compare with")
     parser.add_argument("--env", help="apply: the environment")
+    parser.add_argument("--reviewed-plan", choices=["required", "fallback"], default="required",
+                        help="apply: without a plan reviewed in the merged pull request, fail "
+                        "(required) or apply the environment as committed (fallback)")  # fmt: skip
     parser.add_argument("--select", action="append", default=[])
     parser.add_argument("--notify", action="append", default=[])
     parser.add_argument("--publish", action="store_true",
