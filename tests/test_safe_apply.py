@@ -21,6 +21,7 @@ import pytest
 import conductor_server
 from faultproxy import FaultProxy
 from helpers import prefixed_example, run_cli
+from metasync.apply import history as history_module
 from metasync.apply.lock import Holder, Locked, lock_name, take
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.normalize import normalize
@@ -640,6 +641,48 @@ def test_rollback_to_a_revision_undoes_every_revision_after_it(
     assert code == 1
     assert "error: dev has no revision 9 to roll back to (kept: revisions 1-6)" in err
     assert "Pass --to a revision from 0 to 6" in err
+
+
+def test_the_history_keeps_the_newest_revisions_within_its_budget() -> None:
+    def revision(number: int, size: int) -> history_module.Revision:
+        return history_module.Revision(number, "apply", "", "", None, "", 1, size)
+
+    small = [revision(n, 10) for n in range(1, 61)]
+    kept = history_module._kept(revision(61, 10), small)
+    assert [r.number for r in kept] == list(range(12, 62))  # the newest KEEP (50)
+    big = history_module.BUDGET // 3
+    kept = history_module._kept(
+        revision(6, big), [revision(1, 10), revision(2, big), revision(3, big), revision(4, 10),
+                           revision(5, big)]
+    )  # fmt: skip
+    assert [r.number for r in kept] == [4, 5, 6]  # revision 3 would pass the budget
+    alone = history_module._kept(revision(7, history_module.BUDGET * 2), kept)
+    assert [r.number for r in alone] == [7]  # the newest is kept, whatever its size
+
+
+def test_before_images_past_the_servers_string_limit_are_kept(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    """Jackson refuses a JSON string of more than 5,000,000 characters: 6 MB of before-images
+    must not be one string."""
+    taskdefs = project / "manifests" / "taskdefs" / "big.yaml"
+    documents = [
+        f"apiVersion: metasync/v1\nkind: TaskDef\nmetadata: {{name: {prefix}big_{i}}}\n"
+        f"spec:\n  ownerEmail: big@example.com\n  description: {chr(97 + i) * 1_000_000}\n"
+        for i in range(6)
+    ]
+    taskdefs.write_text("---\n".join(documents))
+    apply(project)
+    taskdefs.write_text("---\n".join(d.replace("big@", "large@") for d in documents))
+    out = apply(project)
+    assert "6 of 6 change(s) landed." in out
+    newest = history(project)[-1]
+    assert newest["bytes"] > 6_000_000
+    assert newest["result"] == "landed"
+    code, out, err = cli(project, "rollback", "--env", "dev", "--auto-approve")
+    assert code == 0, out + err
+    live = api.get(f"/metadata/taskdefs/{prefix}big_5").json()
+    assert (live["ownerEmail"], live["description"]) == ("big@example.com", "f" * 1_000_000)
 
 
 def test_the_local_copy_serves_a_revision_the_server_no_longer_keeps(

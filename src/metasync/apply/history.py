@@ -5,10 +5,13 @@ there), whichever machine or CI job it runs on; a git ref or an artifact store w
 access that an apply job does not otherwise need, and a run that could not push would leave a hole
 in the history. So revision N is version N of the workflow definition
 ``metasync_history_<project>_<environment>``, never planned, listed or pruned (like the lock).
-Its description holds the record: who, when, the commit and plan fingerprint, the result, the
-before-images of every object the run touched (secret values masked, as in the local backups), and
-the summaries of every revision kept, so that listing the history is one request. The newest
-``KEEP`` revisions are kept; the local backup files are a copy, read first when they match.
+Its description holds the record: who, when, the commit and plan fingerprint, the result, and the
+summaries of every revision kept, so that listing the history is one request; its ``variables``
+hold the before-images of every object the run touched (secret values masked, as in the local
+backups), as JSON the server keeps as is (not inside one string: Jackson refuses a string of more
+than 5,000,000 characters). The newest ``KEEP`` revisions are kept, fewer when their images pass
+``BUDGET`` bytes (every version is in the server's bulk list of workflows, which a plan reads);
+the local backup files are a copy, read first when they match.
 
 Revision numbers are taken under the environment's apply lock; should two runs race all the same,
 the server refuses the second POST of one version (409) and the loser takes the next number.
@@ -28,8 +31,10 @@ from metasync.errors import ConfigError, Location, ServerError
 
 Key = tuple[str, str, int | None]
 Result = Literal["started", "landed", "not landed"]
-#: revisions kept on the server (older ones are deleted as new ones are recorded)
+#: revisions kept on the server (older ones are deleted as new ones are recorded)...
 KEEP = 50
+#: ...while their before-images together stay under this many bytes (the newest is always kept)
+BUDGET = 32 * 1024 * 1024
 _EMAIL = "metasync@example.com"  # 3.15 insists on an ownerEmail
 
 
@@ -48,6 +53,8 @@ class Revision:
     commit: str | None
     plan: str  # the fingerprint of the changes it set out to make
     changes: int
+    #: the size of its before-images, serialized
+    size: int = 0
     result: Result = "started"
     finished: str | None = None
     #: a rollback's target: the revision whose state it restores (0: before the first one)
@@ -67,6 +74,7 @@ class Revision:
             "commit": self.commit,
             "planFingerprint": self.plan,
             "changes": self.changes,
+            "bytes": self.size,
             "result": self.result,
         }
 
@@ -75,8 +83,9 @@ class Revision:
         return cls(
             int(entry["revision"]), entry["action"], str(entry["started"]), str(entry["who"]),
             entry.get("commit"), str(entry.get("planFingerprint") or ""),
-            int(entry.get("changes") or 0), entry.get("result") or "started",
-            entry.get("finished"), entry.get("rollbackTo"), entry.get("restoresFile"),
+            int(entry.get("changes") or 0), int(entry.get("bytes") or 0),
+            entry.get("result") or "started", entry.get("finished"), entry.get("rollbackTo"),
+            entry.get("restoresFile"),
         )  # fmt: skip
 
     def describe(self) -> str:
@@ -122,10 +131,14 @@ def images(client: ConductorClient, name: str, number: int) -> dict[Key, Any]:
             f"revision {number} is no longer kept on the server ({name})",
             hint=f"The newest {KEEP} revisions are kept: roll back to a newer one.",
         )
-    return {
-        (o["kind"], o["name"], o["version"]): o["before"]
-        for o in _record(spec, name).get("objects", [])
-    }
+    _record(spec, name)
+    objects = (spec.get("variables") or {}).get("objects")
+    if not isinstance(objects, list):
+        raise ConfigError(
+            f"revision {number} on the server has no before-images ({name})",
+            hint="Roll back to a newer revision.",
+        )
+    return {(o["kind"], o["name"], o["version"]): o["before"] for o in objects}
 
 
 def begin(client: ConductorClient, name: str, revision: Revision,
@@ -134,21 +147,36 @@ def begin(client: ConductorClient, name: str, revision: Revision,
     Raises ServerError when the server will not keep it: then nothing may be applied."""
     current = read(client, name)
     number = (current.newest.number if current.newest else 0) + 1
+    size = len(json.dumps(list(objects), separators=(",", ":"), ensure_ascii=False))
     for _ in range(5):
-        mine = replace(revision, number=number)
-        index = [*(r.summary() for r in current.revisions if r.number > number - KEEP),
-                 mine.summary()]  # fmt: skip
+        mine = replace(revision, number=number, size=size)
+        kept = _kept(mine, current.revisions)
         try:
-            client.create_workflow(_spec(name, mine, index, objects))
+            client.create_workflow(_spec(name, mine, [r.summary() for r in kept], objects))
         except ServerError as exc:
             if exc.status != 409:
                 raise
             current = read(client, name)  # another run took this number: the next one
             number = max(number, current.newest.number if current.newest else 0) + 1
             continue
-        _forget(client, name, number - KEEP)
+        numbers = {r.number for r in kept}
+        for dropped in current.revisions:
+            if dropped.number not in numbers:
+                _forget(client, name, dropped.number)
         return mine
     raise ConfigError(f"could not take a revision number in {name}: other runs keep taking them")
+
+
+def _kept(mine: Revision, before: Sequence[Revision]) -> list[Revision]:
+    """The revisions kept once ``mine`` is recorded, oldest first: the newest ``KEEP``, fewer
+    when their images pass ``BUDGET`` bytes together."""
+    kept, total = [mine], mine.size
+    for revision in sorted(before, key=lambda r: r.number, reverse=True):
+        if len(kept) >= KEEP or total + revision.size > BUDGET:
+            break
+        kept.append(revision)
+        total += revision.size
+    return sorted(kept, key=lambda r: r.number)
 
 
 def finish(client: ConductorClient, name: str, revision: Revision, result: Result) -> Revision:
@@ -159,7 +187,8 @@ def finish(client: ConductorClient, name: str, revision: Revision, result: Resul
     record = _record(spec, name)
     done = replace(revision, result=result, finished=now())
     index = [done.summary() if e.get("revision") == done.number else e for e in record["index"]]
-    client.update_workflows([_spec(name, done, index, record.get("objects", []))])
+    objects = (spec.get("variables") or {}).get("objects") or []
+    client.update_workflows([_spec(name, done, index, objects)])
     return done
 
 
@@ -175,12 +204,12 @@ def _forget(client: ConductorClient, name: str, number: int) -> None:
 
 def _spec(name: str, revision: Revision, index: Sequence[Mapping[str, Any]],
           objects: Sequence[Mapping[str, Any]]) -> dict[str, Any]:  # fmt: skip
-    content = {"formatVersion": 1, **revision.summary(), "index": list(index),
-               "objects": list(objects)}  # fmt: skip
+    content = {"formatVersion": 1, **revision.summary(), "index": list(index)}
     return {
         "name": name,
         "version": revision.number,
         "description": json.dumps(content, separators=(",", ":"), ensure_ascii=False),
+        "variables": {"objects": list(objects)},
         "tasks": [{"name": "metasync_history", "taskReferenceName": "history", "type": "WAIT"}],
         "schemaVersion": 2,
         "ownerEmail": _EMAIL,
