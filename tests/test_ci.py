@@ -182,13 +182,7 @@ def test_pull_request_merge_and_schedule_as_the_workflows_run_them(
     ] * 4
 
     # a pull request: a change to the payments task definition (dev's: qa and prod are pinned)
-    base = git(repo, "rev-parse", "HEAD")
-    git(repo, "switch", "-q", "-c", "slower-retries")
-    path = repo / "manifests" / "taskdefs" / "payments.yaml"
-    path.write_text(
-        path.read_text().replace("  retryDelaySeconds: 2\n", "  retryDelaySeconds: 5\n", 1)
-    )
-    git(repo, "commit", "-q", "-am", "payments: back off longer")
+    base = payments_back_off_longer(repo)
     head = git(repo, "rev-parse", "HEAD")
     event = {"pull_request": {"number": 7, "head": {"sha": head}}}
     (github.folder / "event.json").write_text(json.dumps(event))
@@ -297,6 +291,19 @@ def test_pull_request_merge_and_schedule_as_the_workflows_run_them(
     assert closed == [["issue", "close", "31"]]
 
 
+def payments_back_off_longer(repo: Path) -> str:
+    """A branch slower-retries from HEAD whose one commit changes the payments task definition
+    (dev's: qa and prod are pinned); the commit it started from."""
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "switch", "-q", "-c", "slower-retries")
+    path = repo / "manifests" / "taskdefs" / "payments.yaml"
+    path.write_text(
+        path.read_text().replace("  retryDelaySeconds: 2\n", "  retryDelaySeconds: 5\n", 1)
+    )
+    git(repo, "commit", "-q", "-am", "payments: back off longer")
+    return base
+
+
 def reviewed_pull_request(root: Path, prefix: str, url: str) -> tuple[Path, GitHub, str]:
     """The example applied to dev, then pull request #7 (payments back off longer) planned by
     the pull-request job, its plans kept as run 9001's artifact; main checked out. The repository,
@@ -305,13 +312,7 @@ def reviewed_pull_request(root: Path, prefix: str, url: str) -> tuple[Path, GitH
     only_mine = ("--select", f"name={prefix}*")
     applied = run_cli("--project", str(repo), "apply", "--env", "dev", "--auto-approve", *only_mine)
     assert "17 of 17 change(s) landed." in applied.stdout
-    base = git(repo, "rev-parse", "HEAD")
-    git(repo, "switch", "-q", "-c", "slower-retries")
-    path = repo / "manifests" / "taskdefs" / "payments.yaml"
-    path.write_text(
-        path.read_text().replace("  retryDelaySeconds: 2\n", "  retryDelaySeconds: 5\n", 1)
-    )
-    git(repo, "commit", "-q", "-am", "payments: back off longer")
+    base = payments_back_off_longer(repo)
     github = GitHub(root / "gh")
     ci(repo, github, "pr-plan", "--base", base, *only_mine)
     github.keep(9001, "metasync-plans", repo / "out" / "plans")

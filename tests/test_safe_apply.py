@@ -610,34 +610,30 @@ def test_rollback_to_a_revision_undoes_every_revision_after_it(
     edit(project / "manifests/taskdefs/billing.yaml", "timeoutSeconds: 300", "timeoutSeconds: 900")
     (project / "manifests/workflows/legacy.yaml").write_text(LEGACY.format(prefix=prefix))
     apply(project)  # 3
-    taskdef = f"/metadata/taskdefs/{prefix}generate_invoice"
-    assert (api.get(taskdef).json()["retryCount"], api.get(taskdef).json()["timeoutSeconds"]) == (
-        7, 900,
-    )  # fmt: skip
 
-    code, out, err = cli(project, "rollback", "--env", "dev", "--to", "2", "--auto-approve")
-    assert code == 0, out + err
-    assert (api.get(taskdef).json()["retryCount"], api.get(taskdef).json()["timeoutSeconds"]) == (
-        7, 300,
-    )  # fmt: skip
+    def invoice() -> tuple[int, int]:
+        live = api.get(f"/metadata/taskdefs/{prefix}generate_invoice").json()
+        return live["retryCount"], live["timeoutSeconds"]
+
+    def rollback_to(revision: int) -> None:
+        code, out, err = cli(project, "rollback", "--env", "dev", "--to", str(revision),
+                             "--auto-approve")  # fmt: skip
+        assert code == 0, out + err
+
+    assert invoice() == (7, 900)
+    rollback_to(2)
+    assert invoice() == (7, 300)
     assert versions(api, f"{prefix}legacy_report") == []
-    code, out, err = cli(project, "rollback", "--env", "dev", "--to", "1", "--auto-approve")
-    assert code == 0, out + err
-    assert (api.get(taskdef).json()["retryCount"], api.get(taskdef).json()["timeoutSeconds"]) == (
-        2, 300,
-    )  # fmt: skip
-    # forward again: revision 3's state, from the images the rollbacks recorded
-    code, out, err = cli(project, "rollback", "--env", "dev", "--to", "3", "--auto-approve")
-    assert code == 0, out + err
-    assert (api.get(taskdef).json()["retryCount"], api.get(taskdef).json()["timeoutSeconds"]) == (
-        7, 900,
-    )  # fmt: skip
+    rollback_to(1)
+    assert invoice() == (2, 300)
+    rollback_to(3)  # forward again: revision 3's state, from the images the rollbacks recorded
+    assert invoice() == (7, 900)
     assert versions(api, f"{prefix}legacy_report") == [1]
     assert [(r["revision"], r["rollbackTo"]) for r in history(project)][3:] == [
         (4, 2), (5, 1), (6, 3),
     ]  # fmt: skip
 
-    code, out, err = cli(project, "rollback", "--env", "dev", "--to", "9")
+    code, _, err = cli(project, "rollback", "--env", "dev", "--to", "9")
     assert code == 1
     assert "error: dev has no revision 9 to roll back to (kept: revisions 1-6)" in err
     assert "Pass --to a revision from 0 to 6" in err
