@@ -1,6 +1,8 @@
 """Before-images (DESIGN.md section 7): what every object an apply touches looked like before it.
 
-One JSON file per apply, ``<dir>/<env>/<UTC time>-<id>.json``, written before the first write. An
+The local copy of each revision of an environment's history (apply/history.py keeps them on the
+server): one JSON file per apply or rollback, ``<dir>/<env>/<UTC time>-<id>.json``, written before
+the first write, once the server has recorded the revision. An
 object the apply creates is recorded as absent (``before: null``), so a rollback deletes it. Known
 secret values, and whatever the server holds where a manifest has a secret (a value since rotated),
 are stored as the ``((secrets.NAME))`` placeholder: a rollback writes the current secret there.
@@ -43,12 +45,11 @@ class Backup:
     revision: int | None = None
 
 
-def save(directory: Path, environment: str, server: str, changes: Sequence[Change], *,
-         mask: Callable[[Any], Any], templates: Mapping[Key, Any] | None = None,
-         commit: str | None = None, restores: str | None = None,
+def save(directory: Path, environment: str, server: str, objects: Sequence[Mapping[str, Any]],
+         *, commit: str | None = None, restores: str | None = None,
          revision: int | None = None, created: str | None = None) -> Path:  # fmt: skip
-    """Write the before-images; ``mask`` hides known secret values, and wherever ``templates``
-    (the unresolved manifests, by key) have a secret the image keeps the placeholder."""
+    """Write the before-images (``images()``: secret values already masked) of one apply, or
+    rollback (``restores``: the backup file it restored), revision ``revision``."""
     now = datetime.fromisoformat(created) if created else datetime.now(UTC)
     folder = directory / environment
     path = folder / f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}.json"
@@ -61,7 +62,7 @@ def save(directory: Path, environment: str, server: str, changes: Sequence[Chang
         "commit": commit,
         "restores": restores,
         "revision": revision,
-        "objects": images(changes, mask=mask, templates=templates),
+        "objects": list(objects),
     }
     try:
         folder.mkdir(parents=True, exist_ok=True)

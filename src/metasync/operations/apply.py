@@ -138,9 +138,7 @@ def _record(project: Project, client: ConductorClient, planned: Planned, steps: 
         ) from None  # fmt: skip
     try:
         backup = save_backup(
-            backup_folder(project.root, env), env, planned.plan.server, changes,
-            mask=planned.secrets.mask,
-            templates={r.key: r.spec for r in planned.desired.resources},
+            backup_folder(project.root, env), env, planned.plan.server, befores,
             commit=revision.commit, restores=restoring.restores_file if restoring else None,
             revision=revision.number, created=revision.started,
         )  # fmt: skip
