@@ -574,6 +574,8 @@ def test_every_machine_sees_one_history_and_rolls_back_from_it(
     shutil.copytree(project, elsewhere, ignore=shutil.ignore_patterns(".metasync"))
     first, second = history(project), history(elsewhere)
     assert first == second
+    # metasync's own history is never planned, nor listed as on the server but not in git
+    assert not [u for u in plan(project)["unmanaged"] if u["name"].startswith("metasync_")]
     assert [(r["revision"], r["action"], r["result"]) for r in first] == [
         (1, "apply", "landed"), (2, "apply", "landed"),
     ]  # fmt: skip
