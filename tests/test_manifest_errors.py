@@ -290,7 +290,7 @@ def test_unknown_kind(tmp_path: Path) -> None:
     assert_fails_with(
         tmp_path,
         "error: manifests/wf.yaml:2 kind: unknown kind 'Workflow'; did you mean 'WorkflowDef'?\n"
-        "  kind is one of: TaskDef, WorkflowDef, EventHandler, WorkflowSchedule.\n",
+        "  kind is one of: TaskDef, WorkflowDef, EventHandler, WorkflowSchedule, WorkflowTest.\n",
     )
 
 

@@ -37,6 +37,7 @@ from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_loo
 from metasync.model.checks import check_resources
 from metasync.model.flavour import flavour_of
 from metasync.model.resource import Resource
+from metasync.model.workflow_test import check_tests
 
 #: what each environment's server said it is, by URL (the checks follow its flavour offline)
 SERVERS_SEEN = f"{LOCAL_DIR}/servers.json"
@@ -49,6 +50,8 @@ class Desired:
     environment: str | None
     resources: list[Resource]
     problems: list[Problem] = field(default_factory=list)
+    #: the WorkflowTest documents, as this environment sees them (`metasync test`)
+    tests: list[Resource] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -143,7 +146,8 @@ class Project:
         if env is not None:
             overlaid = apply_overlays(self.root, env, resources, lookup)
             resources, problems = overlaid.resources, problems + overlaid.problems
-        return Desired(env, resources, problems + check_resources(resources, flavour))
+        problems += check_resources(resources, flavour) + check_tests(loaded.tests, resources)
+        return Desired(env, resources, problems, loaded.tests)
 
     def manifests_at(self, ref: str, where: str = "") -> ManifestSource:
         """manifests/ as committed at ``ref`` (an environment's promotion pin)."""

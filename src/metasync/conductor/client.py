@@ -267,6 +267,44 @@ class ConductorClient(Transport):
                 found[version].append(str(workflow_id))
         return found
 
+    # -- test executions (`metasync test`) ------------------------------------------------------
+
+    def test_workflow(self, request: Json) -> Json:
+        """``POST /workflow/test``: start a workflow whose tasks' outputs are mocked by reference
+        (system tasks run for real); the execution as it stands when the server stops feeding
+        mocks (not always terminal)."""
+        found = json_of(self._call("POST", "/workflow/test", body=request))
+        if not isinstance(found, dict) or "workflowId" not in found:
+            raise ServerError(
+                f"{self.label}: POST /api/workflow/test answered without an execution"
+            )
+        return found
+
+    def execution(self, workflow_id: str) -> Json | None:
+        """One execution with its tasks; None when the server has none by that id."""
+        try:
+            found = json_of(
+                self._call("GET", f"/workflow/{_segment(workflow_id)}?includeTasks=true")
+            )
+        except ServerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found if isinstance(found, dict) else None
+
+    def remove_execution(self, workflow_id: str, *, running: bool) -> None:
+        """Remove an execution for good (terminated first when ``running``); gone already is
+        fine."""
+        calls = [("DELETE", f"/workflow/{_segment(workflow_id)}?reason=metasync+test+cleanup")]
+        calls = calls if running else []
+        calls.append(("DELETE", f"/workflow/{_segment(workflow_id)}/remove?archiveWorkflow=false"))
+        for method, path in calls:
+            try:
+                self._call(method, path, idempotent=True)
+            except ServerError as exc:
+                if exc.status not in (404, 409):
+                    raise
+
 
 def _path(template: str, name: str, version: int | None) -> str:
     """A kind's endpoint with ``{name}`` (one path segment) and ``{version}`` filled in."""

@@ -22,6 +22,7 @@ from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_tex
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
+from metasync.model.workflow_test import TEST_KIND, WorkflowTestSpec
 
 API_VERSION = "metasync/v1"
 MANIFESTS_DIR = "manifests"
@@ -33,6 +34,8 @@ _METADATA = ("name", "labels")
 class LoadResult:
     resources: list[Resource] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: ``kind: WorkflowTest`` documents: no server object, run by `metasync test`
+    tests: list[Resource] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -89,8 +92,9 @@ def load_manifests(root: Path, lookup: Lookup, source: ManifestSource | None = N
                 )
                 continue
             seen[resource.key] = locator
-            result.resources.append(resource)
+            (result.tests if resource.kind == TEST_KIND else result.resources).append(resource)
     result.resources.sort(key=Resource.sort_key)
+    result.tests.sort(key=lambda t: t.name)
     return result
 
 
@@ -124,13 +128,14 @@ def _document(
             f"Use `apiVersion: {API_VERSION}`.",
         )
     kind = data.get("kind")
-    if kind not in KINDS:
+    kinds = [*KINDS, TEST_KIND]
+    if kind not in kinds:
         fail(
             "missing kind"
             if kind is None
-            else f"unknown kind {kind!r}{did_you_mean(str(kind), KINDS)}",
+            else f"unknown kind {kind!r}{did_you_mean(str(kind), kinds)}",
             ("kind",) if kind is not None else (),
-            f"kind is one of: {', '.join(KINDS)}.",
+            f"kind is one of: {', '.join(kinds)}.",
         )
     metadata = data.get("metadata")
     name: Any = None
@@ -205,7 +210,7 @@ def _document(
         )
         return None
 
-    model = KINDS[kind].model
+    model = WorkflowTestSpec if kind == TEST_KIND else KINDS[kind].model
     try:
         model.model_validate(spec)
     except ValidationError as exc:
@@ -214,6 +219,6 @@ def _document(
         if any(p.severity == "error" for p in found):
             return None
     version: int | None = None
-    if KINDS[kind].versioned:
+    if kind != TEST_KIND and KINDS[kind].versioned:
         version = spec.get("version", 1)
     return Resource(kind, name, version, spec, labels, spec_locator)

@@ -13,9 +13,10 @@ from metasync.operations import (
     rollback,
     saved_plan,
     status,
+    workflow_tests,
 )
 
 __all__ = [
     "adopt", "apply", "changed", "drift", "export", "lock", "plan", "promote", "rollback",
-    "saved_plan", "status",
+    "saved_plan", "status", "workflow_tests",
 ]  # fmt: skip

@@ -1,0 +1,40 @@
+"""`metasync test`: the workflow tests in git, run by a real server."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from metasync import operations as op
+from metasync.cli import _project, _select, cli
+from metasync.cli.boundary import EXIT_OK, EXIT_USER_ERROR
+from metasync.plan.select import parse_selectors
+from metasync.render.test_report import write_test_json, write_test_junit, write_test_text
+
+
+@cli.command(name="test")
+@click.option("--env", required=True, metavar="ENV",
+              help="The environment whose rendering is tested (overlays and variables applied).")  # fmt: skip
+@_select
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "junit"]),
+              default="text", show_default=True)  # fmt: skip
+@click.option("--server", metavar="URL",
+              help="Run on this server (a throwaway one) instead of ENV's.")  # fmt: skip
+@click.option("--jobs", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Tests run at a time.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="How long each test may run (default: its timeoutSeconds, 30).")  # fmt: skip
+@click.pass_context
+def test(ctx: click.Context, *, env: str, select: tuple[str, ...], fmt: str, server: str | None,
+         jobs: int, timeout: float | None) -> int:  # fmt: skip
+    """Run ENV's WorkflowTest documents on a real server: each workflow as ENV gets it, tasks
+    mocked by reference, everything else executed; exit 0 when all pass, 1 otherwise. Nothing
+    is registered on the server, and every execution is removed, also when interrupted."""
+    started = time.monotonic()
+    done = op.workflow_tests.run(_project(ctx), env, parse_selectors(select), server=server,
+                                 jobs=jobs, timeout=timeout)  # fmt: skip
+    writer = {"text": write_test_text, "json": write_test_json, "junit": write_test_junit}[fmt]
+    writer(sys.stdout, done.environment, done.server, done.results, time.monotonic() - started)
+    return EXIT_OK if done.ok else EXIT_USER_ERROR

@@ -1,0 +1,51 @@
+"""`metasync test`: the environment's WorkflowTest documents, run on its server (or another)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from metasync.conductor.client import ConductorClient
+from metasync.errors import ConfigError, Location, redact_url
+from metasync.model.workflow_test import TEST_KIND
+from metasync.plan.select import Selector, selected
+from metasync.project import Project
+from metasync.testing.runner import TestResult, run_tests
+
+
+@dataclass(frozen=True)
+class TestRun:
+    environment: str
+    server: str
+    results: tuple[TestResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.outcome == "passed" for r in self.results)
+
+
+def run(project: Project, env: str, selectors: Sequence[Selector] = (), *,
+        server: str | None = None, jobs: int = 4, timeout: float | None = None,
+        on_result: Callable[[TestResult], None] | None = None) -> TestRun:  # fmt: skip
+    """Render ``env`` (overlays and variables applied), then run its tests on its server, or on
+    ``server`` (a throwaway one): nothing is registered, and every execution is removed."""
+    desired = project.render(env)
+    tests = [t for t in desired.tests if selected(selectors, TEST_KIND, t.name, t.labels)]
+    if not tests:
+        raise ConfigError(
+            f"no WorkflowTest {'matches the selection' if desired.tests else 'in the project'} "
+            f"for {env}",
+            location=Location("manifests/"),
+            hint="A test is a manifest document of kind WorkflowTest beside the workflows "
+            "(README: Workflow tests)." if not desired.tests else "Select tests by name "
+            f"(`--select name=GLOB`): {', '.join(t.name for t in desired.tests[:5])}...",
+        )  # fmt: skip
+    client = (
+        ConductorClient.connect(server, label=f"the test server ({redact_url(server)})")
+        if server
+        else project.connect(env)
+    )
+    with client:
+        results = run_tests(client, tests, desired.resources, jobs=jobs, timeout=timeout,
+                            on_result=on_result)  # fmt: skip
+        return TestRun(env, client.url, tuple(results))

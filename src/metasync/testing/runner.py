@@ -1,0 +1,208 @@
+"""Running WorkflowTest documents on a server and judging what ran.
+
+Each test starts one execution through ``POST /api/workflow/test`` (its request: request.py), is
+polled to a terminal state (or until its timeout, or until it waits for a worker it has no mock
+for), judged against its expectations (expect.py), and removed from the server with every
+sub-workflow execution it started, whatever happened: failed, timed out or interrupted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from metasync.conductor.client import ConductorClient
+from metasync.errors import MetasyncError
+from metasync.model.resource import Resource
+from metasync.model.workflow_test import WorkflowTestSpec, target
+from metasync.testing.expect import TaskRun, judge, task_runs
+from metasync.testing.request import build, stood_in
+
+TERMINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED", "TIMED_OUT"})
+_POLL_S = 0.1
+
+Outcome = Literal["passed", "failed", "error"]
+
+
+@dataclass(frozen=True)
+class TestResult:
+    test: Resource
+    workflow: str
+    version: int | None
+    outcome: Outcome
+    failures: tuple[str, ...]
+    seconds: float
+    status: str | None = None  # the workflow's last status
+    path: tuple[str, ...] = ()  # the tasks as they ran
+    #: every execution it started (sub-workflows included), all removed from the server since
+    executions: tuple[str, ...] = ()
+
+
+def run_tests(client: ConductorClient, tests: Sequence[Resource], resources: Sequence[Resource],
+              *, jobs: int = 4, timeout: float | None = None,
+              on_result: Callable[[TestResult], None] | None = None) -> list[TestResult]:  # fmt: skip
+    """Run ``tests`` (``jobs`` at a time) against the workflows and task definitions of
+    ``resources``; results in the order of ``tests``. Ctrl-C stops the runs in hand, which still
+    remove what they started, then raises."""
+    workflows = [r for r in resources if r.kind == "WorkflowDef"]
+    taskdefs = {r.name: r for r in resources if r.kind == "TaskDef"}
+    run = uuid.uuid4().hex[:8]
+    stop = threading.Event()
+
+    def one(test: Resource) -> TestResult:
+        result = _run(
+            client,
+            test,
+            workflows=workflows,
+            taskdefs=taskdefs,
+            run=run,
+            timeout=timeout,
+            stop=stop,
+        )
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="metasync-test")
+    try:
+        futures = [pool.submit(one, test) for test in tests]
+        return [future.result() for future in futures]
+    except BaseException:
+        stop.set()  # the runs in hand stop polling and clean up
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _run(client: ConductorClient, test: Resource, *, workflows: Sequence[Resource],
+         taskdefs: Mapping[str, Resource], run: str, timeout: float | None,
+         stop: threading.Event) -> TestResult:  # fmt: skip
+    spec = WorkflowTestSpec.model_validate(test.spec)
+    workflow = target(test, workflows)
+    assert workflow is not None, "validate checks that every test names a workflow in git"
+    started = time.monotonic()
+
+    def result(outcome: Outcome, failures: Sequence[str], execution: Mapping[str, Any] | None = None,
+               runs: Sequence[TaskRun] = ()) -> TestResult:  # fmt: skip
+        return TestResult(
+            test, workflow.name, workflow.version, outcome, tuple(failures),
+            time.monotonic() - started,
+            str(execution.get("status")) if execution else None,
+            tuple(r.describe() for r in runs),
+        )  # fmt: skip
+
+    request, refused = build(spec, workflow, workflows, taskdefs, run)
+    if refused:
+        return result("failed", refused)
+    execution: Mapping[str, Any] | None = None
+    try:
+        execution = client.test_workflow(request)
+        execution, waiting = _until_done(client, execution, request=request, started=started,
+                                         timeout=timeout or spec.timeoutSeconds, stop=stop)  # fmt: skip
+        runs = task_runs(execution)
+        failures = waiting or judge(spec, workflow, execution, runs)
+        done = result("failed" if failures else "passed", failures, execution, runs)
+    except MetasyncError as exc:
+        done = result("error", [exc.problem.message], execution)
+    finally:
+        removed = _remove(client, str(execution.get("workflowId"))) if execution else []
+    return replace(done, executions=tuple(removed))
+
+
+def _until_done(client: ConductorClient, execution: Mapping[str, Any], *, timeout: float,
+                started: float, request: Mapping[str, Any],
+                stop: threading.Event) -> tuple[Mapping[str, Any], list[str]]:  # fmt: skip
+    """Poll to a terminal state; what keeps it from one (a worker with no mock, the timeout, an
+    interruption) as failures."""
+    workflow_id = str(execution["workflowId"])
+    while str(execution.get("status")) not in TERMINAL:
+        unmocked = _waiting_for_a_worker(execution, request)
+        if unmocked:
+            return execution, unmocked
+        if stop.is_set():
+            return execution, ["interrupted"]
+        if time.monotonic() - started > timeout:
+            return execution, [_hanging(execution, timeout)]
+        time.sleep(_POLL_S)
+        execution = client.execution(workflow_id) or execution
+    return execution, []
+
+
+def _waiting_for_a_worker(execution: Mapping[str, Any], request: Mapping[str, Any]) -> list[str]:
+    mocked = request.get("taskRefToMockOutput") or {}
+    waiting = []
+    for task in execution.get("tasks") or ():
+        ref, kind = str(task.get("referenceTaskName")), str(task.get("taskType"))
+        status = str(task.get("status"))
+        if status not in ("SCHEDULED", "IN_PROGRESS") or _system(kind):
+            continue
+        attempt = int(task.get("retryCount") or 0) + 1
+        outside = stood_in(kind)
+        if ref not in mocked:
+            waiting.append(
+                f"{ref} ({outside}) reaches outside the server, and a test never does: mock it "
+                f"(mocks: {{{ref}: {{output: ...}}}})" if outside else
+                f"{ref} ({kind}) waits for a worker: the test has no mock for it (add "
+                f"mocks: {{{ref}: {{output: ...}}}})"
+            )  # fmt: skip
+        elif attempt > len(mocked[ref]):
+            waiting.append(
+                f"{ref} ({kind}) attempt {attempt} waits for a worker: the test mocks "
+                f"{len(mocked[ref])} attempt(s) (give mocks.{ref} one per attempt)"
+            )
+    return waiting
+
+
+def _hanging(execution: Mapping[str, Any], timeout: float) -> str:
+    open_tasks = [
+        f"{t.get('referenceTaskName')} ({t.get('taskType')}, {t.get('status')})"
+        for t in execution.get("tasks") or ()
+        if str(t.get("status")) in ("SCHEDULED", "IN_PROGRESS")
+    ]
+    return (
+        f"still {execution.get('status')} after {timeout:g} s"
+        + (f": waiting on {', '.join(open_tasks)}" if open_tasks else "")
+        + " (raise timeoutSeconds if it only needs longer)"
+    )
+
+
+def _remove(client: ConductorClient, workflow_id: str) -> list[str]:
+    """The execution and every sub-workflow execution under it, gone from the server: their
+    ids."""
+    found: list[tuple[str, bool]] = []
+    queue = [workflow_id]
+    while queue:
+        current = queue.pop()
+        try:
+            execution = client.execution(current)
+        except MetasyncError:
+            execution = None
+        running = execution is None or str(execution.get("status")) not in TERMINAL
+        found.append((current, running))
+        for task in (execution or {}).get("tasks") or ():
+            if task.get("subWorkflowId"):
+                queue.append(str(task["subWorkflowId"]))
+    for current, running in found:  # the parent first: terminating it ends its children
+        try:
+            client.remove_execution(current, running=running)
+        except MetasyncError:
+            continue
+    return [current for current, _ in found]
+
+
+_SYSTEM = frozenset({
+    "SWITCH", "DECISION", "FORK", "FORK_JOIN", "FORK_JOIN_DYNAMIC", "JOIN", "EXCLUSIVE_JOIN",
+    "DO_WHILE", "SUB_WORKFLOW", "START_WORKFLOW", "INLINE", "LAMBDA", "JSON_JQ_TRANSFORM",
+    "SET_VARIABLE", "TERMINATE", "WAIT", "HUMAN", "HTTP", "EVENT", "KAFKA_PUBLISH", "NOOP",
+    "DYNAMIC", "JDBC", "WAIT_FOR_WEBHOOK", "USER_DEFINED",
+})  # fmt: skip
+
+
+def _system(kind: str) -> bool:
+    return kind in _SYSTEM or kind.startswith(("LLM_", "GENERATE_"))
