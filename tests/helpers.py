@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -25,7 +26,7 @@ secrets:
 
 
 def write_project(
-    root: Path, files: dict[str, str | bytes], environment: str = ENVIRONMENT
+    root: Path, files: Mapping[str, str | bytes], environment: str = ENVIRONMENT
 ) -> Path:
     """A project with one environment `dev` and the given files (paths relative to the root),
     named after its folder in a metasync.yaml unless the files bring their own."""

@@ -42,7 +42,7 @@ def project(root: Path, url: str, specs: list[tuple[str, dict[str, Any]]]) -> Pa
     files = {
         f"manifests/{i:02d}.yaml": manifest(kind, spec) for i, (kind, spec) in enumerate(specs)
     }
-    return write_project(root, files, environment=environment)  # type: ignore[arg-type]
+    return write_project(root, files, environment=environment)
 
 
 def plan_json(root: Path) -> dict[str, Any]:

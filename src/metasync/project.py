@@ -194,7 +194,9 @@ class Project:
         seen[env] = entry
         write_local(self.root, SERVERS_SEEN, json.dumps(seen, indent=2, sort_keys=True) + "\n")
 
-    def connect(self, env: str) -> ConductorClient:
+    def connect(self, env: str, timeout: float | None = None) -> ConductorClient:
+        """A client of ``env``'s server; ``timeout`` (seconds per request) overrides the
+        environment's ``server.timeoutSeconds``."""
         environment = load_environment(self.root, env)
         server = environment.config.server
         key_id = key_secret = None
@@ -213,7 +215,7 @@ class Project:
         return ConductorClient.connect(
             server.url,
             label=f"the {env} server ({redact_url(server.url)})",
-            timeout=server.timeoutSeconds,
+            timeout=timeout or server.timeoutSeconds,
             key_id=key_id,
             key_secret=key_secret,
         )

@@ -49,7 +49,8 @@ class Expect(_Strict):
     #: references that ran (in any order) / that must not run
     ran: list[str] | None = None
     notRan: list[str] | None = None
-    #: SWITCH (or DECISION) reference -> the case it took (``defaultCase`` when none matched)
+    #: SWITCH (or DECISION) reference -> the case it took: the value its expression gave, or the
+    #: case that ran (``defaultCase`` when no case matched)
     path: dict[str, str] | None = None
     #: DO_WHILE reference -> how many iterations it ran
     iterations: dict[str, int] | None = None

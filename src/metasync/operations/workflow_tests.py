@@ -12,6 +12,8 @@ from metasync.plan.select import Selector, selected
 from metasync.project import Project
 from metasync.testing.runner import TestResult, run_tests
 
+TEST_CALL_S = 120.0
+
 
 @dataclass(frozen=True)
 class TestRun:
@@ -40,11 +42,13 @@ def run(project: Project, env: str, selectors: Sequence[Selector] = (), *,
             "(README: Workflow tests)." if not desired.tests else "Select tests by name "
             f"(`--select name=GLOB`): {', '.join(t.name for t in desired.tests[:5])}...",
         )  # fmt: skip
-    client = (
-        ConductorClient.connect(server, label=f"the test server ({redact_url(server)})")
-        if server
-        else project.connect(env)
-    )
+    # the server answers a test once it stops feeding mocks: when a sub-workflow waits for one
+    # it has not got, that takes it 20,000 rounds (tens of seconds on conductor-oss)
+    if server:
+        label = f"the test server ({redact_url(server)})"
+        client = ConductorClient.connect(server, label=label, timeout=TEST_CALL_S)
+    else:
+        client = project.connect(env, timeout=TEST_CALL_S)
     with client:
         results = run_tests(client, tests, desired.resources, jobs=jobs, timeout=timeout,
                             on_result=on_result)  # fmt: skip

@@ -111,11 +111,13 @@ def judge(spec: WorkflowTestSpec, workflow: Resource, execution: Mapping[str, An
             failures.append(f"{ref} ran, expected it not to")
     for ref, case in (expect.path or {}).items():
         run = last.get(ref)
-        taken = _case_taken(run, workflow) if run else None
         if run is None:
             failures.append(f"{ref} (SWITCH) did not run, expected it to take {case!r}")
-        elif taken != case:
-            failures.append(f"{ref} (SWITCH) took {taken!r}, expected {case!r}")
+            continue
+        value, label = switch_case(run), _case_taken(run, workflow)
+        if case not in (value, label):  # the value it evaluated to, or the case that ran
+            shown = repr(value) if value == label else f"{value!r} ({label})"
+            failures.append(f"{ref} (SWITCH) took {shown}, expected {case!r}")
     for ref, count in (expect.iterations or {}).items():
         run = last.get(ref)
         got = run.output.get("iteration") if run else None

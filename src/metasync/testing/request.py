@@ -33,6 +33,9 @@ Json = dict[str, Any]
 
 
 STAND_IN = "metasync_mock_"
+#: a mock for no task: the server drives a test (deciding, feeding sub-workflows) only while mocks
+#: are left, so with none left it would stop while a sub-workflow's parent still waits
+KEEP_GOING = "metasync__no_such_task"
 
 
 def test_name(name: str) -> str:
@@ -95,8 +98,8 @@ def _level(definition: Mapping[str, Any], mocks: Mapping[str, Mock | list[Mock]]
             for waited in task.get("joinOn") or ():
                 if str(waited) not in refs:
                     refused.append(
-                        f"{prefix}{ref} (JOIN) waits for {waited!r}, which no task of "
-                        f"{name} has{did_you_mean(str(waited), refs)}: it would wait for ever"
+                        f"{prefix}{ref} (JOIN) waits for {waited!r}, which no task of {name} "
+                        f"has: it would wait for ever{did_you_mean(str(waited), refs)}"
                     )
         params = task.get("subWorkflowParam")
         if kind == "SUB_WORKFLOW" and isinstance(params, dict):
@@ -113,7 +116,7 @@ def _level(definition: Mapping[str, Any], mocks: Mapping[str, Mock | list[Mock]]
         "name": inline["name"],
         "version": inline.get("version", 1),
         "workflowDef": inline,
-        "taskRefToMockOutput": _mocks(local, in_loop, iterations),
+        "taskRefToMockOutput": {**_mocks(local, in_loop, iterations), KEEP_GOING: [{}]},
         "subWorkflowTestRequest": subs,
     }
 

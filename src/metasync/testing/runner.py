@@ -122,7 +122,7 @@ def _until_done(client: ConductorClient, execution: Mapping[str, Any], *, timeou
     interruption) as failures."""
     workflow_id = str(execution["workflowId"])
     while str(execution.get("status")) not in TERMINAL:
-        unmocked = _waiting_for_a_worker(execution, request)
+        unmocked = _waiting_for_a_worker(client, execution, request)
         if unmocked:
             return execution, unmocked
         if stop.is_set():
@@ -134,27 +134,40 @@ def _until_done(client: ConductorClient, execution: Mapping[str, Any], *, timeou
     return execution, []
 
 
-def _waiting_for_a_worker(execution: Mapping[str, Any], request: Mapping[str, Any]) -> list[str]:
+def _waiting_for_a_worker(client: ConductorClient, execution: Mapping[str, Any],
+                          request: Mapping[str, Any], prefix: str = "") -> list[str]:  # fmt: skip
+    """The tasks (sub-workflows' included) that wait for a worker no mock stands in for: once
+    the server stops feeding mocks, nothing else will complete them."""
     mocked = request.get("taskRefToMockOutput") or {}
+    subs = request.get("subWorkflowTestRequest") or {}
     waiting = []
     for task in execution.get("tasks") or ():
         ref, kind = str(task.get("referenceTaskName")), str(task.get("taskType"))
         status = str(task.get("status"))
-        if status not in ("SCHEDULED", "IN_PROGRESS") or _system(kind):
+        if status not in ("SCHEDULED", "IN_PROGRESS"):
             continue
+        if kind == "SUB_WORKFLOW" and task.get("subWorkflowId") and ref in subs:
+            child = client.execution(str(task["subWorkflowId"]))
+            if child is not None and str(child.get("status")) not in TERMINAL:
+                waiting += _waiting_for_a_worker(client, child, subs[ref], f"{prefix}{ref}/")
+            continue
+        if _system(kind):
+            continue
+        ref = prefix + ref
         attempt = int(task.get("retryCount") or 0) + 1
         outside = stood_in(kind)
-        if ref not in mocked:
+        own = ref.removeprefix(prefix)
+        if own not in mocked:
             waiting.append(
                 f"{ref} ({outside}) reaches outside the server, and a test never does: mock it "
                 f"(mocks: {{{ref}: {{output: ...}}}})" if outside else
                 f"{ref} ({kind}) waits for a worker: the test has no mock for it (add "
                 f"mocks: {{{ref}: {{output: ...}}}})"
             )  # fmt: skip
-        elif attempt > len(mocked[ref]):
+        elif attempt > len(mocked[own]):
             waiting.append(
                 f"{ref} ({kind}) attempt {attempt} waits for a worker: the test mocks "
-                f"{len(mocked[ref])} attempt(s) (give mocks.{ref} one per attempt)"
+                f"{len(mocked[own])} attempt(s) (give mocks.{ref} one per attempt)"
             )
     return waiting
 
@@ -175,25 +188,27 @@ def _hanging(execution: Mapping[str, Any], timeout: float) -> str:
 def _remove(client: ConductorClient, workflow_id: str) -> list[str]:
     """The execution and every sub-workflow execution under it, gone from the server: their
     ids."""
-    found: list[tuple[str, bool]] = []
+    found: list[str] = []
     queue = [workflow_id]
     while queue:
-        current = queue.pop()
+        current = queue.pop(0)
+        found.append(current)
         try:
             execution = client.execution(current)
         except MetasyncError:
             execution = None
-        running = execution is None or str(execution.get("status")) not in TERMINAL
-        found.append((current, running))
         for task in (execution or {}).get("tasks") or ():
             if task.get("subWorkflowId"):
                 queue.append(str(task["subWorkflowId"]))
-    for current, running in found:  # the parent first: terminating it ends its children
+    for current in found:  # the parent first: terminating it ends its children
         try:
-            client.remove_execution(current, running=running)
+            execution = client.execution(current)
+            if execution is not None:
+                running = str(execution.get("status")) not in TERMINAL
+                client.remove_execution(current, running=running)
         except MetasyncError:
             continue
-    return [current for current, _ in found]
+    return found
 
 
 _SYSTEM = frozenset({

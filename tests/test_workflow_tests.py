@@ -1,0 +1,528 @@
+"""`metasync test`: WorkflowTest manifests run by real servers of both flavours, judged, and leaving
+nothing behind."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import xmlschema
+
+import conductor_server
+from helpers import ROOT, run_cli, write_project
+
+pytestmark = pytest.mark.server
+
+
+def environment(url: str) -> str:
+    return f"server: {{url: {url}}}\nvars: {{owner_email: team@example.com}}\n"
+
+
+def workflow(name: str, tasks: str, extra: str = "") -> str:
+    body = "\n".join("    " + line for line in tasks.strip("\n").splitlines())
+    return (
+        "apiVersion: metasync/v1\nkind: WorkflowDef\n"
+        f"metadata: {{name: {name}}}\nspec:\n  version: 1\n  ownerEmail: team@example.com\n"
+        f"{extra}  tasks:\n{body}\n"
+    )
+
+
+def spec_doc(name: str, spec: str) -> str:
+    body = "\n".join("  " + line for line in spec.strip("\n").splitlines())
+    return (
+        f"apiVersion: metasync/v1\nkind: WorkflowTest\nmetadata: {{name: {name}}}\nspec:\n{body}\n"
+    )
+
+
+def run(project: Path, *args: str) -> tuple[int, str, str]:
+    result = run_cli("--project", str(project), "test", "--env", "dev", *args)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def report(project: Path, *args: str) -> dict[str, Any]:
+    code, out, err = run(project, "-o", "json", *args)
+    assert code in (0, 1), err
+    document: dict[str, Any] = json.loads(out)
+    return document
+
+
+def by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in document["tests"]}
+
+
+SWITCH = """
+- name: route
+  taskReferenceName: route
+  type: SWITCH
+  evaluatorType: {evaluator}
+  expression: kind
+  inputParameters: {{kind: "${{workflow.input.kind}}"}}
+  decisionCases:
+    big: [{{name: {p}charge, taskReferenceName: charge, type: SIMPLE}}]
+  defaultCase:
+    - {{name: small, taskReferenceName: small, type: SET_VARIABLE, inputParameters: {{size: small}}}}
+"""
+
+FORK = """
+- name: fork
+  taskReferenceName: fork
+  type: FORK_JOIN
+  forkTasks:
+    - [{{name: {p}charge, taskReferenceName: b1, type: SIMPLE}}]
+    - [{{name: {p}charge, taskReferenceName: b2, type: SIMPLE}}]
+- {{name: join, taskReferenceName: join, type: JOIN, joinOn: [b1, {second}]}}
+"""
+
+INLINE = """
+- name: calc
+  taskReferenceName: calc
+  type: INLINE
+  inputParameters: {{evaluatorType: {evaluator}, expression: "(function () {{ return 6 * 7; }})()"}}
+"""
+
+
+def broken_project(root: Path, prefix: str, url: str, *, fixed: bool) -> Path:
+    taskdef = (
+        f"apiVersion: metasync/v1\nkind: TaskDef\nmetadata: {{name: {prefix}charge}}\n"
+        "spec: {ownerEmail: team@example.com, retryCount: 0}\n"
+    )
+    files = {
+        "manifests/taskdefs.yaml": taskdef,
+        "manifests/switch.yaml": workflow(
+            f"{prefix}route",
+            SWITCH.format(p=prefix, evaluator="value-param" if fixed else "value_param"),
+        ),
+        "manifests/fork.yaml": workflow(
+            f"{prefix}fork", FORK.format(p=prefix, second="b2" if fixed else "b_2")
+        ),
+        "manifests/inline.yaml": workflow(
+            f"{prefix}inline", INLINE.format(evaluator="javascript" if fixed else "graaljs")
+        ),
+        "manifests/tests.yaml": "---\n".join(
+            [
+                spec_doc(
+                    "big_orders_are_charged",
+                    f"""
+workflow: {prefix}route
+input: {{kind: big}}
+mocks: {{charge: {{output: {{id: c-1}}}}}}
+expect: {{path: {{route: big}}, tasks: [route, charge]}}
+""",
+                ),
+                spec_doc(
+                    "both_branches_are_joined",
+                    f"""
+workflow: {prefix}fork
+mocks: {{b1: {{output: {{}}}}, b2: {{output: {{}}}}}}
+expect: {{tasks: [fork, b1, b2, join]}}
+""",
+                ),
+                spec_doc(
+                    "the_answer_is_computed",
+                    f"""
+workflow: {prefix}inline
+expect: {{taskOutput: {{calc: {{result: 42}}}}}}
+""",
+                ),
+            ]
+        ),
+    }
+    return write_project(root, files, environment(url))
+
+
+def test_definitions_every_run_would_fail_are_caught_by_a_test_naming_the_task(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, flavour: str
+) -> None:
+    """A SWITCH with evaluatorType value_param and a JOIN on a misspelt reference are accepted by
+    both servers (and INLINE with graaljs by 3.15); every execution then fails or hangs."""
+    project = broken_project(tmp_path / "broken", prefix, conductor.url, fixed=False)
+    assert run_cli("--project", str(project), "validate").exit_code == 0  # validate lets them by
+    started = time.monotonic()
+    code, out, _ = run(project)
+    assert code == 1
+    assert time.monotonic() - started < 20  # judged at once, not after a hang
+    assert "FAIL big_orders_are_charged" in out
+    assert (
+        "- the workflow ended FAILED, expected COMPLETED: route (SWITCH): No evaluator registered "
+        "for type: value_param" in out
+    )
+    assert "FAIL both_branches_are_joined" in out
+    assert (
+        f"- join (JOIN) waits for 'b_2', which no task of {prefix}fork has: it would wait for "
+        "ever; did you mean 'b2'?" in out
+    )
+    if flavour == "3.15":  # conductor-oss runs graaljs
+        assert "FAIL the_answer_is_computed" in out
+        assert (
+            "- the workflow ended FAILED, expected COMPLETED: calc (INLINE) "
+            "FAILED_WITH_TERMINAL_ERROR: Unknown evaluator 'graaljs' in INLINE task." in out
+        )
+    else:
+        assert "PASS the_answer_is_computed" in out
+
+    fixed = broken_project(tmp_path / "fixed", prefix, conductor.url, fixed=True)
+    code, out, err = run(fixed)
+    assert code == 0, out + err
+    assert out.count("PASS ") == 3
+    assert "3 passed, 0 failed" in out
+
+
+def test_a_wrong_reference_in_a_tasks_input_is_caught_by_an_input_expectation(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    tasks = f"""
+- name: {prefix}charge
+  taskReferenceName: charge
+  type: SIMPLE
+  inputParameters: {{amount: "${{workflow.input.amont}}", currency: "${{workflow.input.currency}}"}}
+"""
+    files = {
+        "manifests/wf.yaml": workflow(f"{prefix}pay", tasks, "  inputParameters: [amount, currency]\n"),
+        "manifests/test.yaml": spec_doc("the_amount_reaches_the_charge", f"""
+workflow: {prefix}pay
+input: {{amount: 120, currency: EUR}}
+mocks: {{charge: {{output: {{id: c-1}}}}}}
+expect: {{input: {{charge: {{currency: EUR, amount: 120}}}}}}
+"""),
+    }  # fmt: skip
+    project = write_project(tmp_path, files, environment(conductor.url))
+    code, out, _ = run(project)
+    assert code == 1
+    assert (
+        "- charge input.amount: expected 120, got None (inputParameters.amount is "
+        "'${workflow.input.amont}')" in out
+    )
+    assert "manifests/test.yaml:5" in out  # the test's own line
+
+
+RETRIES_AND_LOOPS = """
+- name: {p}charge
+  taskReferenceName: charge
+  type: SIMPLE
+- name: lines
+  taskReferenceName: lines
+  type: DO_WHILE
+  inputParameters: {{count: "${{workflow.input.count}}"}}
+  loopCondition: "if ($.lines['iteration'] < $.count) {{ true; }} else {{ false; }}"
+  loopOver:
+    - {{name: {p}pick, taskReferenceName: pick, type: SIMPLE, inputParameters: {{line: "${{lines.output.iteration}}"}}}}
+- name: outcome
+  taskReferenceName: outcome
+  type: SWITCH
+  evaluatorType: javascript
+  expression: "$.id ? 'charged' : 'unpaid'"
+  inputParameters: {{id: "${{charge.output.id}}"}}
+  decisionCases:
+    charged: [{{name: done, taskReferenceName: done, type: SET_VARIABLE, inputParameters: {{paid: true}}}}]
+"""
+
+
+def loop_project(root: Path, prefix: str, url: str, tests: list[str]) -> Path:
+    taskdefs = "---\n".join(
+        f"apiVersion: metasync/v1\nkind: TaskDef\nmetadata: {{name: {prefix}{name}}}\n"
+        f"spec: {{ownerEmail: team@example.com, retryCount: {retries}, retryDelaySeconds: 0}}\n"
+        for name, retries in (("charge", 1), ("pick", 0))
+    )
+    files = {
+        "manifests/taskdefs.yaml": taskdefs,
+        "manifests/wf.yaml": workflow(
+            f"{prefix}order", RETRIES_AND_LOOPS.format(p=prefix),
+            "  inputParameters: [count]\n  outputParameters: {charged: '${charge.output.id}'}\n",
+        ),
+        "manifests/tests.yaml": "---\n".join(tests),
+    }  # fmt: skip
+    return write_project(root, files, environment(url))
+
+
+def test_retries_loops_and_switch_paths_run_for_real(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    passing = spec_doc("a_declined_charge_is_retried", f"""
+workflow: {prefix}order
+input: {{count: 3}}
+mocks:
+  charge: [{{status: FAILED, output: {{error: declined}}}}, {{output: {{id: c-9}}}}]
+  pick: {{output: {{picked: true}}}}
+expect:
+  output: {{charged: {{$regex: '^c-[0-9]+$'}}, missing: {{$exists: false}}}}
+  tasks: [charge, lines, pick, outcome, done]
+  iterations: {{lines: 3}}
+  path: {{outcome: charged}}
+  input: {{pick__2: {{line: 2}}}}
+  notRan: [nothing_else]
+""")  # fmt: skip
+    failing = spec_doc("a_wrong_expectation_says_where", f"""
+workflow: {prefix}order
+input: {{count: 2}}
+mocks:
+  charge: {{output: {{}}}}
+  pick__1: {{output: {{}}}}
+  pick__2: {{output: {{}}}}
+expect:
+  iterations: {{lines: 3}}
+  path: {{outcome: charged}}
+""")  # fmt: skip
+    project = loop_project(tmp_path / "p", prefix, conductor.url, [passing, failing])
+    # notRan names a reference the workflow does not have: validate says so first
+    code = run_cli("--project", str(project), "validate").exit_code
+    assert code == 1
+    project = loop_project(
+        tmp_path / "q", prefix, conductor.url, [passing.replace("nothing_else", "done"), failing]
+    )
+    document = report(project)
+    tests = by_name(document)
+    assert tests["a_declined_charge_is_retried"]["outcome"] == "failed"  # done ran: notRan says no
+    assert tests["a_declined_charge_is_retried"]["failures"] == ["done ran, expected it not to"]
+    assert tests["a_declined_charge_is_retried"]["path"] == [
+        "charge x2", "lines(3 iterations)", "pick__1", "pick__2", "pick__3", "outcome[charged]", "done",
+    ]  # fmt: skip
+    assert tests["a_wrong_expectation_says_where"]["failures"] == [
+        "outcome (SWITCH) took 'unpaid' (defaultCase), expected 'charged'",
+        "lines (DO_WHILE) ran 2 iteration(s), expected 3",
+    ]
+    assert document["summary"] == {"passed": 0, "failed": 2, "error": 0}
+
+
+def test_a_task_with_no_mock_is_named_at_once_not_after_the_timeout(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    test = spec_doc("charge_has_no_mock", f"workflow: {prefix}order\ninput: {{count: 1}}\n")
+    project = loop_project(tmp_path, prefix, conductor.url, [test])
+    started = time.monotonic()
+    code, out, _ = run(project)
+    assert code == 1
+    assert time.monotonic() - started < 10
+    assert (
+        f"- charge ({prefix}charge) waits for a worker: the test has no mock for it (add "
+        "mocks: {charge: {output: ...}})" in out
+    )
+    retried = spec_doc("one_attempt_mocked", f"""
+workflow: {prefix}order
+input: {{count: 1}}
+mocks: {{charge: {{status: FAILED}}, pick: {{}}}}
+""")  # fmt: skip
+    project = loop_project(tmp_path / "again", prefix, conductor.url, [retried])
+    code, out, _ = run(project)
+    assert (
+        f"- charge ({prefix}charge) attempt 2 waits for a worker: the test mocks 1 attempt(s)"
+        in out
+    )
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP endpoint that records every request it gets."""
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", hits
+    server.shutdown()
+
+
+def test_a_test_never_calls_out(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server,
+    listener: tuple[str, list[str]],
+) -> None:  # fmt: skip
+    """Mocking an HTTP task is not enough (the server's system-task worker races the mock and
+    sometimes sends the request first): a test sends a stand-in that only the mock completes."""
+    url, hits = listener
+    tasks = f"""
+- name: notify
+  taskReferenceName: notify
+  type: HTTP
+  inputParameters:
+    http_request: {{uri: "{url}/v1/notify", method: POST, body: {{order: "${{workflow.input.order}}"}}}}
+- {{name: shipped, taskReferenceName: shipped, type: EVENT, sink: conductor}}
+"""
+    mocked = [
+        spec_doc(
+            f"notified_{i}",
+            f"""
+workflow: {prefix}notify
+input: {{order: o-{i}}}
+mocks: {{notify: {{output: {{response: {{statusCode: 202}}}}}}, shipped: {{}}}}
+expect: {{input: {{notify: {{http_request: {{body: {{order: o-{i}}}}}}}}}}}
+""",
+        )
+        for i in range(12)
+    ]
+    unmocked = spec_doc("not_mocked", f"workflow: {prefix}notify\nmocks: {{shipped: {{}}}}\n")
+    files = {"manifests/wf.yaml": workflow(f"{prefix}notify", tasks),
+             "manifests/tests.yaml": "---\n".join([*mocked, unmocked])}  # fmt: skip
+    project = write_project(tmp_path, files, environment(conductor.url))
+    code, out, _ = run(project, "--jobs", "4")
+    assert code == 1
+    assert out.count("PASS notified_") == 12
+    assert (
+        "- notify (HTTP) reaches outside the server, and a test never does: mock it "
+        "(mocks: {notify: {output: ...}})" in out
+    )
+    time.sleep(1)  # a system-task worker that had taken one would have sent it by now
+    assert hits == []
+
+
+def test_nothing_is_left_on_the_server(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    """Nothing is registered; every execution (sub-workflows too) is removed, passed or not."""
+    sub = workflow(
+        f"{prefix}child", f"- {{name: {prefix}charge, taskReferenceName: charge, type: SIMPLE}}"
+    )
+    parent = workflow(f"{prefix}parent", f"""
+- name: child
+  taskReferenceName: child
+  type: SUB_WORKFLOW
+  subWorkflowParam: {{name: {prefix}child, version: 1}}
+- {{name: pause, taskReferenceName: pause, type: WAIT, inputParameters: {{duration: "60 seconds"}}}}
+""")  # fmt: skip
+    tests = [
+        spec_doc("passes", f"workflow: {prefix}parent\nmocks: {{child/charge: {{}}, pause: {{}}}}\n"),
+        spec_doc("hangs", f"workflow: {prefix}parent\nmocks: {{child/charge: {{}}}}\ntimeoutSeconds: 6\n"),
+        spec_doc(
+            "fails",
+            f"workflow: {prefix}parent\n"
+            "mocks: {child/charge: {status: FAILED_WITH_TERMINAL_ERROR}}\n",
+        ),
+    ]  # fmt: skip
+    files = {"manifests/a.yaml": sub + "---\n" + parent, "manifests/t.yaml": "---\n".join(tests)}
+    project = write_project(tmp_path, files, environment(conductor.url))
+
+    def listing() -> Any:
+        return [
+            api.get(path).json() for path in ("/metadata/workflow", "/metadata/taskdefs", "/event")
+        ]
+
+    before = listing()
+    document = report(project)
+    outcomes = {t["name"]: (t["outcome"], t["failures"][:1]) for t in document["tests"]}
+    assert outcomes["passes"] == ("passed", [])
+    assert outcomes["hangs"][0] == "failed"
+    assert outcomes["hangs"][1][0].startswith("still RUNNING after 6 s: waiting on ")
+    assert "pause (WAIT, IN_PROGRESS)" in outcomes["hangs"][1][0]
+    assert outcomes["fails"][0] == "failed"
+    executions = [e for t in document["tests"] for e in t["executions"]]
+    assert len(executions) == 6  # each test's workflow and its sub-workflow
+    for execution in executions:
+        left = api.get(f"/workflow/{execution}")
+        assert left.status_code == 404, (
+            left.json()["workflowName"],
+            left.json()["status"],
+            outcomes,
+        )
+    for name in (f"metasync_test_{prefix}parent", f"metasync_test_{prefix}child"):
+        assert api.get(f"/workflow/running/{name}").json() == []
+    assert listing() == before
+
+
+def test_an_interrupted_run_removes_what_it_started(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    files = {
+        "manifests/wf.yaml": workflow(f"{prefix}slow", """
+- {name: pause, taskReferenceName: pause, type: WAIT, inputParameters: {duration: "60 seconds"}}
+"""),
+        "manifests/t.yaml": "---\n".join(
+            spec_doc(f"slow_{i}", f"workflow: {prefix}slow\ncorrelationId: {prefix}run\n"
+                     "timeoutSeconds: 120\n")
+            for i in range(3)
+        ),
+    }  # fmt: skip
+    project = write_project(tmp_path, files, environment(conductor.url))
+    metasync = Path(sys.executable).parent / "metasync"
+    process = subprocess.Popen(
+        [str(metasync), "--project", str(project), "test", "--env", "dev"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    name = f"metasync_test_{prefix}slow"
+    deadline = time.monotonic() + 30
+    while len(api.get(f"/workflow/running/{name}").json()) < 3:
+        assert time.monotonic() < deadline, "the tests never started"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    assert api.get(f"/workflow/running/{name}").json() == []
+    closed = api.get(
+        f"/workflow/{name}/correlated/{prefix}run?includeClosed=true&includeTasks=false"
+    )
+    assert closed.json() == []
+
+
+def test_junit_output_is_valid_junit(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    test = spec_doc("charge_has_no_mock", f"workflow: {prefix}order\ninput: {{count: 1}}\n")
+    ok = spec_doc(
+        "charged",
+        f"workflow: {prefix}order\ninput: {{count: 0}}\nmocks: {{charge: {{}}, pick: {{}}}}\n",
+    )
+    project = loop_project(tmp_path, prefix, conductor.url, [test, ok])
+    code, out, _ = run(project, "-o", "junit")
+    assert code == 1
+    schema = xmlschema.XMLSchema(ROOT / "tests" / "junit.xsd")
+    schema.validate(out)  # raises with the first violation
+    tree: Any = schema.to_dict(out)
+    assert tree["@tests"] == 2
+    assert tree["@failures"] == 1
+    cases = {c["@name"]: c for c in tree["testsuite"][0]["testcase"]}
+    assert "failure" not in cases["charged"]
+    assert cases["charge_has_no_mock"]["failure"]["@message"].startswith("charge (")
+    assert cases["charge_has_no_mock"]["@file"] == "manifests/tests.yaml"
+
+
+def test_the_example_passes_its_own_tests_on_both_flavours(
+    tmp_path: Path, conductor: conductor_server.Server
+) -> None:
+    code, out, err = run(ROOT, "--server", conductor.url)
+    assert code == 0, out + err
+    assert " 0 failed" in out
+
+
+def test_tests_that_name_what_is_not_there_are_refused_offline(tmp_path: Path) -> None:
+    files = {
+        "manifests/wf.yaml": workflow("pay", "- {name: charge, taskReferenceName: charge, type: SIMPLE}"),
+        "manifests/t.yaml": "---\n".join([
+            spec_doc("wrong_workflow", "workflow: pya\n"),
+            spec_doc("wrong_ref", "workflow: pay\nmocks: {chrage: {}}\nexpect: {tasks: [charge, refund]}\n"),
+        ]),
+    }  # fmt: skip
+    project = write_project(tmp_path, files, environment("http://127.0.0.1:9"))
+    result = run_cli("--project", str(project), "validate")
+    assert result.exit_code == 1
+    assert (
+        "manifests/t.yaml:5 workflow: WorkflowTest wrong_workflow: no workflow pya in git; did you "
+        "mean 'pay'?" in result.stderr
+    )
+    assert "WorkflowDef pay v1 has no task 'chrage'; did you mean 'charge'?" in result.stderr
+    assert "WorkflowDef pay v1 has no task 'refund'" in result.stderr
+    empty = write_project(tmp_path / "none", {"manifests/wf.yaml": workflow("pay", "- {name: c, taskReferenceName: c}")},
+                          environment("http://127.0.0.1:9"))  # fmt: skip
+    code, _, err = run(empty)
+    assert code == 1
+    assert "error: manifests/: no WorkflowTest in the project for dev" in err
