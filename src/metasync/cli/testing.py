@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 
 from metasync import operations as op
 from metasync.cli import _project, _select, cli
 from metasync.cli.boundary import EXIT_OK, EXIT_USER_ERROR
+from metasync.errors import MetasyncError
 from metasync.plan.select import parse_selectors
-from metasync.render.test_report import write_test_json, write_test_junit, write_test_text
+from metasync.render.test_report import (
+    write_generated,
+    write_test_json,
+    write_test_junit,
+    write_test_text,
+)
 
 
 @cli.command(name="test")
@@ -26,15 +33,49 @@ from metasync.render.test_report import write_test_json, write_test_junit, write
               help="Tests run at a time.")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="How long each test may run (default: its timeoutSeconds, 30).")  # fmt: skip
+@click.option("--generate", "generate", metavar="NAME",
+              help="Write a starting test NAME from a real execution (--execution ID): its input, "
+              "its workers' outputs as mocks, its path as expectations.")  # fmt: skip
+@click.option("--execution", metavar="ID", help="--generate: the execution to start from.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="--generate: write the test to FILE (new) instead of stdout.")  # fmt: skip
 @click.pass_context
 def test(ctx: click.Context, *, env: str, select: tuple[str, ...], fmt: str, server: str | None,
-         jobs: int, timeout: float | None) -> int:  # fmt: skip
+         jobs: int, timeout: float | None, generate: str | None, execution: str | None,
+         out: Path | None) -> int:  # fmt: skip
     """Run ENV's WorkflowTest documents on a real server: each workflow as ENV gets it, tasks
     mocked by reference, everything else executed; exit 0 when all pass, 1 otherwise. Nothing
     is registered on the server, and every execution is removed, also when interrupted."""
+    if generate is not None or execution is not None:
+        return _generate(ctx, env, generate, execution, server=server, out=out)
+    if out is not None:
+        raise MetasyncError("--out is for --generate",
+                            hint="Run `metasync test --env ENV -o junit > report.xml`.")  # fmt: skip
     started = time.monotonic()
     done = op.workflow_tests.run(_project(ctx), env, parse_selectors(select), server=server,
                                  jobs=jobs, timeout=timeout)  # fmt: skip
     writer = {"text": write_test_text, "json": write_test_json, "junit": write_test_junit}[fmt]
     writer(sys.stdout, done.environment, done.server, done.results, time.monotonic() - started)
     return EXIT_OK if done.ok else EXIT_USER_ERROR
+
+
+def _generate(ctx: click.Context, env: str, name: str | None, execution: str | None, *,
+              server: str | None, out: Path | None) -> int:  # fmt: skip
+    if not name or not execution:
+        raise MetasyncError(
+            "--generate NAME and --execution ID go together",
+            hint="Run `metasync test --env ENV --generate NAME --execution ID [--out FILE]`.",
+        )
+    if out is not None and out.exists():
+        raise MetasyncError(f"{out} exists: a generated test never overwrites a file",
+                            hint="Pass a new --out FILE, or leave it out to print the test.")  # fmt: skip
+    document = op.workflow_tests.generate(_project(ctx), env, name, execution, server=server)
+    if out is None:
+        write_generated(sys.stdout, document, execution)
+        return EXIT_OK
+    with out.open("x") as stream:
+        write_generated(stream, document, execution)
+    click.echo(
+        f"wrote {out}: run it with `metasync test --env {env} --select name={name}`", err=True
+    )
+    return EXIT_OK

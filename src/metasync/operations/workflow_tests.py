@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from metasync.conductor.client import ConductorClient
 from metasync.errors import ConfigError, Location, redact_url
 from metasync.model.workflow_test import TEST_KIND
 from metasync.plan.select import Selector, selected
 from metasync.project import Project
+from metasync.testing.generate import generate as generate_test
 from metasync.testing.runner import TestResult, run_tests
 
 TEST_CALL_S = 120.0
@@ -53,3 +55,15 @@ def run(project: Project, env: str, selectors: Sequence[Selector] = (), *,
         results = run_tests(client, tests, desired.resources, jobs=jobs, timeout=timeout,
                             on_result=on_result)  # fmt: skip
         return TestRun(env, client.url, tuple(results))
+
+
+def generate(project: Project, env: str, name: str, execution: str, *,
+             server: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """A WorkflowTest document pinning what execution ``execution`` of ``env``'s server (or
+    ``server``) did."""
+    if server:
+        client = ConductorClient.connect(server, label=f"the server {redact_url(server)}")
+    else:
+        client = project.connect(env)
+    with client:
+        return generate_test(client, execution, name)

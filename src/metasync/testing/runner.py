@@ -151,7 +151,7 @@ def _waiting_for_a_worker(client: ConductorClient, execution: Mapping[str, Any],
             if child is not None and str(child.get("status")) not in TERMINAL:
                 waiting += _waiting_for_a_worker(client, child, subs[ref], f"{prefix}{ref}/")
             continue
-        if _system(kind):
+        if system_task(kind):
             continue
         ref = prefix + ref
         attempt = int(task.get("retryCount") or 0) + 1
@@ -219,5 +219,5 @@ _SYSTEM = frozenset({
 })  # fmt: skip
 
 
-def _system(kind: str) -> bool:
+def system_task(kind: str) -> bool:
     return kind in _SYSTEM or kind.startswith(("LLM_", "GENERATE_"))
