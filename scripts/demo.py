@@ -166,6 +166,9 @@ def main() -> int:
         step("Apply dev")
         metasync("apply", "--env", "dev", "--auto-approve")
 
+        step("Test the workflows on dev's server: tasks mocked, everything else executed")
+        metasync("test", "--env", "dev")
+
         step("Plan dev again: nothing to do (no perpetual diffs from server defaults)")
         metasync("plan", "--env", "dev", "--detailed-exitcode", show=0)
         print("exit code 0: dev matches git")
