@@ -132,32 +132,79 @@ def pr_plan(options: argparse.Namespace) -> int:
     commit = head_commit(options)
     header = f"{COMMENT_MARKER}\n## metasync plan at `{commit[:7]}`\n\n{merged_note(commit)}"
     failed: list[str] = []
+    untested: list[str] = []
     if not envs:
         body = header + "No environment's desired state changes in this pull request.\n"
     else:
         share = (COMMENT_LIMIT - len(header) - 200) // len(envs)
         sections = []
         for env in envs:
+            tests, passed = workflow_tests(options, env, out, share // 3)
+            if not passed:
+                untested.append(env)
             try:
-                sections.append(metasync(
+                plan = metasync(
                     options, "plan", "--env", env, "-o", "markdown", "--detailed-exitcode",
-                    "--markdown-limit", str(share), "--out", str(plans / f"{env}.json"),
-                    *selection(options), ok=(0, 2),
-                ))  # fmt: skip
+                    "--markdown-limit", str(share - len(tests)),
+                    "--out", str(plans / f"{env}.json"), *selection(options), ok=(0, 2),
+                )  # fmt: skip
             except Failed as exc:
                 failed.append(env)
-                sections.append(f"### metasync plan: `{env}`\n\n**The plan failed:**\n\n"
-                                + fenced(exc.stderr, min(ERROR_LIMIT, share // 2)))  # fmt: skip
+                plan = f"### metasync plan: `{env}`\n\n**The plan failed:**\n\n" + fenced(
+                    exc.stderr, min(ERROR_LIMIT, share // 2)
+                )
+            # a failing test comes first: it blocks the change whatever the plan says
+            sections.append(tests + plan if not passed else plan + tests)
         body = header + "\n".join(sections)
         if failed:
             body += f"\n**Planning failed for {', '.join(failed)}.**\n"
+        if untested:
+            body += f"\n**Workflow tests failed for {', '.join(untested)}: do not merge.**\n"
     (out / "comment.md").write_text(body)
     (out / "environments.json").write_text(json.dumps(envs) + "\n")
     github_output(environments=json.dumps(envs))
     step_summary(body)
     if options.publish:
         publish_comment(body)
-    return 1 if failed else 0
+    return 1 if failed or untested else 0
+
+
+def workflow_tests(options: argparse.Namespace, env: str, out: Path,
+                   limit: int) -> tuple[str, bool]:  # fmt: skip
+    """``env``'s tests of what the pull request changes (`metasync test --changed-since BASE`):
+    a Markdown section for the comment, and whether they passed. JUnit XML goes to
+    ``<out>/tests/ENV.xml`` for the workflow to publish."""
+    if options.tests == "none":
+        return "", True
+    (out / "tests").mkdir(exist_ok=True)
+    server = ("--server", options.test_server) if options.test_server else ()
+    try:
+        text = metasync(
+            options, "test", "--env", env, "--changed-since", options.base, "-o", "json",
+            "--junit", str(out / "tests" / f"{env}.xml"), *server, ok=(0, 1),
+        )  # fmt: skip
+        document = json.loads(text)
+    except (Failed, ValueError) as exc:
+        error = exc.stderr if isinstance(exc, Failed) else str(exc)
+        return (f"#### Workflow tests: `{env}`\n\n**The tests could not run:**\n\n"
+                + fenced(error, min(ERROR_LIMIT, limit)), False)  # fmt: skip
+    tests = document["tests"]
+    if not tests:
+        return f"#### Workflow tests: `{env}`\n\nNo test covers what changes.\n", True
+    summary = document["summary"]
+    failing = [t for t in tests if t["outcome"] != "passed"]
+    lines = [f"#### Workflow tests: `{env}`: {summary['passed']} passed, "
+             f"{summary['failed'] + summary['error']} failed\n"]  # fmt: skip
+    details = []
+    for test in failing:
+        where = f"{test['file']}:{test['line']}" if test.get("file") else ""
+        details.append(f"FAIL {test['name']} ({test['workflow']}) {where}".rstrip())
+        details += [f"  - {failure}" for failure in test["failures"]]
+        if test["path"]:
+            details.append(f"  ran: {' > '.join(test['path'])}")
+    if details:
+        lines.append(fenced("\n".join(details), limit))
+    return "\n".join(lines) + "\n", not failing
 
 
 def fenced(text: str, limit: int) -> str:
@@ -335,6 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reviewed-plan", choices=["required", "fallback"], default="required",
                         help="apply: without a plan reviewed in the merged pull request, fail "
                         "(required) or apply the environment as committed (fallback)")  # fmt: skip
+    parser.add_argument("--tests", choices=["changed", "none"], default="changed",
+                        help="pr-plan: run the workflow tests of what changed (metasync test "
+                        "--changed-since BASE), or none")  # fmt: skip
+    parser.add_argument("--test-server", default="",
+                        help="pr-plan: run the tests on this (throwaway) server instead of each "
+                        "environment's")  # fmt: skip
     parser.add_argument("--select", action="append", default=[])
     parser.add_argument("--notify", action="append", default=[])
     parser.add_argument("--publish", action="store_true",

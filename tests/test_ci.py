@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -440,6 +441,37 @@ def test_a_failing_plan_fails_the_job_and_says_so_in_the_comment(
     assert "**Planning failed for prod.**" in comment
     assert "error: GET /api/metadata/taskdefs: cannot reach the prod server" in result.stderr
     assert list((repo / "out" / "plans").iterdir()) == []  # a plan that failed is not saved
+
+
+def test_a_pull_request_that_breaks_a_tested_workflow_fails_with_the_test_first(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    repo = committed_example(tmp_path / "repo", prefix, conductor.url)
+    base = git(repo, "rev-parse", "HEAD")
+    path = repo / "manifests" / "workflows" / "order_to_cash.yaml"
+    text = path.read_text()
+    assert text.count("evaluatorType: value-param") == 1
+    path.write_text(text.replace("evaluatorType: value-param", "evaluatorType: value_param"))
+    git(repo, "commit", "-q", "-am", "route payments (a typo every run fails on)")
+    github = GitHub(tmp_path / "gh")
+    event = {"pull_request": {"number": 9, "head": {"sha": git(repo, "rev-parse", "HEAD")}}}
+    (github.folder / "event.json").write_text(json.dumps(event))
+    result = ci(repo, github, "pr-plan", "--base", base, expect=1)
+    comment = (repo / "out" / "comment.md").read_text()
+    tests = comment.index("#### Workflow tests: `dev`: ")
+    assert tests < comment.index("### metasync plan: `dev`")  # the failure comes first
+    assert re.search(r"#### Workflow tests: `dev`: \d+ passed, [1-9]\d* failed", comment)
+    assert f"FAIL {prefix}card_order_is_paid_fulfilled_and_summarized ({prefix}order_to_cash)" in (
+        comment
+    )
+    assert (
+        "the workflow ended FAILED, expected COMPLETED: route_payment (SWITCH): No evaluator "
+        "registered for type: value_param" in comment
+    )
+    assert "**Workflow tests failed for dev: do not merge.**" in comment
+    junit = (repo / "out" / "tests" / "dev.xml").read_text()
+    assert "<failure " in junit
+    assert "metasync test" in result.stderr
 
 
 def test_the_workflows_run_the_action_and_the_action_runs_the_script() -> None:

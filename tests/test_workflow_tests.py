@@ -437,6 +437,41 @@ def test_nothing_is_left_on_the_server(
     assert listing() == before
 
 
+def test_a_sub_workflow_task_short_of_mocks_is_named_within_the_timeout(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    """The server answers such a test only after 20,000 rounds of its loop (20-45 s): the runner
+    looks the execution up by its correlation id instead, and names the task."""
+    taskdef = (
+        f"apiVersion: metasync/v1\nkind: TaskDef\nmetadata: {{name: {prefix}charge}}\n"
+        "spec: {ownerEmail: team@example.com, retryCount: 1, retryDelaySeconds: 0}\n"
+    )
+    child = workflow(
+        f"{prefix}child", f"- {{name: {prefix}charge, taskReferenceName: charge, type: SIMPLE}}"
+    )
+    parent = workflow(f"{prefix}parent", f"""
+- name: child
+  taskReferenceName: child
+  type: SUB_WORKFLOW
+  subWorkflowParam: {{name: {prefix}child, version: 1}}
+""")  # fmt: skip
+    test = spec_doc("short_of_mocks", f"""
+workflow: {prefix}parent
+mocks: {{child/charge: {{status: FAILED}}}}
+timeoutSeconds: 5
+""")  # fmt: skip
+    files = {"manifests/a.yaml": "---\n".join([taskdef, child, parent]), "manifests/t.yaml": test}
+    project = write_project(tmp_path, files, environment(conductor.url))
+    started = time.monotonic()
+    code, out, _ = run(project)
+    assert code == 1
+    assert time.monotonic() - started < 15
+    assert (
+        f"- child/charge ({prefix}charge) attempt 2 waits for a worker: the test mocks 1 "
+        "attempt(s) (give mocks.child/charge one per attempt)" in out
+    )
+
+
 def test_an_interrupted_run_removes_what_it_started(
     tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
 ) -> None:

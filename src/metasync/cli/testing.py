@@ -33,6 +33,12 @@ from metasync.render.test_report import (
               help="Tests run at a time.")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="How long each test may run (default: its timeoutSeconds, 30).")  # fmt: skip
+@click.option("--changed-since", metavar="REF",
+              help="Only the tests of what changed since commit REF (a pull request's base): new "
+              "or edited tests, and tests of a workflow that differs, or of its sub-workflows or "
+              "task definitions.")  # fmt: skip
+@click.option("--junit", "junit", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Also write the results as JUnit XML to FILE (for CI's test view).")  # fmt: skip
 @click.option("--generate", "generate", metavar="NAME",
               help="Write a starting test NAME from a real execution (--execution ID): its input, "
               "its workers' outputs as mocks, its path as expectations.")  # fmt: skip
@@ -41,8 +47,8 @@ from metasync.render.test_report import (
               help="--generate: write the test to FILE (new) instead of stdout.")  # fmt: skip
 @click.pass_context
 def test(ctx: click.Context, *, env: str, select: tuple[str, ...], fmt: str, server: str | None,
-         jobs: int, timeout: float | None, generate: str | None, execution: str | None,
-         out: Path | None) -> int:  # fmt: skip
+         jobs: int, timeout: float | None, changed_since: str | None, junit: Path | None,
+         generate: str | None, execution: str | None, out: Path | None) -> int:  # fmt: skip
     """Run ENV's WorkflowTest documents on a real server: each workflow as ENV gets it, tasks
     mocked by reference, everything else executed; exit 0 when all pass, 1 otherwise. Nothing
     is registered on the server, and every execution is removed, also when interrupted."""
@@ -53,9 +59,16 @@ def test(ctx: click.Context, *, env: str, select: tuple[str, ...], fmt: str, ser
                             hint="Run `metasync test --env ENV -o junit > report.xml`.")  # fmt: skip
     started = time.monotonic()
     done = op.workflow_tests.run(_project(ctx), env, parse_selectors(select), server=server,
-                                 jobs=jobs, timeout=timeout)  # fmt: skip
+                                 jobs=jobs, timeout=timeout, changed_since=changed_since)  # fmt: skip
+    seconds = time.monotonic() - started
+    if not done.results and fmt == "text":
+        click.echo(f"No test of {env} covers what changed since {changed_since}.")
+        return EXIT_OK
     writer = {"text": write_test_text, "json": write_test_json, "junit": write_test_junit}[fmt]
-    writer(sys.stdout, done.environment, done.server, done.results, time.monotonic() - started)
+    writer(sys.stdout, done.environment, done.server, done.results, seconds)
+    if junit is not None:
+        with junit.open("w") as stream:
+            write_test_junit(stream, done.environment, done.server, done.results, seconds)
     return EXIT_OK if done.ok else EXIT_USER_ERROR
 
 

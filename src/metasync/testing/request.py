@@ -16,6 +16,7 @@ races the test's mocks, and on both flavours it sometimes sends the request firs
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,7 +58,8 @@ def build(spec: WorkflowTestSpec, workflow: Resource, workflows: Sequence[Resour
                      iterations=spec.maxIterations, refused=refused, prefix="",
                      seen=frozenset({workflow.name}))  # fmt: skip
     request["input"] = spec.input
-    request["correlationId"] = spec.correlationId or f"metasync-test-{run}"
+    # how the runner finds the execution when the server is slow to answer (runner._start)
+    request["correlationId"] = spec.correlationId or f"metasync-test-{run}-{uuid.uuid4().hex[:8]}"
     return request, refused
 
 
