@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -58,7 +59,7 @@ def make_project(root: Path, count: int) -> int:
     return len(originals)
 
 
-def run(root: Path, url: str, jobs: int, *select: str) -> tuple[dict, float]:
+def run(root: Path, url: str, jobs: int, *select: str) -> tuple[dict[str, Any], float]:
     """One `metasync test` process: its JSON report and its wall time in seconds."""
     exe = shutil.which("metasync") or str(Path(sys.executable).parent / "metasync")
     cmd = [exe, "--project", str(root), "test", "--env", "dev", "--server", url, "-o", "json",

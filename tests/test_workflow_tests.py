@@ -259,7 +259,7 @@ expect:
   tasks: [charge, lines, pick, outcome, done]
   iterations: {{lines: 3}}
   path: {{outcome: charged}}
-  input: {{pick__2: {{line: 2}}}}
+  input: {{pick__2: {{line: 2}}, pick: {{line: 3}}}}
   notRan: [nothing_else]
 """)  # fmt: skip
     failing = spec_doc("a_wrong_expectation_says_where", f"""
@@ -399,7 +399,16 @@ def test_nothing_is_left_on_the_server(
 - {{name: pause, taskReferenceName: pause, type: WAIT, inputParameters: {{duration: "60 seconds"}}}}
 """)  # fmt: skip
     tests = [
-        spec_doc("passes", f"workflow: {prefix}parent\nmocks: {{child/charge: {{}}, pause: {{}}}}\n"),
+        spec_doc(
+            "passes",
+            f"workflow: {prefix}parent\nmocks: {{child/charge: {{output: {{id: c-1}}}}, pause: {{}}}}\n"
+            "expect: {ran: [child/charge], taskOutput: {child/charge: {id: c-1}}}\n",
+        ),
+        spec_doc(
+            "looks_inside",
+            f"workflow: {prefix}parent\nmocks: {{child/charge: {{}}, pause: {{}}}}\n"
+            "expect: {notRan: [child/charge]}\n",
+        ),
         spec_doc("hangs", f"workflow: {prefix}parent\nmocks: {{child/charge: {{}}}}\ntimeoutSeconds: 6\n"),
         spec_doc(
             "fails",
@@ -419,12 +428,13 @@ def test_nothing_is_left_on_the_server(
     document = report(project)
     outcomes = {t["name"]: (t["outcome"], t["failures"][:1]) for t in document["tests"]}
     assert outcomes["passes"] == ("passed", [])
+    assert outcomes["looks_inside"] == ("failed", ["child/charge ran, expected it not to"])
     assert outcomes["hangs"][0] == "failed"
     assert outcomes["hangs"][1][0].startswith("still RUNNING after 6 s: waiting on ")
     assert "pause (WAIT, IN_PROGRESS)" in outcomes["hangs"][1][0]
     assert outcomes["fails"][0] == "failed"
     executions = [e for t in document["tests"] for e in t["executions"]]
-    assert len(executions) == 6  # each test's workflow and its sub-workflow
+    assert len(executions) == 8  # each test's workflow and its sub-workflow
     for execution in executions:
         left = api.get(f"/workflow/{execution}")
         assert left.status_code == 404, (
@@ -432,9 +442,50 @@ def test_nothing_is_left_on_the_server(
             left.json()["status"],
             outcomes,
         )
-    for name in (f"metasync_test_{prefix}parent", f"metasync_test_{prefix}child"):
+    for name in (f"metasync_test_{prefix}parent", f"metasync_test_{prefix}child", f"{prefix}child"):
         assert api.get(f"/workflow/running/{name}").json() == []
     assert listing() == before
+
+
+def test_a_failing_test_starts_no_failure_workflow(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    compensate = workflow(
+        f"{prefix}compensate",
+        f"- {{name: {prefix}refund, taskReferenceName: refund, type: SIMPLE}}",
+    )
+    fails = workflow(
+        f"{prefix}order",
+        "- {name: stop, taskReferenceName: stop, type: TERMINATE, "
+        "inputParameters: {terminationStatus: FAILED, terminationReason: out of stock}}",
+        f"  failureWorkflow: {prefix}compensate\n",
+    )  # fmt: skip
+    test = spec_doc(
+        "out_of_stock",
+        f"workflow: {prefix}order\nexpect: {{status: FAILED, reason: out of stock}}\n",
+    )
+    files = {"manifests/a.yaml": compensate + "---\n" + fails, "manifests/t.yaml": test}
+    project = write_project(tmp_path, files, environment(conductor.url))
+    applied = run_cli("--project", str(project), "apply", "--env", "dev", "--auto-approve")
+    assert applied.exit_code == 0, applied.stdout + applied.stderr  # the real one is there
+    code, out, _ = run(project)
+    assert code == 0, out
+    time.sleep(1)
+    assert api.get(f"/workflow/running/{prefix}compensate").json() == []
+
+
+def test_a_mock_of_a_task_another_environment_adds_is_a_warning(tmp_path: Path) -> None:
+    files = {
+        "manifests/wf.yaml": workflow("pay", "- {name: charge, taskReferenceName: charge, type: SIMPLE}"),
+        "manifests/t.yaml": spec_doc("qa_notice", "workflow: pay\nmocks: {charge: {}, notify_qa: {}}\n"),
+    }  # fmt: skip
+    project = write_project(tmp_path, files, environment("http://127.0.0.1:9"))
+    result = run_cli("--project", str(project), "validate")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "warning: manifests/t.yaml:6 mocks.notify_qa: WorkflowTest qa_notice: WorkflowDef pay v1 "
+        "has no task 'notify_qa' in this environment" in result.stderr
+    )
 
 
 def test_a_sub_workflow_task_short_of_mocks_is_named_within_the_timeout(
@@ -554,7 +605,10 @@ def test_tests_that_name_what_is_not_there_are_refused_offline(tmp_path: Path) -
         "manifests/t.yaml:5 workflow: WorkflowTest wrong_workflow: no workflow pya in git; did you "
         "mean 'pay'?" in result.stderr
     )
-    assert "WorkflowDef pay v1 has no task 'chrage'; did you mean 'charge'?" in result.stderr
+    assert (
+        "WorkflowDef pay v1 has no task 'chrage' in this environment; did you mean 'charge'?"
+        in (result.stderr)
+    )
     assert "WorkflowDef pay v1 has no task 'refund'" in result.stderr
     empty = write_project(tmp_path / "none", {"manifests/wf.yaml": workflow("pay", "- {name: c, taskReferenceName: c}")},
                           environment("http://127.0.0.1:9"))  # fmt: skip

@@ -80,15 +80,19 @@ def task_runs(execution: Mapping[str, Any]) -> list[TaskRun]:
 
 
 def judge(spec: WorkflowTestSpec, workflow: Resource, execution: Mapping[str, Any],
-          runs: Sequence[TaskRun]) -> list[str]:  # fmt: skip
-    """Every way the execution differs from ``spec.expect``."""
+          runs: Sequence[TaskRun], inside: Sequence[TaskRun] = ()) -> list[str]:  # fmt: skip
+    """Every way the execution differs from ``spec.expect``. ``runs`` are the workflow's tasks,
+    ``inside`` its sub-workflows' (``<sub-workflow ref>/<ref>``)."""
     expect = spec.expect
     failures: list[str] = []
     status = str(execution.get("status"))
-    last = {r.ref: r for r in runs}  # the last run of each reference
+    every = [*runs, *inside]
+    named = {r.ref: r for r in every}  # the last run of each reference
     by_base: dict[str, list[TaskRun]] = {}
-    for r in runs:
+    for r in every:
         by_base.setdefault(r.base, []).append(r)
+    # a reference in a loop stands for its last iteration (``ref__<n>`` names iteration n)
+    last = {**{base: found[-1] for base, found in by_base.items()}, **named}
     if status != expect.status:  # the first difference: what follows from it is noise
         return [f"the workflow ended {status}, expected {expect.status}"
                 + _why(execution, runs, workflow)]  # fmt: skip
@@ -104,10 +108,10 @@ def judge(spec: WorkflowTestSpec, workflow: Resource, execution: Mapping[str, An
         if ran != expect.tasks:
             failures.append(_order(expect.tasks, ran))
     for ref in expect.ran or ():
-        if ref not in last and ref not in by_base:
-            failures.append(f"{ref} did not run (ran: {', '.join(_sequence(runs)) or 'nothing'})")
+        if ref not in last:
+            failures.append(f"{ref} did not run (ran: {', '.join(_sequence(every)) or 'nothing'})")
     for ref in expect.notRan or ():
-        if ref in last or ref in by_base:
+        if ref in last:
             failures.append(f"{ref} ran, expected it not to")
     for ref, case in (expect.path or {}).items():
         run = last.get(ref)
@@ -207,6 +211,8 @@ def _order(expected: Sequence[str], ran: Sequence[str]) -> str:
 
 
 def _case_taken(run: TaskRun, workflow: Resource) -> str | None:
+    """The case that ran: ``defaultCase`` when the value names none (a sub-workflow's SWITCH:
+    the value)."""
     case = switch_case(run)
     for at in walk_tasks(workflow.spec):
         if at.task.get("taskReferenceName") == run.base:

@@ -7,7 +7,8 @@ workflow's, which an apply counts before it deletes a version), every task defin
 (``subWorkflowParam.workflowDefinition``), each with a test request of its own for the mocks of its
 tasks (the server feeds a sub-workflow's mocks only through ``subWorkflowTestRequest``).
 
-A test never reaches outside the server: a task that would (HTTP, EVENT, KAFKA_PUBLISH, ...) is
+A test never starts anything else: its workflow's ``failureWorkflow`` and status listener are left
+out. It never reaches outside the server: a task that would (HTTP, EVENT, KAFKA_PUBLISH, ...) is
 sent as a stand-in worker task of the same reference and input (``metasync_mock_<type>``), which
 only its mock completes. Mocking the real task is not enough: the server's system-task worker
 races the test's mocks, and on both flavours it sometimes sends the request first.
@@ -70,6 +71,9 @@ def _level(definition: Mapping[str, Any], mocks: Mapping[str, Mock | list[Mock]]
     inline: Json = copy.deepcopy(dict(definition))
     name = str(definition.get("name"))
     inline["name"] = test_name(name)
+    # a failing test must not start the real failure workflow, nor tell a status listener
+    inline.pop("failureWorkflow", None)
+    inline["workflowStatusListenerEnabled"] = False
     here = {
         ref: m
         for ref, m in mocks.items()

@@ -20,7 +20,7 @@ from metasync.conductor.client import ConductorClient
 from metasync.errors import MetasyncError, ServerError
 from metasync.model.resource import Resource
 from metasync.model.workflow_test import WorkflowTestSpec, target
-from metasync.testing.expect import TaskRun, judge, task_runs
+from metasync.testing.expect import TaskRun, base_ref, judge, task_runs
 from metasync.testing.request import build, stood_in
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED", "TIMED_OUT"})
@@ -108,13 +108,41 @@ def _run(client: ConductorClient, test: Resource, *, workflows: Sequence[Resourc
         execution, waiting = _until_done(client, execution, request=request, started=started,
                                          timeout=timeout or spec.timeoutSeconds, stop=stop)  # fmt: skip
         runs = task_runs(execution)
-        failures = waiting or judge(spec, workflow, execution, runs)
+        inside = _sub_workflow_runs(client, execution)
+        failures = waiting or judge(spec, workflow, execution, runs, inside)
         done = result("failed" if failures else "passed", failures, execution, runs)
     except MetasyncError as exc:
         done = result("error", [exc.problem.message], execution)
     finally:
-        removed = _remove(client, str(execution.get("workflowId"))) if execution else []
+        if execution is not None:
+            removed = _remove(client, str(execution.get("workflowId")))
+        else:  # the server may have started it all the same (an error, a lost answer)
+            removed = [i for found in _started(client, request) for i in _remove(client, found)]
     return replace(done, executions=tuple(removed))
+
+
+def _started(client: ConductorClient, request: Mapping[str, Any]) -> list[str]:
+    try:
+        found = client.correlated(str(request["name"]), str(request["correlationId"]))
+    except MetasyncError:
+        return []
+    return [str(e["workflowId"]) for e in found if e.get("workflowId")]
+
+
+def _sub_workflow_runs(client: ConductorClient, execution: Mapping[str, Any],
+                       prefix: str = "") -> list[TaskRun]:  # fmt: skip
+    """The tasks the execution's sub-workflows ran, as ``<sub-workflow ref>/<ref>``."""
+    found: list[TaskRun] = []
+    for task in execution.get("tasks") or ():
+        if task.get("taskType") != "SUB_WORKFLOW" or not task.get("subWorkflowId"):
+            continue
+        child = client.execution(str(task["subWorkflowId"]))
+        if child is None:
+            continue
+        here = f"{prefix}{base_ref(str(task.get('referenceTaskName')))}/"
+        found += [replace(r, ref=here + r.ref) for r in task_runs(child)]
+        found += _sub_workflow_runs(client, child, here)
+    return found
 
 
 def _start(client: ConductorClient, request: Mapping[str, Any], wait: float) -> Mapping[str, Any]:
