@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -669,3 +670,20 @@ def test_a_test_generated_from_a_real_execution_pins_what_it_did(
         ]  # fmt: skip
     finally:
         api.delete(f"/workflow/{execution}/remove")
+
+
+def test_the_readme_example_passes(tmp_path: Path, conductor: conductor_server.Server) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Workflow tests") :]
+    example = section[
+        section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))
+    ]
+    project = tmp_path / "project"
+    for part in ("manifests", "environments"):
+        shutil.copytree(ROOT / part, project / part)
+    shutil.rmtree(project / "manifests" / "tests")
+    (project / "metasync.yaml").write_text("name: readme\n")
+    (project / "manifests" / "readme.yaml").write_text(example)
+    code, out, err = run(project, "--server", conductor.url)
+    assert code == 0, out + err
+    assert "PASS failed_capture_is_retried (payment_processing v1)" in out
