@@ -497,15 +497,18 @@ def test_the_workflows_run_the_action_and_the_action_runs_the_script() -> None:
         (ROOT / ".github/workflows/metasync-pull-request.yml").read_text()
     )
     assert pull_request["name"] == metasync_ci.PLAN_WORKFLOW
-    (upload,) = [
-        step
+    uploads = {
+        step["with"]["name"]: step
         for step in pull_request["jobs"]["plan"]["steps"]
         if step.get("uses") == "actions/upload-artifact@v4"
-    ]
-    assert (upload["with"]["name"], upload["with"]["path"]) == (
-        metasync_ci.PLANS_ARTIFACT,
-        "metasync-out/plans",
-    )
+    }
+    assert uploads[metasync_ci.PLANS_ARTIFACT]["with"]["path"] == "metasync-out/plans"
+    assert "if" not in uploads[metasync_ci.PLANS_ARTIFACT]  # a failing test keeps no plan
+    # the workflow tests' JUnit XML is kept whatever happened
+    assert uploads["metasync-tests"]["with"]["path"] == "metasync-out/tests"
+    assert uploads["metasync-tests"]["if"] == "always()"
+    assert action["inputs"]["tests"]["default"] == "changed"
+    assert '--tests "$INPUT_TESTS"' in action["runs"]["steps"][-1]["run"]
     merge = yaml.safe_load((ROOT / ".github/workflows/metasync-apply.yml").read_text())
     assert merge["permissions"] == {"contents": "read", "actions": "read"}
     assert action["inputs"]["reviewed-plan"]["default"] == "required"
