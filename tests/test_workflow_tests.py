@@ -385,20 +385,27 @@ expect: {{input: {{notify: {{http_request: {{body: {{order: o-{i}}}}}}}}}}}
     assert hits == []
 
 
-def test_nothing_is_left_on_the_server(
-    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
-) -> None:
-    """Nothing is registered; every execution (sub-workflows too) is removed, passed or not."""
-    sub = workflow(
+def parent_and_child(prefix: str, *, pause: bool) -> str:
+    """Workflow ``parent`` runs ``child`` (one worker task, charge) as a sub-workflow, then
+    waits a minute when ``pause``."""
+    child = workflow(
         f"{prefix}child", f"- {{name: {prefix}charge, taskReferenceName: charge, type: SIMPLE}}"
     )
-    parent = workflow(f"{prefix}parent", f"""
+    tasks = f"""
 - name: child
   taskReferenceName: child
   type: SUB_WORKFLOW
   subWorkflowParam: {{name: {prefix}child, version: 1}}
-- {{name: pause, taskReferenceName: pause, type: WAIT, inputParameters: {{duration: "60 seconds"}}}}
-""")  # fmt: skip
+"""  # fmt: skip
+    if pause:
+        tasks += '- {name: pause, taskReferenceName: pause, type: WAIT, inputParameters: {duration: "60 seconds"}}\n'
+    return child + "---\n" + workflow(f"{prefix}parent", tasks)
+
+
+def test_nothing_is_left_on_the_server(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    """Nothing is registered; every execution (sub-workflows too) is removed, passed or not."""
     tests = [
         spec_doc(
             "passes",
@@ -417,7 +424,8 @@ def test_nothing_is_left_on_the_server(
             "mocks: {child/charge: {status: FAILED_WITH_TERMINAL_ERROR}}\n",
         ),
     ]  # fmt: skip
-    files = {"manifests/a.yaml": sub + "---\n" + parent, "manifests/t.yaml": "---\n".join(tests)}
+    files = {"manifests/a.yaml": parent_and_child(prefix, pause=True),
+             "manifests/t.yaml": "---\n".join(tests)}  # fmt: skip
     project = write_project(tmp_path, files, environment(conductor.url))
 
     def listing() -> Any:
@@ -498,21 +506,13 @@ def test_a_sub_workflow_task_short_of_mocks_is_named_within_the_timeout(
         f"apiVersion: metasync/v1\nkind: TaskDef\nmetadata: {{name: {prefix}charge}}\n"
         "spec: {ownerEmail: team@example.com, retryCount: 1, retryDelaySeconds: 0}\n"
     )
-    child = workflow(
-        f"{prefix}child", f"- {{name: {prefix}charge, taskReferenceName: charge, type: SIMPLE}}"
-    )
-    parent = workflow(f"{prefix}parent", f"""
-- name: child
-  taskReferenceName: child
-  type: SUB_WORKFLOW
-  subWorkflowParam: {{name: {prefix}child, version: 1}}
-""")  # fmt: skip
     test = spec_doc("short_of_mocks", f"""
 workflow: {prefix}parent
 mocks: {{child/charge: {{status: FAILED}}}}
 timeoutSeconds: 5
 """)  # fmt: skip
-    files = {"manifests/a.yaml": "---\n".join([taskdef, child, parent]), "manifests/t.yaml": test}
+    files = {"manifests/a.yaml": taskdef + "---\n" + parent_and_child(prefix, pause=False),
+             "manifests/t.yaml": test}  # fmt: skip
     project = write_project(tmp_path, files, environment(conductor.url))
     started = time.monotonic()
     code, out, _ = run(project)

@@ -293,6 +293,15 @@ class ConductorClient(Transport):
             raise
         return found if isinstance(found, dict) else None
 
+    def decide(self, workflow_id: str) -> None:
+        """Have the server evaluate an execution now (``PUT /workflow/decide/{id}``); an
+        execution that is gone is fine."""
+        try:
+            self._call("PUT", f"/workflow/decide/{_segment(workflow_id)}")
+        except ServerError as exc:
+            if exc.status != 404:
+                raise
+
     def correlated(self, name: str, correlation_id: str) -> list[Json]:
         """The executions of workflow ``name`` with ``correlation_id``, ended ones included; on
         3.15, which finds none that way for a workflow sent inline, the running ones."""
