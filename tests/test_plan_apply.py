@@ -449,6 +449,8 @@ def test_what_metasync_writes_carries_its_mark(
     hand_made = {"name": f"{prefix}hand_made", "ownerEmail": "ui@example.com"}
     assert api.post("/metadata/taskdefs", json=[hand_made]).status_code == 200
     (project / "manifests" / "workflows" / "support.yaml").unlink()
+    for tested in ("customer_notification", "order_compensation"):  # and their tests
+        (project / "manifests" / "tests" / f"{tested}.yaml").unlink()
     document = plan_json(project)
     mine_unmanaged = {
         u["name"]: u["managedByMetasync"]

@@ -262,6 +262,8 @@ def test_prune_refuses_more_deletes_than_max_deletes(
     apply(project)
     (project / "manifests/workflows/legacy.yaml").unlink()
     (project / "manifests/workflows/support.yaml").unlink()  # customer_notification goes too...
+    for tested in ("customer_notification", "order_compensation"):  # (with their tests)
+        (project / "manifests" / "tests" / f"{tested}.yaml").unlink()
     (project / "manifests/event-handlers/on_order_shipped.yaml").unlink()  # ...and what starts it
     edit(project / "manifests/workflows/order_to_cash.yaml",
          f"failureWorkflow: {prefix}order_compensation", "")  # fmt: skip
@@ -333,6 +335,7 @@ def test_prune_keeps_a_workflow_a_live_one_still_calls_unless_forced(
     # invoicing leaves git, but order_to_cash (in git and live) still calls invoicing v1
     text = (project / "manifests/workflows/invoicing.yaml").read_text()
     (project / "manifests/workflows/invoicing.yaml").unlink()
+    (project / "manifests/tests/invoicing.yaml").unlink()  # its tests go with it
     changes = pending(plan(project))
     delete = changes[(f"{prefix}invoicing", 1)]
     assert delete["action"] == "delete"

@@ -128,7 +128,8 @@ def check_tests(tests: Sequence[Resource], resources: Sequence[Resource]) -> lis
                 f"WorkflowTest {test.name}: no workflow {wanted}"
                 + (f" v{version}" if version is not None else "") + " in git"
                 + did_you_mean(wanted, sorted(by_name)),
-                at(("workflow",)), "Name a workflow defined under manifests/.",
+                at(("workflow",)), "Name a workflow defined under manifests/ (or delete the test "
+                "with the workflow it tested).",
             ))  # fmt: skip
             continue
         known = dict(references(workflow.spec, by_name))
