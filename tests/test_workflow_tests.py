@@ -687,3 +687,33 @@ def test_the_readme_example_passes(tmp_path: Path, conductor: conductor_server.S
     code, out, err = run(project, "--server", conductor.url)
     assert code == 0, out + err
     assert "PASS failed_capture_is_retried (payment_processing v1)" in out
+
+
+def test_a_sub_workflow_runs_the_version_its_task_names() -> None:
+    """Under policy new-version git may hold several versions: the one the task pins is sent."""
+    from metasync.model.resource import Resource
+    from metasync.model.workflow_test import WorkflowTestSpec
+    from metasync.testing.request import build
+
+    def child(version: int, ref: str) -> Resource:
+        spec = {
+            "name": "child",
+            "version": version,
+            "tasks": [{"name": "w", "taskReferenceName": ref}],
+        }
+        return Resource("WorkflowDef", "child", version, spec)
+
+    parent = Resource("WorkflowDef", "parent", 1, {"name": "parent", "version": 1, "tasks": [
+        {"name": "c", "taskReferenceName": "c", "type": "SUB_WORKFLOW",
+         "subWorkflowParam": {"name": "child", "version": 1}},
+        {"name": "d", "taskReferenceName": "d", "type": "SUB_WORKFLOW",
+         "subWorkflowParam": {"name": "child"}},
+    ]})  # fmt: skip
+    spec = WorkflowTestSpec.model_validate({"name": "t", "workflow": "parent"})
+    request, refused = build(spec, parent, [child(1, "old"), child(2, "new"), parent], {}, "run")
+    assert refused == []
+    tasks = request["workflowDef"]["tasks"]
+    sent = {t["taskReferenceName"]: t["subWorkflowParam"]["workflowDefinition"] for t in tasks}
+    assert sent["c"]["tasks"][0]["taskReferenceName"] == "old"  # pinned to v1
+    assert sent["d"]["tasks"][0]["taskReferenceName"] == "new"  # no version: the newest
+    assert [t["subWorkflowParam"]["version"] for t in tasks] == [1, 2]

@@ -53,7 +53,10 @@ def build(spec: WorkflowTestSpec, workflow: Resource, workflows: Sequence[Resour
           taskdefs: Mapping[str, Resource], run: str) -> tuple[Json, list[str]]:  # fmt: skip
     """The ``POST /api/workflow/test`` request, and what forbids running it (a JOIN that would
     wait for ever)."""
-    by_name = {w.name: w for w in sorted(workflows, key=lambda w: w.version or 0)}
+    by_name: dict[tuple[str, int | None], Resource] = {}
+    for w in sorted(workflows, key=lambda w: w.version or 0):
+        by_name[w.name, w.version] = w
+        by_name[w.name, None] = w  # no version named: the newest
     refused: list[str] = []
     request = _level(workflow.spec, spec.mocks, by_name=by_name, taskdefs=taskdefs,
                      iterations=spec.maxIterations, refused=refused, prefix="",
@@ -65,7 +68,7 @@ def build(spec: WorkflowTestSpec, workflow: Resource, workflows: Sequence[Resour
 
 
 def _level(definition: Mapping[str, Any], mocks: Mapping[str, Mock | list[Mock]], *,
-           by_name: Mapping[str, Resource], taskdefs: Mapping[str, Resource],
+           by_name: Mapping[tuple[str, int | None], Resource], taskdefs: Mapping[str, Resource],
            iterations: int, refused: list[str], prefix: str,
            seen: frozenset[str]) -> Json:  # fmt: skip
     inline: Json = copy.deepcopy(dict(definition))
@@ -109,7 +112,10 @@ def _level(definition: Mapping[str, Any], mocks: Mapping[str, Mock | list[Mock]]
                     )
         params = task.get("subWorkflowParam")
         if kind == "SUB_WORKFLOW" and isinstance(params, dict):
-            sub = by_name.get(str(params.get("name") or ""))
+            version = params.get("version")
+            sub = by_name.get(
+                (str(params.get("name") or ""), version if isinstance(version, int) else None)
+            )
             if sub is not None and sub.name not in seen and ref not in local:
                 request = _level(sub.spec, mocks, by_name=by_name, taskdefs=taskdefs,
                                  iterations=iterations, refused=refused, prefix=f"{prefix}{ref}/",
