@@ -7,7 +7,7 @@ For each object edited on the server, the change goes where it belongs:
   object, and no changed value comes from a variable: a change everyone shares;
 * into the environment's **overlay** otherwise (a pinned environment, an object it already
   overlays, a value that is a ``((vars.X))``): the overlay is recomputed from the manifest to the
-  server's object (DESIGN.md section 3, by task reference), replacing the old one.
+  server's object (docs/environments.md, by task reference), replacing the old one.
 
 Pure: text in, text out; the caller reads the files and commits the result on a branch.
 """

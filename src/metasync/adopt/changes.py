@@ -84,7 +84,7 @@ def field_edits(kind: str, desired: Mapping[str, Any], live: Mapping[str, Any],
 
 
 def patch_for(changes: Sequence[Change]) -> dict[str, Any]:
-    """The edits as an overlay's strategic-merge patch (DESIGN.md section 3): fields as a map,
+    """The edits as an overlay's strategic-merge patch (docs/environments.md): fields as a map,
     ``null`` to remove; task entries by ``taskReferenceName``, ``$after``/``$before``,
     ``$patch: delete``."""
     patch: dict[str, Any] = {}

@@ -1,9 +1,9 @@
 """Several servers -> one base (manifests/) and a small overlay per environment. Pure.
 
 The base holds what every environment shares: fields with the same value everywhere, tasks that
-every environment has (by reference, in the same place). Each environment's overlay (DESIGN.md
-section 3) adds what is its own: a strategic merge patch by task reference, new tasks placed with
-``$after``/``$before``, tasks it lacks deleted. Every overlay is checked by applying it to the
+every environment has (by reference, in the same place). Each environment's overlay
+(docs/environments.md) adds what is its own: a strategic merge patch by task reference, new tasks
+placed with ``$after``/``$before``, tasks it lacks deleted. Every overlay is checked by applying it to the
 base; where the merge cannot say it (a different task order, a new switch case), the overlay says
 it with JSON Patch instead. With ``as_vars``, a value that differs only by environment becomes a
 ``((vars.NAME))`` in the base and a variable in each environment.yaml, and leaves the overlays.

@@ -1,4 +1,4 @@
-"""Before-images (DESIGN.md section 7): what every object an apply touches looked like before it.
+"""Before-images (README: Safe apply): what every object an apply touches looked like before it.
 
 The local copy of each revision of an environment's history (apply/history.py keeps them on the
 server): one JSON file per apply or rollback, ``<dir>/<env>/<UTC time>-<id>.json``, written before

@@ -39,7 +39,7 @@ def _payload(change: Change, mark: str | None) -> dict[str, Any]:
     kind = KINDS[change.kind]
     payload = dict(change.desired)
     if mark is not None and kind.owned_by == "ownerApp":
-        # the ownership mark (DESIGN.md section 7), with the fingerprint of what was written: a
+        # the ownership mark (README: Safe apply), with the fingerprint of what was written: a
         # live object whose fingerprint no longer matches it was edited on the server since
         payload["ownerApp"] = stamp(mark, change.desired_fingerprint)
     if change.action == "update" and change.live is not None:

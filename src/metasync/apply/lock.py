@@ -1,4 +1,4 @@
-"""One apply per environment at a time (DESIGN.md section 7).
+"""One apply per environment at a time (README: Safe apply).
 
 The lock lives on the server itself, so every machine that applies sees it: a workflow definition
 ``metasync_lock_<project>`` whose description holds the holder, its start and its expiry. Taking

@@ -1,4 +1,4 @@
-"""A plan's changes as ordered write steps (DESIGN.md section 5). Pure: no I/O.
+"""A plan's changes as ordered write steps (docs/cli.md, metasync apply). Pure: no I/O.
 
 Kinds in their apply order (model/kinds/: task definitions, whose tasks workflows run, then
 workflows, then what starts them), creates and updates first, objects of a kind that call one

@@ -1,4 +1,4 @@
-"""The ``metasync`` command line (DESIGN.md section 4)."""
+"""The ``metasync`` command line (docs/cli.md)."""
 
 from __future__ import annotations
 

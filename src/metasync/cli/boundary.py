@@ -1,4 +1,4 @@
-"""The one place that maps outcomes to exit codes (DESIGN.md section 4).
+"""The one place that maps outcomes to exit codes (docs/cli.md).
 
 ``MetasyncError`` -> 1 with its message; Ctrl-C -> 130; anything else is a bug -> 3, with a crash log
 whose path is printed. No traceback reaches the terminal.

@@ -1,4 +1,4 @@
-"""``metasync.yaml`` and ``environments/<env>/environment.yaml`` (DESIGN.md sections 1 and 3)."""
+"""``metasync.yaml`` and ``environments/<env>/environment.yaml`` (docs/manifests.md, docs/environments.md)."""
 
 from __future__ import annotations
 

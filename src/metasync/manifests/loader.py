@@ -1,4 +1,4 @@
-"""Manifest documents -> desired resources (DESIGN.md section 2).
+"""Manifest documents -> desired resources (docs/manifests.md).
 
 Every ``.yaml``/``.yml`` file under ``manifests/`` may hold several documents, each one envelope:
 ``apiVersion: metasync/v1``, ``kind``, ``metadata`` (name, labels) and ``spec`` (the Conductor JSON

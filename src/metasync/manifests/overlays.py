@@ -1,4 +1,4 @@
-"""Per-environment overlays (DESIGN.md section 3): strategic merge, then RFC 6902 JSON Patch.
+"""Per-environment overlays (docs/environments.md): strategic merge, then RFC 6902 JSON Patch.
 
 ``environments/<env>/overlays/*.yaml`` hold documents that each target one resource::
 

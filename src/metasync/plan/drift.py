@@ -1,4 +1,4 @@
-"""Drift (DESIGN.md section 4): how a server differs from git, and which side moved. Pure.
+"""Drift (docs/cli.md, metasync drift): how a server differs from git, and which side moved. Pure.
 
 A plan says what differs; the ownership mark says who moved. metasync stamps what it writes with
 the fingerprint of what it wrote (``ownerApp: metasync/<project>@sha256:...``; the handler ledger

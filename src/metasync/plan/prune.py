@@ -1,4 +1,4 @@
-"""Prune (DESIGN.md section 7): delete what metasync wrote and git no longer names. Pure.
+"""Prune (docs/environments.md, policy.prune): delete what metasync wrote and git no longer names. Pure.
 
 Only objects carrying this project's ownership mark are candidates (the planner decides that).
 A candidate is planned as a delete, but *blocked* (apply skips it unless --force, and says why)

@@ -1,4 +1,4 @@
-"""``--select kind=WorkflowDef,name=order_*,label.team=payments`` (DESIGN.md section 4).
+"""``--select kind=WorkflowDef,name=order_*,label.team=payments`` (docs/cli.md).
 
 Within one selector every clause must hold; with the flag repeated, any selector may hold. ``name``
 and label values take shell globs. Selection applies to both sides: a live object outside the

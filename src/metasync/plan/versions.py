@@ -1,4 +1,4 @@
-"""Versioning policy ``new-version`` (DESIGN.md section 3, reference section 5).
+"""Versioning policy ``new-version`` (docs/environments.md, policy).
 
 Git holds one version of each workflow; the server keeps the history. A workflow whose content
 equals the newest live version is left alone; a changed one is registered as a new version,

@@ -1,4 +1,4 @@
-"""``plan -o json`` (DESIGN.md section 5, formatVersion 1)."""
+"""``plan -o json`` (docs/json.md, formatVersion 1)."""
 
 from __future__ import annotations
 

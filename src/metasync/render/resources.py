@@ -14,7 +14,7 @@ API_VERSION = "metasync/v1"
 
 
 def resources_document(environment: str, resources: Sequence[Resource]) -> dict[str, Any]:
-    """The JSON shape of DESIGN.md section 4 (``formatVersion: 1``)."""
+    """The JSON shape of docs/json.md (``formatVersion: 1``)."""
     return {
         "formatVersion": FORMAT_VERSION,
         "environment": environment,
