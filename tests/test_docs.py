@@ -234,6 +234,12 @@ class Documented:
         under them is not the format's."""
         return {p for p, kind in self.paths.items() if kind.strip().startswith("any")}
 
+    @property
+    def optional(self) -> set[str]:
+        """Paths whose type says "optional": present in some documents only, so the real output
+        need not have them (every other documented path must be there)."""
+        return {p for p, kind in self.paths.items() if "optional" in kind}
+
 
 def documented_format(name: str) -> Documented:
     marker = FORMATS[name]
@@ -286,7 +292,7 @@ def compare(name: str, documents: list[Any]) -> list[str]:
     problems += [
         f"{where}: `{pattern}` is documented but the real output has no such key"
         for pattern in documented.paths
-        if not any(_matches(path, pattern) for path in real)
+        if pattern not in documented.optional and not any(_matches(path, pattern) for path in real)
     ]
     return problems
 
@@ -301,6 +307,8 @@ def test_key_paths_and_the_comparison_can_fail_both_ways() -> None:
     assert "changes[].fields[].before" in plan.opaque
     assert any("formatVersion" in p for p in compare("plan", [{"unknownKey": 1}]))
     assert any("unknownKey" in p for p in compare("plan", [{"unknownKey": 1}]))
+    optional = Documented({"a": "string", "b": "integer, optional"}, 1)
+    assert optional.optional == {"b"}
 
 
 def cli_json(project: Path, *args: str, codes: tuple[int, ...] = (0,)) -> Any:
