@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_load.py            # N = 2,000 and 10,000
     .venv/bin/python benchmarks/bench_load.py 500
 
-The floor (DESIGN.md section 10) is parsing the same files with libyaml alone (`CSafeLoader`,
+The floor (README: Performance) is parsing the same files with libyaml alone (`CSafeLoader`,
 compose + construct, as metasync does to keep line numbers). `render` is metasync's whole offline
 path for one environment: read, parse, substitute variables, validate the models, run the checks.
 Each figure is the best of three runs; peak memory is the process's maximum resident set.

@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/bench_plan.py 500
 
 For each N: start a server, register the generated project (bulk writes, not timed), change 1% of
-the workflow manifests, then time `Project.plan` against the floor of DESIGN.md section 10:
+the workflow manifests, then time `Project.plan` against the floor (README: Performance):
 fetching and parsing the server's bulk lists plus parsing the manifests with libyaml. Best of three
 runs each; peak memory is the maximum resident set of one plan run in a fresh process.
 """
