@@ -121,7 +121,8 @@ def test_every_command_and_option_is_documented_and_nothing_else() -> None:
     real = dict(walk(cli))
     problems = [
         f"`{name}` ({'group' if isinstance(cmd, click.Group) else 'command'}) has no section in "
-        f"docs/cli.md: add a heading `## `{name}`` with its options table"
+        f"docs/cli.md: add a section headed  ## `{name}`  with an options table (| `--option"
+        " VALUE` | meaning |) and an `Exit codes:` line"
         for name, cmd in real.items()
         if name not in documented
     ]
