@@ -13,6 +13,7 @@ from rich.table import Table
 from metasync import operations as op
 from metasync.cli import _env_webhooks, _notify, _project, _select, cli
 from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR
+from metasync.cli.complete import environments as complete_env
 from metasync.errors import MetasyncError
 from metasync.notify import send as send_notifications
 from metasync.plan.select import parse_selectors
@@ -23,7 +24,7 @@ from metasync.render.status import write_status_json, write_status_text
 
 
 @cli.command()
-@click.option("--env", "envs", multiple=True, metavar="ENV", help="An environment (repeatable).")
+@click.option("--env", "envs", multiple=True, metavar="ENV", shell_complete=complete_env, help="An environment (repeatable).")  # fmt: skip
 @click.option("--all", "all_envs", is_flag=True, help="Every environment, read concurrently.")
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "markdown"]),
               default="text", show_default=True)  # fmt: skip
@@ -83,7 +84,7 @@ def drift(ctx: click.Context, *, envs: tuple[str, ...], all_envs: bool, fmt: str
 
 
 @cli.command()
-@click.option("--env", "envs", multiple=True, metavar="ENV", help="Environments (default: all).")
+@click.option("--env", "envs", multiple=True, metavar="ENV", shell_complete=complete_env, help="Environments (default: all).")  # fmt: skip
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)  # fmt: skip
 @click.pass_context
@@ -95,7 +96,7 @@ def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
 
 
 @cli.command()
-@click.option("--env", "envs", required=True, multiple=True, metavar="ENV",
+@click.option("--env", "envs", required=True, multiple=True, metavar="ENV", shell_complete=complete_env,
               help="The environment whose server to export (repeat it to factor several).")  # fmt: skip
 @click.option("--out", "out", required=True, metavar="DIR",
               type=click.Path(file_okay=False, path_type=Path),
@@ -129,7 +130,7 @@ def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: boo
 
 
 @cli.command()
-@click.option("--env", required=True, metavar="ENV", help="The environment.")
+@click.option("--env", required=True, metavar="ENV", shell_complete=complete_env, help="The environment.")  # fmt: skip
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)  # fmt: skip
 @click.pass_context
