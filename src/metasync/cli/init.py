@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -12,6 +13,25 @@ from metasync.cli.boundary import EXIT_OK
 from metasync.errors import MetasyncError
 
 DEFAULT_SERVER = "http://localhost:8080"
+
+
+def _asked(check: Callable[[str], str]) -> Callable[[str], str]:
+    """``check`` as click.prompt's value_proc: a wrong answer is said, and asked again."""
+
+    def proc(value: str) -> str:
+        try:
+            return check(value)
+        except MetasyncError as exc:
+            raise click.BadParameter(exc.problem.message) from None
+
+    return proc
+
+
+def ask_server(env: str) -> str:
+    """ENV's server URL, asked on the terminal."""
+    answer: str = click.prompt(f"{env}'s Conductor server", default=DEFAULT_SERVER,
+                               value_proc=_asked(op.init.check_server_url), err=True)  # fmt: skip
+    return answer
 
 
 @cli.command()
@@ -33,20 +53,22 @@ def init(ctx: click.Context, folder: Path | None, *, name: str | None, env: str 
     unless the git remote names the project.
     """
     root = folder or ctx.find_root().obj or Path.cwd()
+    missing: list[str] = []
     op.init.refuse_existing(root.resolve())  # before any question
     if _interactive():
         name = name or click.prompt(
             "Project name (marks what metasync writes on servers)",
             default=op.init.default_name(root.resolve()) or root.resolve().name,
-            value_proc=op.init.check_project_name, err=True,
+            value_proc=_asked(op.init.check_project_name), err=True,
         )  # fmt: skip
         env = env or click.prompt("First environment", default="dev",
-                                  value_proc=op.init.check_env_name, err=True)  # fmt: skip
-        server = server or click.prompt(f"{env}'s Conductor server", default=DEFAULT_SERVER,
-                                        value_proc=op.init.check_server_url, err=True)  # fmt: skip
-    elif server is None or (name is None and op.init.default_name(root.resolve()) is None):
-        missing = [flag for flag, value in (("--name NAME", name), ("--server URL", server))
-                   if value is None]  # fmt: skip
+                                  value_proc=_asked(op.init.check_env_name), err=True)  # fmt: skip
+        server = server or ask_server(env)
+    else:
+        unnamed = name is None and op.init.default_name(root.resolve()) is None
+        missing = [flag for flag, absent in (("--name NAME", unnamed), ("--server URL", server is None))
+                   if absent]  # fmt: skip
+    if missing:
         raise MetasyncError(
             f"init needs {' and '.join(missing)}, and there is no terminal to ask",
             hint="Run e.g. `metasync init --name orders --env dev --server "
