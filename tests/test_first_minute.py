@@ -41,6 +41,7 @@ def test_init_writes_a_project_that_validates(tmp_path: Path) -> None:
     assert (code, err) == (0, "")
     assert "Started the metasync project orders:" in out
     assert "metasync plan --env dev" in out
+    assert "It is not in a git repository yet: `git init`" in out
     assert (tmp_path / "metasync.yaml").read_text().endswith("name: orders\n")
     env = (tmp_path / "environments/dev/environment.yaml").read_text()
     assert "server:\n  url: http://conductor:8080\n" in env
@@ -112,6 +113,7 @@ def test_init_takes_the_name_from_the_git_remote(tmp_path: Path) -> None:
     assert "Started the metasync project acme-platform-conductor (named after the git remote):" in out  # fmt: skip
     assert (tmp_path / "conductor/metasync.yaml").read_text().endswith("name: acme-platform-conductor\n")  # fmt: skip
     assert (tmp_path / "conductor/environments/qa/environment.yaml").is_file()
+    assert "git init" not in out
 
 
 def test_init_asks_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -86,4 +86,7 @@ def init(ctx: click.Context, folder: Path | None, *, name: str | None, env: str 
         f"Next: write a manifest in manifests/, then `metasync {project}validate`, "
         f"`metasync {project}plan --env {done.env}` and `metasync {project}apply --env {done.env}`."
     )
+    if not done.in_git:
+        click.echo("It is not in a git repository yet: `git init` and commit it (promotion, "
+                   "`metasync changed` and `drift --adopt` work on git).")  # fmt: skip
     return EXIT_OK

@@ -18,7 +18,7 @@ from metasync.manifests.environment import (
     ProjectSettings,
     Server,
 )
-from metasync.manifests.gitref import remote_identity
+from metasync.manifests.gitref import open_repo, remote_identity
 from metasync.manifests.loader import MANIFESTS_DIR
 from metasync.project import find_project
 
@@ -52,6 +52,8 @@ class Initialised:
     from_remote: bool
     env: str
     files: tuple[str, ...]  # relative to ``root``, in the order written
+    #: the project is in a git repository (promotion, changed and drift --adopt need one)
+    in_git: bool
 
 
 def check_env_name(env: str, option: str = "--env") -> str:
@@ -206,4 +208,9 @@ def init(root: Path, *, name: str | None, env: str, server: str,
         files[GITIGNORE] = kept + ("\n" if kept and not kept.endswith("\n") else "")
         files[GITIGNORE] += f"{LOCAL_DIR}/\n"
     write_files(root, files)
-    return Initialised(root, name, from_remote, env, tuple(files))
+    in_git = True
+    try:
+        open_repo(root)
+    except ConfigError:
+        in_git = False
+    return Initialised(root, name, from_remote, env, tuple(files), in_git)
