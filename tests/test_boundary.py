@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -112,7 +113,8 @@ def test_not_a_project(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr == (
         f"error: {tmp_path}: not a metasync project: there is no manifests/ folder\n"
-        "  Run metasync from the project's root, or pass --project DIR.\n"
+        "  Pass --project the folder holding metasync.yaml and manifests/, run metasync inside "
+        "it, or start one with `metasync init`.\n"
     )
 
 
@@ -141,7 +143,9 @@ def test_the_installed_command_runs_through_the_boundary(tmp_path: Path) -> None
     version = subprocess.run(
         [str(metasync), "--version"], capture_output=True, text=True, check=False
     )
-    assert (version.returncode, version.stdout) == (0, "metasync, version 0.1.0\n")
+    # the installed distribution's version (from git tags), never one written in the code
+    expected = importlib.metadata.version("metasync")
+    assert (version.returncode, version.stdout) == (0, f"metasync, version {expected}\n")
 
 
 def test_a_url_is_shown_without_its_password() -> None:

@@ -24,6 +24,7 @@ from metasync.errors import (
 )
 from metasync.local import LOCAL_DIR, read_local, write_local
 from metasync.manifests.environment import (
+    ENVIRONMENTS_DIR,
     PROJECT_FILE,
     ProjectSettings,
     environment_names,
@@ -78,6 +79,35 @@ class Identity:
     source: str  # where the name comes from: "metasync.yaml" or "the git remote"
 
 
+def _is_project(folder: Path) -> bool:
+    return (folder / PROJECT_FILE).is_file() or (
+        (folder / MANIFESTS_DIR).is_dir() and (folder / ENVIRONMENTS_DIR).is_dir()
+    )
+
+
+def find_project(start: Path) -> Path:
+    """The project ``start`` is in, as git finds its repository: ``start`` or the nearest folder
+    above it that holds metasync.yaml (or manifests/ and environments/), up to the root of the
+    git repository ``start`` is in (or of the file system)."""
+    start = start.resolve()
+    if (start / MANIFESTS_DIR).is_dir():  # a project's root, however small
+        return start
+    searched = start
+    for folder in (start, *start.parents):
+        searched = folder
+        if _is_project(folder):
+            return folder
+        if (folder / ".git").exists():
+            break
+    where = f"{start}" if searched == start else f"{start} or any folder above it up to {searched}"
+    raise ConfigError(
+        f"not a metasync project: no {PROJECT_FILE} (nor {MANIFESTS_DIR}/ and "
+        f"{ENVIRONMENTS_DIR}/) in {where}",
+        hint="Run `metasync init` to start a project here, or pass --project DIR (the folder "
+        f"holding {PROJECT_FILE} and {MANIFESTS_DIR}/).",
+    )
+
+
 class Project:
     def __init__(self, root: Path):
         self.root = root.resolve()
@@ -85,8 +115,14 @@ class Project:
             raise ConfigError(
                 f"not a metasync project: there is no {MANIFESTS_DIR}/ folder",
                 location=Location(str(root)),
-                hint="Run metasync from the project's root, or pass --project DIR.",
+                hint="Pass --project the folder holding metasync.yaml and manifests/, run "
+                "metasync inside it, or start one with `metasync init`.",
             )
+
+    @classmethod
+    def find(cls, start: Path) -> Project:
+        """The project ``start`` is in (``find_project``)."""
+        return cls(find_project(start))
 
     @cached_property
     def settings(self) -> ProjectSettings:

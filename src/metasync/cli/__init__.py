@@ -14,6 +14,7 @@ from metasync import operations as op
 from metasync.apply.lease import Lease
 from metasync.apply.steps import Step
 from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR, BoundaryGroup
+from metasync.cli.complete import environments as complete_env
 from metasync.errors import MetasyncError, Problem
 from metasync.notify import send as send_notifications
 from metasync.operations.apply import Applied
@@ -33,19 +34,21 @@ from metasync.render.resources import write_json, write_yaml
     "--project",
     "project_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=".",
-    show_default=True,
-    help="The metasync project (the folder holding manifests/ and environments/).",
+    default=None,
+    help="The metasync project (the folder holding metasync.yaml, manifests/ and environments/). "
+    "Default: the current folder or the nearest one above it that holds one, as git finds its "
+    "repository.",
 )
 @click.version_option(__version__, prog_name="metasync")
 @click.pass_context
-def cli(ctx: click.Context, project_dir: Path) -> None:
+def cli(ctx: click.Context, project_dir: Path | None) -> None:
     """Conductor task definitions, workflows and event handlers from git."""
     ctx.obj = project_dir
 
 
 def _project(ctx: click.Context) -> Project:
-    return Project(ctx.find_root().obj)
+    given: Path | None = ctx.find_root().obj
+    return Project(given) if given is not None else Project.find(Path.cwd())
 
 
 @cli.command()
@@ -54,6 +57,7 @@ def _project(ctx: click.Context) -> Project:
     "envs",
     multiple=True,
     metavar="ENV",
+    shell_complete=complete_env,
     help="Check as this environment sees the project (repeatable; default: every one).",
 )
 @click.pass_context
@@ -75,7 +79,7 @@ def validate(ctx: click.Context, envs: tuple[str, ...]) -> int:
 
 
 @cli.command()
-@click.option("--env", required=True, metavar="ENV", help="The environment to render.")
+@click.option("--env", required=True, metavar="ENV", shell_complete=complete_env, help="The environment to render.")  # fmt: skip
 @click.option(
     "-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
@@ -102,7 +106,7 @@ _select = click.option(
 
 
 @cli.command()
-@click.option("--env", required=True, metavar="ENV", help="The environment to plan.")
+@click.option("--env", required=True, metavar="ENV", shell_complete=complete_env, help="The environment to plan.")  # fmt: skip
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "markdown"]),
               default="text", show_default=True)  # fmt: skip
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
@@ -132,7 +136,7 @@ def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out
 @cli.command()
 @click.argument("saved", metavar="[PLAN]", required=False,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
-@click.option("--env", metavar="ENV", help="The environment to change.")
+@click.option("--env", metavar="ENV", shell_complete=complete_env, help="The environment to change.")  # fmt: skip
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
 @click.option("--force", is_flag=True,
               help="Also carry out blocked changes: protected objects, workflow versions with "
@@ -186,7 +190,7 @@ def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_appro
 
 @cli.command()
 @click.argument("backup", metavar="[BACKUP]", required=False)
-@click.option("--env", required=True, metavar="ENV", help="The environment to restore.")
+@click.option("--env", required=True, metavar="ENV", shell_complete=complete_env, help="The environment to restore.")  # fmt: skip
 @click.option("--to", "to", type=click.IntRange(min=0), metavar="REV",
               help="The revision to go back to (`metasync history` lists them; 0: before the "
               "first). Default: undo the newest apply.")  # fmt: skip
@@ -229,7 +233,7 @@ def rollback(ctx: click.Context, *, backup: str | None, env: str, to: int | None
 
 
 @cli.command()
-@click.option("--env", required=True, metavar="ENV", help="The environment to unlock.")
+@click.option("--env", required=True, metavar="ENV", shell_complete=complete_env, help="The environment to unlock.")  # fmt: skip
 @click.pass_context
 def unlock(ctx: click.Context, env: str) -> int:
     """Remove ENV's apply lock, left by a run that died (check that it did)."""
@@ -328,7 +332,7 @@ def _interactive() -> bool:
 
 
 # the other commands, each family in its module, registered on ``cli`` as they load
-from metasync.cli import promotion, reports, testing  # noqa: E402, F401
+from metasync.cli import init, promotion, reports, testing  # noqa: E402, F401
 
 
 def main() -> None:

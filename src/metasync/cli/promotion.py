@@ -9,6 +9,7 @@ import click
 from metasync import operations as op
 from metasync.cli import _project, cli
 from metasync.cli.boundary import EXIT_OK
+from metasync.cli.complete import environments as complete_env
 
 
 @cli.command()
@@ -33,8 +34,8 @@ def changed(ctx: click.Context, base: str, fmt: str) -> int:
 
 
 @cli.command()
-@click.argument("source", metavar="FROM")
-@click.argument("target", metavar="TO")
+@click.argument("source", metavar="FROM", shell_complete=complete_env)
+@click.argument("target", metavar="TO", shell_complete=complete_env)
 @click.option("--branch", metavar="NAME", help="Branch to create (default: promote/TO-<commit>).")
 @click.option("--push", "push", metavar="REMOTE", is_flag=False, flag_value="origin", default=None,
               help="Push the branch (to REMOTE, default origin).")  # fmt: skip

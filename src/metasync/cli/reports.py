@@ -11,11 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from metasync import operations as op
-from metasync.cli import _env_webhooks, _notify, _project, _select, cli
+from metasync.cli import _env_webhooks, _interactive, _notify, _project, _select, cli
 from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR
-from metasync.errors import MetasyncError
+from metasync.cli.complete import environments as complete_env
+from metasync.cli.init import ask_server
+from metasync.errors import ConfigError, MetasyncError
 from metasync.notify import send as send_notifications
 from metasync.plan.select import parse_selectors
+from metasync.project import Project
 from metasync.render.drift import write_drift_json, write_drift_markdown, write_drift_text
 from metasync.render.notification import drift_message
 from metasync.render.problems import write_problems
@@ -23,7 +26,7 @@ from metasync.render.status import write_status_json, write_status_text
 
 
 @cli.command()
-@click.option("--env", "envs", multiple=True, metavar="ENV", help="An environment (repeatable).")
+@click.option("--env", "envs", multiple=True, metavar="ENV", shell_complete=complete_env, help="An environment (repeatable).")  # fmt: skip
 @click.option("--all", "all_envs", is_flag=True, help="Every environment, read concurrently.")
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "markdown"]),
               default="text", show_default=True)  # fmt: skip
@@ -83,7 +86,7 @@ def drift(ctx: click.Context, *, envs: tuple[str, ...], all_envs: bool, fmt: str
 
 
 @cli.command()
-@click.option("--env", "envs", multiple=True, metavar="ENV", help="Environments (default: all).")
+@click.option("--env", "envs", multiple=True, metavar="ENV", shell_complete=complete_env, help="Environments (default: all).")  # fmt: skip
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)  # fmt: skip
 @click.pass_context
@@ -95,7 +98,7 @@ def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
 
 
 @cli.command()
-@click.option("--env", "envs", required=True, multiple=True, metavar="ENV",
+@click.option("--env", "envs", required=True, multiple=True, metavar="ENV", shell_complete=complete_env,
               help="The environment whose server to export (repeat it to factor several).")  # fmt: skip
 @click.option("--out", "out", required=True, metavar="DIR",
               type=click.Path(file_okay=False, path_type=Path),
@@ -106,10 +109,13 @@ def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
     is_flag=True,
     help="Several environments: values that differ only by environment become vars.",
 )
+@click.option("--server", "servers", multiple=True, metavar="URL",
+              help="Export this server, without a project: DIR becomes one, with ENV's server "
+              "at URL (repeatable: the Nth --server is the Nth --env's).")  # fmt: skip
 @_select
 @click.pass_context
 def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: bool,
-           select: tuple[str, ...]) -> int:  # fmt: skip
+           servers: tuple[str, ...], select: tuple[str, ...]) -> int:  # fmt: skip
     """Write what live servers hold as manifests (and, for several environments, a shared base
     plus an overlay per environment). Exporting the same servers again changes no byte."""
     if len(set(envs)) != len(envs):
@@ -118,7 +124,22 @@ def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: boo
     if as_vars and len(envs) < 2:
         raise MetasyncError("--vars needs several environments: it names what differs between them",
                             hint="Add another --env, or drop --vars.")  # fmt: skip
-    done = op.export.export(_project(ctx), envs, out, parse_selectors(select), as_vars=as_vars)
+    selectors = parse_selectors(select)
+    if servers:
+        if len(servers) != len(envs):
+            raise MetasyncError(
+                f"{len(envs)} --env but {len(servers)} --server: the Nth --server is the Nth "
+                "--env's server",
+                hint="Run e.g. `metasync export --env dev --server http://localhost:8080 --out DIR`.",
+            )
+        done = op.export.export_servers(dict(zip(envs, servers, strict=True)), out, selectors,
+                                        as_vars=as_vars)  # fmt: skip
+    else:
+        found = _exported(ctx, envs)
+        if isinstance(found, Project):
+            done = op.export.export(found, envs, out, selectors, as_vars=as_vars)
+        else:
+            done = op.export.export_servers(found, out, selectors, as_vars=as_vars)
     write_problems(sys.stderr, done.warnings)
     manifests = [f for f in done.files if f.startswith("manifests/")]
     overlays = [f for f in done.files if "/overlays/" in f]
@@ -128,8 +149,26 @@ def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: boo
     return EXIT_OK
 
 
+def _exported(ctx: click.Context, envs: tuple[str, ...]) -> Project | dict[str, str]:
+    """The project whose environments export reads; without one, each environment's server
+    asked on a terminal, or how to name them."""
+    try:
+        return _project(ctx)
+    except ConfigError as exc:
+        if ctx.find_root().obj is not None:
+            raise
+        if _interactive():
+            click.echo(f"{exc.problem.message}: the export starts a project of its own.", err=True)
+            return {env: ask_server(env) for env in envs}
+        raise ConfigError(
+            f"{exc.problem.message}; export reads an environment's server from the project",
+            hint="Name the server instead: `metasync export --env dev --server URL --out DIR` "
+            "writes a new project into DIR. Or run it inside a project (or pass --project DIR).",
+        ) from None
+
+
 @cli.command()
-@click.option("--env", required=True, metavar="ENV", help="The environment.")
+@click.option("--env", required=True, metavar="ENV", shell_complete=complete_env, help="The environment.")  # fmt: skip
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)  # fmt: skip
 @click.pass_context

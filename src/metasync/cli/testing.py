@@ -11,6 +11,7 @@ import click
 from metasync import operations as op
 from metasync.cli import _project, _select, cli
 from metasync.cli.boundary import EXIT_OK, EXIT_USER_ERROR
+from metasync.cli.complete import environments as complete_env
 from metasync.errors import MetasyncError
 from metasync.plan.select import parse_selectors
 from metasync.render.test_report import (
@@ -22,7 +23,7 @@ from metasync.render.test_report import (
 
 
 @cli.command(name="test")
-@click.option("--env", required=True, metavar="ENV",
+@click.option("--env", required=True, metavar="ENV", shell_complete=complete_env,
               help="The environment whose rendering is tested (overlays and variables applied).")  # fmt: skip
 @_select
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "junit"]),

@@ -7,6 +7,7 @@ from metasync.operations import (
     changed,
     drift,
     export,
+    init,
     lock,
     plan,
     promote,
@@ -17,6 +18,6 @@ from metasync.operations import (
 )
 
 __all__ = [
-    "adopt", "apply", "changed", "drift", "export", "lock", "plan", "promote", "rollback",
+    "adopt", "apply", "changed", "drift", "export", "init", "lock", "plan", "promote", "rollback",
     "saved_plan", "status", "workflow_tests",
 ]  # fmt: skip

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,7 +19,9 @@ from metasync.manifests.environment import (
     PROJECT_FILE,
     load_environment,
 )
+from metasync.manifests.loader import MANIFESTS_DIR
 from metasync.manifests.secrets import Secrets, hide_where_secret
+from metasync.operations import init
 from metasync.plan.select import Selector
 from metasync.project import Project
 
@@ -48,6 +52,23 @@ def export(project: Project, envs: Sequence[str], out: Path, selectors: Sequence
         layout = factor(lives, selectors, as_vars=as_vars)
     written, warnings = _write_export(project, out, envs, layout)
     return Exported(tuple(envs), out, written, (*layout.warnings, *warnings))
+
+
+def export_servers(servers: Mapping[str, str], out: Path, selectors: Sequence[Selector] = (),
+                   *, as_vars: bool = False) -> Exported:  # fmt: skip
+    """``export`` without a project: each environment's server given by its URL. ``out`` becomes
+    a project of its own: metasync.yaml (named after ``out``'s folder, unless it has one), each
+    environment's environment.yaml with its server, and the manifests."""
+    for env, url in servers.items():
+        init.check_env_name(env)
+        init.check_server_url(url)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", out.resolve().name).strip("._-") or "metasync"
+    files = {PROJECT_FILE: init.project_yaml(name), f"{MANIFESTS_DIR}/README.md": ""}
+    for env, url in servers.items():
+        files[f"{ENVIRONMENTS_DIR}/{env}/{ENVIRONMENT_FILE}"] = init.environment_yaml(url)
+    with tempfile.TemporaryDirectory(prefix="metasync-export-") as scratch:
+        init.write_files(Path(scratch), files)  # nothing lands in ``out`` unless the export does
+        return export(Project(Path(scratch)), list(servers), out, selectors, as_vars=as_vars)
 
 
 def _write_export(project: Project, out: Path, envs: Sequence[str], layout: Layout,
