@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,8 @@ from metasync.errors import ConfigError, Location, Problem, ValidationFailed, di
 from metasync.manifests.schema import problems_from
 from metasync.manifests.variables import Unresolved, substitute
 from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
+from metasync.model.fieldpath import FieldPath, parse_field_path
+from metasync.model.kinds import KINDS
 
 ENVIRONMENTS_DIR = "environments"
 ENVIRONMENT_FILE = "environment.yaml"
@@ -73,6 +76,42 @@ class Backups(_Strict):
     dir: str = Field(".metasync/backups", min_length=1)
 
 
+class Ignore(_Strict):
+    """A field another system manages (ignoreDifferences): left out of plan and drift, both ways;
+    an update keeps the server's value of it, a create writes git's."""
+
+    #: the kind it applies to (left out: every kind)
+    kind: str | None = None
+    #: a glob of object names
+    name: str = Field("*", min_length=1)
+    #: a field path as plans show it (model/fieldpath.py)
+    path: str
+    #: for people: why (which system manages it)
+    reason: str = ""
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str | None) -> str | None:
+        if kind is not None and kind not in KINDS:
+            raise ValueError(
+                f"unknown kind {kind!r}{did_you_mean(kind, list(KINDS))} (kinds: {', '.join(KINDS)})"
+            )
+        return kind
+
+    @field_validator("path")
+    @classmethod
+    def _field_path(cls, path: str) -> str:
+        parse_field_path(path)
+        return path
+
+    @property
+    def field_path(self) -> FieldPath:
+        return parse_field_path(self.path)
+
+    def matches(self, kind: str, name: str) -> bool:
+        return (self.kind is None or self.kind == kind) and fnmatchcase(name, self.name)
+
+
 class EnvironmentConfig(_Strict):
     server: Server
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -82,6 +121,15 @@ class EnvironmentConfig(_Strict):
     backups: Backups = Field(default_factory=Backups)
     #: webhooks told about drift and apply results (often credentials: use ((env.NAME)))
     notify: list[str] = Field(default_factory=list)
+    #: fields other systems manage: a field path alone (every object) or {kind, name, path, reason}
+    ignore: list[Ignore] = Field(default_factory=list)
+
+    @field_validator("ignore", mode="before")
+    @classmethod
+    def _paths_alone(cls, rules: Any) -> Any:
+        if isinstance(rules, list):
+            return [{"path": rule} if isinstance(rule, str) else rule for rule in rules]
+        return rules
 
     @field_validator("notify")
     @classmethod
@@ -101,6 +149,8 @@ class Environment:
     name: str
     file: str  # as shown to people, relative to the project
     config: EnvironmentConfig
+    #: where each entry of ``config.ignore`` is written
+    ignore_at: tuple[Location, ...] = ()
 
 
 def environment_names(root: Path) -> list[str]:
@@ -159,7 +209,10 @@ def load_environment(root: Path, name: str, *, connect: bool = True) -> Environm
         config = EnvironmentConfig.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, EnvironmentConfig, data, locator)) from None
-    return Environment(name, display, config)
+    ignore_at = tuple(
+        locator.locate(("ignore", i), f"ignore[{i}]") for i in range(len(config.ignore))
+    )
+    return Environment(name, display, config, ignore_at)
 
 
 def _env_lookup(keep_unset: bool) -> Callable[[str, str], Any]:
