@@ -15,7 +15,7 @@ import pytest
 from helpers import run_cli, write_project
 from metasync.conductor.live import LiveState
 from metasync.errors import ValidationFailed
-from metasync.manifests.environment import Ignore, load_environment
+from metasync.manifests.environment import Ignore, Policy, load_environment
 from metasync.model.fieldpath import FieldPath, parse_field_path
 from metasync.model.resource import Resource
 from metasync.plan.ignore import differing, keep_live, without
@@ -137,6 +137,27 @@ def test_the_plan_leaves_ignored_fields_out_and_writes_the_servers_value() -> No
     (created,) = new.changes
     assert (created.action, (created.desired or {})["description"]) == ("create", "git")
     assert new.ignored == ()
+
+
+def test_under_policy_new_version_an_ignored_field_makes_no_new_version() -> None:
+    def workflow(**fields: Any) -> dict[str, Any]:
+        return {"name": "order", "version": 1, "ownerEmail": "a@example.com", "tasks": [
+            {"name": "w", "taskReferenceName": "w", "type": "WAIT"}]} | fields  # fmt: skip
+
+    live = LiveState("http://x", "3.15.0", "3.15",
+                     {("WorkflowDef", "order", 1): workflow(description="managed")})  # fmt: skip
+    policy = Policy(versioning="new-version")
+    rules = [Ignore(path="description")]
+    same = [Resource("WorkflowDef", "order", 1, workflow(description="git"))]
+    assert [
+        c.action for c in build_plan("dev", same, live, policy=policy, ignore=rules).changes
+    ] == ["noop"]
+    assert build_plan("dev", same, live, policy=policy).changes[0].version == 2  # without the rule
+    moved = [Resource("WorkflowDef", "order", 1, workflow(description="git", timeoutSeconds=9))]
+    (change,) = build_plan("dev", moved, live, policy=policy, ignore=rules).changes
+    assert (change.action, change.version, change.previous_version) == ("create", 2, 1)
+    assert [f.path for f in change.fields] == ["timeoutSeconds"]
+    assert (change.desired or {})["description"] == "managed"  # carried to the new version
 
 
 def test_ignore_entries_are_checked_at_their_line(tmp_path: Path) -> None:

@@ -8,9 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from metasync.errors import ConfigError, Location, Problem, ValidationFailed, did_you_mean
 from metasync.manifests.schema import problems_from
@@ -112,6 +119,11 @@ class Ignore(_Strict):
         return (self.kind is None or self.kind == kind) and fnmatchcase(name, self.name)
 
 
+def _path_alone(rule: Any) -> Any:
+    """``- description``: the field path alone, for every object."""
+    return {"path": rule} if isinstance(rule, str) else rule
+
+
 class EnvironmentConfig(_Strict):
     server: Server
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -122,14 +134,9 @@ class EnvironmentConfig(_Strict):
     #: webhooks told about drift and apply results (often credentials: use ((env.NAME)))
     notify: list[str] = Field(default_factory=list)
     #: fields other systems manage: a field path alone (every object) or {kind, name, path, reason}
-    ignore: list[Ignore] = Field(default_factory=list)
-
-    @field_validator("ignore", mode="before")
-    @classmethod
-    def _paths_alone(cls, rules: Any) -> Any:
-        if isinstance(rules, list):
-            return [{"path": rule} if isinstance(rule, str) else rule for rule in rules]
-        return rules
+    ignore: list[
+        Annotated[Ignore, BeforeValidator(_path_alone, json_schema_input_type=Ignore | str)]
+    ] = Field(default_factory=list)
 
     @field_validator("notify")
     @classmethod
