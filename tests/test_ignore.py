@@ -255,6 +255,15 @@ def test_fields_another_system_manages_are_kept_on_the_server(
     code, out = _cli(project, prefix, "drift", "--env", "dev", "-o", "json")
     assert (code, json.loads(out)["environments"][0]["drift"]) == (0, [])
 
+    # a rollback restores what the apply changed, not what the other system manages
+    rolled = run_cli("--project", str(project), "rollback", "--env", "dev", "--auto-approve")
+    assert rolled.exit_code == 0, rolled.output
+    back = _workflow(api, prefix)
+    assert back["timeoutSeconds"] == 3600
+    assert back["tasks"][0]["inputParameters"]["http_request"]["headers"] == {
+        "Authorization": "Bearer v2"
+    }
+
 
 @pytest.mark.server
 def test_an_ignored_field_is_gits_on_create_and_an_idle_entry_is_a_warning(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState, read_live
 from metasync.errors import Location, Problem, ServerError, ValidationFailed
-from metasync.manifests.environment import Environment, load_environment
+from metasync.manifests.environment import Environment, Ignore, load_environment
 from metasync.manifests.secrets import Secrets, used_secrets
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
@@ -57,7 +57,8 @@ def plan(
         problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
     if problems:
         raise ValidationFailed(problems)
-    return Planned(hold_back(plan, unchecked), desired, live, secrets)
+    return Planned(hold_back(plan, unchecked), desired, live, secrets,
+                   tuple(environment.config.ignore))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class Planned:
     desired: Desired
     live: LiveState
     secrets: Secrets  # values in memory only, for the writes; never rendered
+    #: environment.yaml's ignore: (the read-back after apply leaves the same fields out)
+    ignore: tuple[Ignore, ...] = ()
 
 
 def _idle_ignores(environment: Environment, desired: Desired, live: LiveState) -> list[Problem]:
