@@ -179,6 +179,28 @@ def test_ignore_entries_are_checked_at_their_line(tmp_path: Path) -> None:
     assert "environments/dev/environment.yaml:7 ignore[2].path" in result.output
 
 
+def test_metasync_yaml_ignores_in_every_environment_before_its_own(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        {"metasync.yaml": "name: p\nignore:\n  - description\n"},
+        environment="server:\n  url: http://127.0.0.1:1\nignore:\n  - {kind: TaskDef, path: retryCount}\n",
+    )
+    env = load_environment(tmp_path, "dev")
+    assert [(r.kind, r.path) for r in env.ignore] == [
+        (None, "description"),
+        ("TaskDef", "retryCount"),
+    ]
+    assert [str(at) for at in env.ignore_at] == [
+        "metasync.yaml:3 ignore[0]", "environments/dev/environment.yaml:4 ignore[0]",
+    ]  # fmt: skip
+    (tmp_path / "metasync.yaml").write_text("name: p\nignore:\n  - tasks[2].x\n")
+    with pytest.raises(ValidationFailed) as failure:
+        load_environment(tmp_path, "dev")
+    assert str(failure.value).startswith(
+        "error: metasync.yaml:3 ignore[0].path: 'tasks[2].x': name tasks"
+    )
+
+
 # --- real servers -------------------------------------------------------------------------------
 
 HEADER = "tasks[ref=authorize].inputParameters.http_request.headers"

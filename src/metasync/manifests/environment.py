@@ -124,6 +124,9 @@ def _path_alone(rule: Any) -> Any:
     return {"path": rule} if isinstance(rule, str) else rule
 
 
+_IgnoreEntry = Annotated[Ignore, BeforeValidator(_path_alone, json_schema_input_type=Ignore | str)]
+
+
 class EnvironmentConfig(_Strict):
     server: Server
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -134,9 +137,7 @@ class EnvironmentConfig(_Strict):
     #: webhooks told about drift and apply results (often credentials: use ((env.NAME)))
     notify: list[str] = Field(default_factory=list)
     #: fields other systems manage: a field path alone (every object) or {kind, name, path, reason}
-    ignore: list[
-        Annotated[Ignore, BeforeValidator(_path_alone, json_schema_input_type=Ignore | str)]
-    ] = Field(default_factory=list)
+    ignore: list[_IgnoreEntry] = Field(default_factory=list)
 
     @field_validator("notify")
     @classmethod
@@ -149,6 +150,8 @@ class EnvironmentConfig(_Strict):
 
 class ProjectSettings(_Strict):
     name: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    #: fields other systems manage, in every environment (each environment.yaml may add its own)
+    ignore: list[_IgnoreEntry] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +159,9 @@ class Environment:
     name: str
     file: str  # as shown to people, relative to the project
     config: EnvironmentConfig
-    #: where each entry of ``config.ignore`` is written
+    #: metasync.yaml's ignore: entries, then the environment's own
+    ignore: tuple[Ignore, ...] = ()
+    #: where each entry of ``ignore`` is written
     ignore_at: tuple[Location, ...] = ()
 
 
@@ -216,10 +221,14 @@ def load_environment(root: Path, name: str, *, connect: bool = True) -> Environm
         config = EnvironmentConfig.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, EnvironmentConfig, data, locator)) from None
+    settings, project_locator = _settings(root)
     ignore_at = tuple(
-        locator.locate(("ignore", i), f"ignore[{i}]") for i in range(len(config.ignore))
+        where.locate(("ignore", i), f"ignore[{i}]")
+        for where, rules in ((project_locator, settings.ignore), (locator, config.ignore))
+        if where is not None
+        for i in range(len(rules))
     )
-    return Environment(name, display, config, ignore_at)
+    return Environment(name, display, config, (*settings.ignore, *config.ignore), ignore_at)
 
 
 def _env_lookup(keep_unset: bool) -> Callable[[str, str], Any]:
@@ -242,11 +251,15 @@ def _env_lookup(keep_unset: bool) -> Callable[[str, str], Any]:
 
 
 def load_settings(root: Path) -> ProjectSettings:
+    return _settings(root)[0]
+
+
+def _settings(root: Path) -> tuple[ProjectSettings, DocumentLocator | None]:
     path = root / PROJECT_FILE
     if not path.is_file():
-        return ProjectSettings()
+        return ProjectSettings(), None
     data, locator = _single_mapping(path, PROJECT_FILE)
     try:
-        return ProjectSettings.model_validate(data)
+        return ProjectSettings.model_validate(data), locator
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, ProjectSettings, data, locator)) from None

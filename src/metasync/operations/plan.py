@@ -50,7 +50,7 @@ def plan(
         )  # fmt: skip
         plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                           mark=project.mark, policy=environment.config.policy,
-                          ignore=environment.config.ignore)  # fmt: skip
+                          ignore=environment.ignore)  # fmt: skip
         plan = replace(plan, project=(project.identity.name, project.identity.source),
                        warnings=(*plan.warnings, *_idle_ignores(environment, desired, live)))  # fmt: skip
         plan = with_executions(plan, client)
@@ -58,7 +58,7 @@ def plan(
     if problems:
         raise ValidationFailed(problems)
     return Planned(hold_back(plan, unchecked), desired, live, secrets,
-                   tuple(environment.config.ignore))  # fmt: skip
+                   environment.ignore)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _idle_ignores(environment: Environment, desired: Desired, live: LiveState) -
             "Check the kind and the name glob, or remove the entry.",
             "warning",
         )
-        for rule, at in zip(environment.config.ignore, environment.ignore_at, strict=False)
+        for rule, at in zip(environment.ignore, environment.ignore_at, strict=False)
         if not any(rule.matches(kind, name) for kind, name in names)
     ]
 
