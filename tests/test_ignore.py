@@ -114,12 +114,15 @@ def _taskdef(**fields: Any) -> dict[str, Any]:
 def test_the_plan_leaves_ignored_fields_out_and_writes_the_servers_value() -> None:
     live = LiveState("http://x", "3.15.0", "3.15",
                      {("TaskDef", "charge", None): _taskdef(description="managed", timeoutSeconds=60)})  # fmt: skip
-    rules = [Ignore(kind="TaskDef", name="ch*", path="description")]
+    rules = [
+        Ignore(kind="TaskDef", name="ch*", path="description", reason="the portal writes it"),
+        Ignore(path="description"),  # the same field again: told once
+    ]
     same = [Resource("TaskDef", "charge", None, _taskdef(description="git", timeoutSeconds=60))]
     plan = build_plan("dev", same, live, ignore=rules)
     assert [c.action for c in plan.changes] == ["noop"]
-    assert [(f.kind, f.name, f.path) for f in plan.ignored] == [
-        ("TaskDef", "charge", "description")
+    assert [(f.kind, f.name, f.path, f.reason) for f in plan.ignored] == [
+        ("TaskDef", "charge", "description", "the portal writes it")
     ]
     assert build_plan("dev", same, live).changes[0].action == "update"  # without the rule
 
@@ -249,9 +252,9 @@ def test_fields_another_system_manages_are_kept_on_the_server(
     assert code == 0, out
     (report,) = json.loads(out)["environments"]
     assert (report["inSync"], report["drift"]) == (True, [])
-    assert [(f["name"], f["path"]) for f in report["ignored"]] == [
-        (f"{prefix}payment_processing", HEADER),
-        (f"{prefix}payment_processing", "description"),
+    assert [(f["name"], f["path"], f["reason"]) for f in report["ignored"]] == [
+        (f"{prefix}payment_processing", HEADER, "the gateway token is rotated by vault"),
+        (f"{prefix}payment_processing", "description", None),
     ]
 
     # git changes another field: apply writes it and keeps the server's values of the ignored

@@ -26,6 +26,9 @@ class Rule(Protocol):
     @property
     def field_path(self) -> FieldPath: ...
 
+    @property
+    def reason(self) -> str: ...
+
     def matches(self, kind: str, name: str) -> bool: ...
 
 

@@ -71,6 +71,7 @@ class IgnoredField:
     name: str
     version: int | None
     path: str  # concrete: tasks[ref=charge].inputParameters.x
+    reason: str = ""  # the ignore: entry's
 
 
 @dataclass(frozen=True, slots=True)

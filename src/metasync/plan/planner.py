@@ -55,11 +55,8 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         # what the server holds of it: this version, or (a new version) the one it follows
         server = current if current is not None or previous is None else live.objects[previous]
         if paths and server is not None:  # fields others manage: the server's value is kept
-            ignored += [
-                IgnoredField(resource.kind, resource.name, resource.version, path)
-                for path in differing(normalize(resource.kind, spec, live.flavour),
-                                      normalize(resource.kind, server, live.flavour), paths)
-            ]  # fmt: skip
+            ignored += _ignored(resource, ignore, normalize(resource.kind, spec, live.flavour),
+                                normalize(resource.kind, server, live.flavour))  # fmt: skip
             spec = keep_live(spec, server, paths)
         wanted = _without(
             without(normalize(resource.kind, spec, live.flavour, unknown), paths), live_state
@@ -132,6 +129,18 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         environment, live.server, live.flavour, tuple(changes), tuple(unmanaged),
         tuple(warnings), tuple(refusals), ignored=tuple(ignored),
     )  # fmt: skip
+
+
+def _ignored(resource: Resource, ignore: Sequence[Rule], ours: Mapping[str, Any],
+             theirs: Mapping[str, Any]) -> list[IgnoredField]:  # fmt: skip
+    """The fields git and the server disagree on that ``ignore`` leaves out; a field two entries
+    name counts once, with the first one's reason."""
+    found: dict[str, IgnoredField] = {}
+    for rule in (r for r in ignore if r.matches(resource.kind, resource.name)):
+        for path in differing(ours, theirs, [rule.field_path]):
+            found.setdefault(path, IgnoredField(resource.kind, resource.name, resource.version,
+                                                path, rule.reason))  # fmt: skip
+    return list(found.values())
 
 
 def _without(spec: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:

@@ -20,4 +20,8 @@ def ignored_line(fields: Sequence[IgnoredField]) -> str:
 
 
 def ignored_json(fields: Sequence[IgnoredField]) -> list[dict[str, Any]]:
-    return [{"kind": f.kind, "name": f.name, "version": f.version, "path": f.path} for f in fields]
+    return [
+        {"kind": f.kind, "name": f.name, "version": f.version, "path": f.path,
+         "reason": f.reason or None}
+        for f in fields
+    ]  # fmt: skip
