@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,11 @@ from metasync.manifests.environment import Ignore, Policy, load_environment
 from metasync.model.fieldpath import FieldPath, parse_field_path
 from metasync.model.resource import Resource
 from metasync.plan.ignore import differing, keep_live, without
+from metasync.plan.model import IgnoredField, Plan
 from metasync.plan.planner import build_plan
+from metasync.render.plan_json import plan_document
+from metasync.render.plan_markdown import render_plan_markdown
+from metasync.render.plan_text import write_plan_text
 
 
 @pytest.mark.parametrize(
@@ -309,3 +314,23 @@ def test_an_ignored_field_is_gits_on_create_and_an_idle_entry_is_a_warning(
     created = _workflow(api, prefix)
     assert created["description"] == "Authorise and capture a card payment."
     assert "headers" not in created["tasks"][0]["inputParameters"]["http_request"]
+
+
+def test_every_plan_output_says_how_many_fields_were_ignored() -> None:
+    fields = (
+        IgnoredField("WorkflowDef", "order", 1, "description", "the portal"),
+        IgnoredField("TaskDef", "charge", None, "retryCount"),
+    )
+    plan = Plan("dev", "http://x", "oss", (), ignored=fields)
+    said = "2 fields ignored by environment.yaml ignore: (the server's values are kept)"
+    text = StringIO()
+    write_plan_text(text, plan, color=False)
+    assert said in text.getvalue()
+    assert f"<sub>{said}</sub>" in render_plan_markdown(plan)
+    assert plan_document(plan)["ignored"] == [
+        {"kind": "WorkflowDef", "name": "order", "version": 1, "path": "description", "reason": "the portal"},
+        {"kind": "TaskDef", "name": "charge", "version": None, "path": "retryCount", "reason": None},
+    ]  # fmt: skip
+    quiet = StringIO()
+    write_plan_text(quiet, Plan("dev", "http://x", "oss", ()), color=False)
+    assert "ignored" not in quiet.getvalue()
