@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ def test_an_environment_in_sync_exits_0(project: Path, prefix: str) -> None:
     code, out, _ = drift(project, prefix, "--env", "dev", "-o", "json")
     assert code == 0
     assert json.loads(out)["environments"][0] | {"server": "s"} == {
-        "environment": "dev", "server": "s", "inSync": True, "error": None, "drift": [],
+        "environment": "dev", "server": "s", "inSync": True, "error": None, "ignored": [],
+        "drift": [],
     }  # fmt: skip
 
 
@@ -91,8 +93,9 @@ def test_each_kind_of_drift_is_told_apart_in_every_output(
     assert markdown.startswith("### metasync drift: `dev`\n\n**1 live-edited, 1 not-applied,")
     assert (
         f"| `TaskDef {prefix}charge_payment` | live-edited: edited on the server since metasync "
-        "wrote it | `retryCount` |"
+        "wrote it (updated "
     ) in markdown
+    assert " UTC, no user recorded, ownerApp metasync/" in markdown
     assert f"| `WorkflowDef {prefix}customer_notification v1` | missing-live:" in markdown
     assert f"| `TaskDef {prefix}made_in_the_ui` | unmanaged-live:" in markdown
 
@@ -117,6 +120,59 @@ def test_a_change_in_git_on_top_of_a_live_edit_is_reported_as_the_live_edit(
     result = run_cli("--project", str(project), "apply", "--env", "dev", "--auto-approve")
     assert result.exit_code == 0, result.stdout
     assert drift(project, prefix, "--env", "dev")[0] == 0
+
+
+def test_drift_says_when_the_server_object_was_written_and_by_whom(
+    project: Path, prefix: str, api: httpx.Client
+) -> None:
+    """updateTime, updatedBy and ownerApp come from the server; a kind it stamps nothing on says so."""
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    # a workflow edited the way a UI does: the whole definition back, with who edited it
+    workflow = api.get(
+        f"/metadata/workflow/{prefix}payment_processing", params={"version": 1}
+    ).json()
+    mark = workflow["ownerApp"]
+    assert mark.startswith(f"metasync/{prefix}order-to-cash@sha256:")
+    workflow |= {"description": "edited in the UI", "updatedBy": "alice@example.com"}
+    assert api.put("/metadata/workflow", json=[workflow]).status_code == 200
+    # a task definition: without authentication, neither server records a user
+    taskdef = api.get(f"/metadata/taskdefs/{prefix}charge_payment").json()
+    assert api.put("/metadata/taskdefs", json=taskdef | {"retryCount": 9}).status_code == 200
+    # an event handler: the server stamps nothing on it
+    (handler,) = [h for h in api.get("/event").json() if h["name"] == f"{prefix}on_order_shipped"]
+    assert api.put("/event", json=handler | {"active": False}).status_code == 200
+    after = datetime.now(UTC) + timedelta(seconds=5)
+
+    code, out, _ = drift(project, prefix, "--env", "dev", "-o", "json")
+    assert code == 2
+    items = {d["name"].removeprefix(prefix): d for d in json.loads(out)["environments"][0]["drift"]}
+    edited = items["payment_processing"]
+    assert edited["type"] == "live-edited"
+    written = edited["lastWrite"]
+    assert written["time"].endswith("Z")
+    assert before <= datetime.fromisoformat(written["time"]) <= after
+    assert (written["action"], written["by"], written["ownerApp"], written["note"]) == (
+        "updated", "alice@example.com", mark, None,
+    )  # fmt: skip
+    assert items["charge_payment"]["lastWrite"]["by"] is None
+    assert before <= datetime.fromisoformat(items["charge_payment"]["lastWrite"]["time"]) <= after
+    assert items["on_order_shipped"]["lastWrite"] == {
+        "time": None, "action": None, "by": None, "ownerApp": None,
+        "note": "the server records no time or user for event handlers",
+    }  # fmt: skip
+
+    code, text, _ = drift(project, prefix, "--env", "dev")
+    lines = text.splitlines()
+    at = lines.index(
+        f"  live-edited    WorkflowDef {prefix}payment_processing v1  "
+        "(edited on the server since metasync wrote it)"
+    )
+    assert re.fullmatch(
+        r"      updated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \((just now|1 minute ago)\) by "
+        rf"alice@example\.com, ownerApp metasync/{prefix}order-to-cash",
+        lines[at + 1],
+    ), lines[at + 1]
+    assert "      the server records no time or user for event handlers" in lines
 
 
 def test_all_environments_are_reported_one_by_one(project: Path, prefix: str) -> None:

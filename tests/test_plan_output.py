@@ -143,6 +143,7 @@ def test_json() -> None:
             {"kind": "WorkflowDef", "name": "made_in_the_ui", "version": 3, "managedByMetasync": False}
         ],
         "refusals": [],
+        "ignored": [],
         "summary": {"create": 1, "update": 2, "delete": 0, "noop": 1},
     }  # fmt: skip
     assert out.getvalue().startswith('{\n  "formatVersion": 1,\n  "environment": "qa",')

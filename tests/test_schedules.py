@@ -110,6 +110,8 @@ def test_a_schedule_lives_in_git_like_any_definition(
     assert [(d["kind"], d["name"], d["type"]) for d in found] == [
         ("WorkflowSchedule", name, "live-edited")
     ]
+    # the scheduler stamps its own updatedTime: drift tells when the schedule was edited
+    assert (found[0]["lastWrite"]["action"], found[0]["lastWrite"]["time"][:2]) == ("updated", "20")
     said = cli(project, "apply", "--env", "dev", "--auto-approve", *mine(prefix))
     assert "1 of 1 change(s) landed." in said
     live = live_schedule(api, name)

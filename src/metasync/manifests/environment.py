@@ -6,15 +6,25 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from metasync.errors import ConfigError, Location, Problem, ValidationFailed, did_you_mean
 from metasync.manifests.schema import problems_from
 from metasync.manifests.variables import Unresolved, substitute
 from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
+from metasync.model.fieldpath import FieldPath, parse_field_path
+from metasync.model.kinds import KINDS
 
 ENVIRONMENTS_DIR = "environments"
 ENVIRONMENT_FILE = "environment.yaml"
@@ -73,6 +83,50 @@ class Backups(_Strict):
     dir: str = Field(".metasync/backups", min_length=1)
 
 
+class Ignore(_Strict):
+    """A field another system manages (ignoreDifferences): left out of plan and drift, both ways;
+    an update keeps the server's value of it, a create writes git's."""
+
+    #: the kind it applies to (left out: every kind)
+    kind: str | None = None
+    #: a glob of object names
+    name: str = Field("*", min_length=1)
+    #: a field path as plans show it (model/fieldpath.py)
+    path: str
+    #: for people: why (which system manages it)
+    reason: str = ""
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str | None) -> str | None:
+        if kind is not None and kind not in KINDS:
+            raise ValueError(
+                f"unknown kind {kind!r}{did_you_mean(kind, list(KINDS))} (kinds: {', '.join(KINDS)})"
+            )
+        return kind
+
+    @field_validator("path")
+    @classmethod
+    def _field_path(cls, path: str) -> str:
+        parse_field_path(path)
+        return path
+
+    @property
+    def field_path(self) -> FieldPath:
+        return parse_field_path(self.path)
+
+    def matches(self, kind: str, name: str) -> bool:
+        return (self.kind is None or self.kind == kind) and fnmatchcase(name, self.name)
+
+
+def _path_alone(rule: Any) -> Any:
+    """``- description``: the field path alone, for every object."""
+    return {"path": rule} if isinstance(rule, str) else rule
+
+
+_IgnoreEntry = Annotated[Ignore, BeforeValidator(_path_alone, json_schema_input_type=Ignore | str)]
+
+
 class EnvironmentConfig(_Strict):
     server: Server
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -82,6 +136,8 @@ class EnvironmentConfig(_Strict):
     backups: Backups = Field(default_factory=Backups)
     #: webhooks told about drift and apply results (often credentials: use ((env.NAME)))
     notify: list[str] = Field(default_factory=list)
+    #: fields other systems manage: a field path alone (every object) or {kind, name, path, reason}
+    ignore: list[_IgnoreEntry] = Field(default_factory=list)
 
     @field_validator("notify")
     @classmethod
@@ -94,6 +150,8 @@ class EnvironmentConfig(_Strict):
 
 class ProjectSettings(_Strict):
     name: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    #: fields other systems manage, in every environment (each environment.yaml may add its own)
+    ignore: list[_IgnoreEntry] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +159,10 @@ class Environment:
     name: str
     file: str  # as shown to people, relative to the project
     config: EnvironmentConfig
+    #: metasync.yaml's ignore: entries, then the environment's own
+    ignore: tuple[Ignore, ...] = ()
+    #: where each entry of ``ignore`` is written
+    ignore_at: tuple[Location, ...] = ()
 
 
 def environment_names(root: Path) -> list[str]:
@@ -159,7 +221,14 @@ def load_environment(root: Path, name: str, *, connect: bool = True) -> Environm
         config = EnvironmentConfig.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, EnvironmentConfig, data, locator)) from None
-    return Environment(name, display, config)
+    settings, project_locator = _settings(root)
+    ignore_at = tuple(
+        where.locate(("ignore", i), f"ignore[{i}]")
+        for where, rules in ((project_locator, settings.ignore), (locator, config.ignore))
+        if where is not None
+        for i in range(len(rules))
+    )
+    return Environment(name, display, config, (*settings.ignore, *config.ignore), ignore_at)
 
 
 def _env_lookup(keep_unset: bool) -> Callable[[str, str], Any]:
@@ -182,11 +251,15 @@ def _env_lookup(keep_unset: bool) -> Callable[[str, str], Any]:
 
 
 def load_settings(root: Path) -> ProjectSettings:
+    return _settings(root)[0]
+
+
+def _settings(root: Path) -> tuple[ProjectSettings, DocumentLocator | None]:
     path = root / PROJECT_FILE
     if not path.is_file():
-        return ProjectSettings()
+        return ProjectSettings(), None
     data, locator = _single_mapping(path, PROJECT_FILE)
     try:
-        return ProjectSettings.model_validate(data)
+        return ProjectSettings.model_validate(data), locator
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, ProjectSettings, data, locator)) from None

@@ -89,7 +89,12 @@ def _read_back(env: str, outcomes: Sequence[Outcome], live: LiveState,
         for o in outcomes
         if o.status != "not landed" and o.change.desired is not None
     ]
-    after = {c.key: c for c in build_plan(env, resources, live, secrets=planned.secrets).changes}
+    after = {
+        c.key: c
+        for c in build_plan(
+            env, resources, live, secrets=planned.secrets, ignore=planned.ignore
+        ).changes
+    }
     for o in outcomes:  # deletes: landed when gone
         if o.change.action == "delete":
             gone = o.change.key not in live.objects

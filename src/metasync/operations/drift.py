@@ -32,4 +32,5 @@ def _drift_of(project: Project, env: str, selectors: Sequence[Selector]) -> Envi
             server = "?"
         return EnvironmentDrift(env, server, error=exc.problems[0])
     plan = planned.plan
-    return EnvironmentDrift(env, plan.server, classify(plan, planned.live, project.mark))
+    return EnvironmentDrift(env, plan.server, classify(plan, planned.live, project.mark),
+                            ignored=plan.ignored)  # fmt: skip

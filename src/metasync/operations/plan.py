@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState, read_live
 from metasync.errors import Location, Problem, ServerError, ValidationFailed
-from metasync.manifests.environment import load_environment
+from metasync.manifests.environment import Environment, Ignore, load_environment
 from metasync.manifests.secrets import Secrets, used_secrets
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
@@ -49,13 +49,16 @@ def plan(
             live, client.label,
         )  # fmt: skip
         plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
-                          mark=project.mark, policy=environment.config.policy)  # fmt: skip
-        plan = replace(plan, project=(project.identity.name, project.identity.source))
+                          mark=project.mark, policy=environment.config.policy,
+                          ignore=environment.ignore)  # fmt: skip
+        plan = replace(plan, project=(project.identity.name, project.identity.source),
+                       warnings=(*plan.warnings, *_idle_ignores(environment, desired, live)))  # fmt: skip
         plan = with_executions(plan, client)
         problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
     if problems:
         raise ValidationFailed(problems)
-    return Planned(hold_back(plan, unchecked), desired, live, secrets)
+    return Planned(hold_back(plan, unchecked), desired, live, secrets,
+                   environment.ignore)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,25 @@ class Planned:
     desired: Desired
     live: LiveState
     secrets: Secrets  # values in memory only, for the writes; never rendered
+    #: environment.yaml's ignore: (the read-back after apply leaves the same fields out)
+    ignore: tuple[Ignore, ...] = ()
+
+
+def _idle_ignores(environment: Environment, desired: Desired, live: LiveState) -> list[Problem]:
+    """A warning for each ``ignore:`` entry that names no object in git or on the server (a typo
+    in a kind or a name glob would silently ignore nothing)."""
+    names = {(r.kind, r.name) for r in desired.resources} | {k[:2] for k in live.objects}
+    return [
+        Problem(
+            f"ignore: {rule.kind or 'any kind'} named {rule.name!r} matches no object in git or "
+            "on the server: it ignores nothing",
+            at,
+            "Check the kind and the name glob, or remove the entry.",
+            "warning",
+        )
+        for rule, at in zip(environment.ignore, environment.ignore_at, strict=False)
+        if not any(rule.matches(kind, name) for kind, name in names)
+    ]
 
 
 def _kinds_it_has(resources: Sequence[Resource], live: LiveState, server: str) -> None:

@@ -79,13 +79,15 @@ def rollback_plan(project: Project, env: str, name: str | None = None,
         ]
         used = {secret for r in images for secret in used_secrets(r.spec)}
         secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
-        plan = build_plan(env, images, live, secrets=secrets)
+        # fields other systems manage keep the server's value (environment.yaml ignore:)
+        plan = build_plan(env, images, live, secrets=secrets, ignore=environment.ignore)
         created = [k for k, spec in objects.items() if spec is None and k in live.objects]
         deletes = prune_changes(created, live, images, Policy())
         deletes = [replace(c, reason=f"created after {restoring.label}") for c in deletes]
         plan = replace(plan, changes=(*plan.changes, *deletes), unmanaged=())
         plan = with_executions(plan, client)
-    return Planned(plan, Desired(env, images, skipped), live, secrets), restoring
+    return Planned(plan, Desired(env, images, skipped), live, secrets,
+                   environment.ignore), restoring  # fmt: skip
 
 
 def _to_revision(project: Project, client: ConductorClient, env: str, past: history.History,

@@ -96,7 +96,7 @@ def _apply_saved(project: Project, saved: SavedPlan, path: Path,
     keep, refused = reconcile(saved, fresh.plan)
     if refused and not partial:  # stale: the reviewed plan is not what would land
         return SavedApply(Applied((), ()), refused, saved, withheld=True)
-    subset = Planned(replace(fresh.plan, changes=keep), fresh.desired, fresh.live, fresh.secrets)
+    subset = replace(fresh, plan=replace(fresh.plan, changes=keep))
     applied = apply(project, subset, on_step, force=force) if keep else Applied((), ())
     return SavedApply(applied, refused, saved)
 

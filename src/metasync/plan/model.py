@@ -64,6 +64,17 @@ class Unmanaged:
 
 
 @dataclass(frozen=True, slots=True)
+class IgnoredField:
+    """A field git and the server disagree on, left out by environment.yaml's ``ignore:``."""
+
+    kind: str
+    name: str
+    version: int | None
+    path: str  # concrete: tasks[ref=charge].inputParameters.x
+    reason: str = ""  # the ignore: entry's
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     environment: str
     server: str
@@ -75,6 +86,8 @@ class Plan:
     refusals: tuple[Problem, ...] = ()
     #: the project's name (its mark and lock) and where it comes from
     project: tuple[str, str] | None = None
+    #: fields that differ, left out by environment.yaml's ignore: (the server's value is kept)
+    ignored: tuple[IgnoredField, ...] = ()
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(ACTIONS, 0)

@@ -16,7 +16,8 @@ from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.diff import diff
-from metasync.plan.model import Change, FieldChange, Plan, Unmanaged
+from metasync.plan.ignore import Rule, differing, keep_live, rules_for, without
+from metasync.plan.model import Change, FieldChange, IgnoredField, Plan, Unmanaged
 from metasync.plan.prune import protected as _protected
 from metasync.plan.prune import prune_changes
 from metasync.plan.select import Selector, selected
@@ -25,17 +26,20 @@ from metasync.plan.versions import Same, Versions
 
 def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                selectors: Sequence[Selector] = (), *, secrets: Secrets | None = None,
-               mark: str | None = None, policy: Policy | None = None) -> Plan:  # fmt: skip
+               mark: str | None = None, policy: Policy | None = None,
+               ignore: Sequence[Rule] = ()) -> Plan:  # fmt: skip
     """What apply would change. ``mark`` tells objects metasync wrote; ``policy`` (the
-    environment's) decides versioning and pruning; without one: in place, no prune."""
+    environment's) decides versioning and pruning; without one: in place, no prune. ``ignore``
+    leaves fields other systems manage out (plan/ignore.py)."""
     policy = policy or Policy()
     changes: list[Change] = []
     warnings: list[Problem] = []
+    ignored: list[IgnoredField] = []
     labels: dict[tuple[str, str, int | None], Mapping[str, str]] = {}
     chosen = [r for r in desired if selected(selectors, r.kind, r.name, r.labels)]
     for resource in desired:
         labels[resource.key] = resource.labels
-    versions = Versions(live.objects, chosen, _same(live.flavour, secrets)
+    versions = Versions(live.objects, chosen, _same(live.flavour, secrets, ignore)
                         if policy.versioning == "new-version" else None)  # fmt: skip
     for resource in versions.resources:
         labels[resource.key] = resource.labels
@@ -46,12 +50,21 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         if live_state and current is not None:  # the server's own: kept as it is
             spec = {k: v for k, v in spec.items() if k not in live_state}
             spec |= {k: current[k] for k in live_state if k in current}
-        wanted = _without(normalize(resource.kind, spec, live.flavour, unknown), live_state)
+        previous = versions.previous.get(resource.key)
+        paths = rules_for(ignore, resource.kind, resource.name)
+        # what the server holds of it: this version, or (a new version) the one it follows
+        server = current if current is not None or previous is None else live.objects[previous]
+        if paths and server is not None:  # fields others manage: the server's value is kept
+            ignored += _ignored(resource, ignore, normalize(resource.kind, spec, live.flavour),
+                                normalize(resource.kind, server, live.flavour))  # fmt: skip
+            spec = keep_live(spec, server, paths)
+        wanted = _without(
+            without(normalize(resource.kind, spec, live.flavour, unknown), paths), live_state
+        )
         warnings += [_unknown_warning(resource, u, live.flavour) for u in unknown]
         wanted_fp = _fingerprint(wanted, secrets)
-        previous = versions.previous.get(resource.key)
         if current is None and previous is not None:
-            base = normalize(resource.kind, live.objects[previous], live.flavour)
+            base = without(normalize(resource.kind, live.objects[previous], live.flavour), paths)
             fields = _masked(diff(resource.kind, base, {**wanted, "version": previous[2]}), secrets)
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "create", fields,
@@ -67,7 +80,7 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                 desired=spec,
             ))  # fmt: skip
             continue
-        have = _without(normalize(resource.kind, current, live.flavour), live_state)
+        have = _without(without(normalize(resource.kind, current, live.flavour), paths), live_state)
         have_fp = _fingerprint(have, secrets)
         if have_fp == wanted_fp:
             changes.append(Change(
@@ -114,8 +127,20 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
     changes.sort(key=lambda c: _order((c.kind, c.name, c.version)))
     return Plan(
         environment, live.server, live.flavour, tuple(changes), tuple(unmanaged),
-        tuple(warnings), tuple(refusals),
+        tuple(warnings), tuple(refusals), ignored=tuple(ignored),
     )  # fmt: skip
+
+
+def _ignored(resource: Resource, ignore: Sequence[Rule], ours: Mapping[str, Any],
+             theirs: Mapping[str, Any]) -> list[IgnoredField]:  # fmt: skip
+    """The fields git and the server disagree on that ``ignore`` leaves out; a field two entries
+    name counts once, with the first one's reason."""
+    found: dict[str, IgnoredField] = {}
+    for rule in (r for r in ignore if r.matches(resource.kind, resource.name)):
+        for path in differing(ours, theirs, [rule.field_path]):
+            found.setdefault(path, IgnoredField(resource.kind, resource.name, resource.version,
+                                                path, rule.reason))  # fmt: skip
+    return list(found.values())
 
 
 def _without(spec: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
@@ -123,11 +148,12 @@ def _without(spec: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k not in fields} if fields else spec
 
 
-def _same(flavour: Flavour, secrets: Secrets | None) -> Same:
+def _same(flavour: Flavour, secrets: Secrets | None, ignore: Sequence[Rule] = ()) -> Same:
     def same(kind: str, spec: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
         resolved = secrets.resolve(spec) if secrets is not None else spec
-        wanted = normalize(kind, resolved, flavour)
-        return fingerprint(wanted) == fingerprint(normalize(kind, current, flavour))
+        paths = rules_for(ignore, kind, str(spec.get("name")))
+        wanted = without(normalize(kind, resolved, flavour), paths)
+        return fingerprint(wanted) == fingerprint(without(normalize(kind, current, flavour), paths))
 
     return same
 

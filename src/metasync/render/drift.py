@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.text import Text
 
 from metasync.plan.drift import DRIFT_TYPES, MEANING, Drift, EnvironmentDrift
+from metasync.render.ignored import ignored_json, ignored_line
+from metasync.render.last_write import last_write_json, last_write_line
 from metasync.render.plan_markdown import DEFAULT_LIMIT  # GitHub's limit, with room
 from metasync.render.plan_text import field_lines
 from metasync.render.values import paths_summary
@@ -32,6 +34,7 @@ def drift_document(reports: Sequence[EnvironmentDrift]) -> dict[str, Any]:
                 "server": r.server,
                 "inSync": not r.drift and r.error is None,
                 "error": r.error.message if r.error else None,
+                "ignored": ignored_json(r.ignored),
                 "drift": [
                     {
                         "kind": d.kind,
@@ -42,6 +45,7 @@ def drift_document(reports: Sequence[EnvironmentDrift]) -> dict[str, Any]:
                             {"path": f.path, "before": f.before, "after": f.after} for f in d.fields
                         ],
                         **({"managedByMetasync": d.managed} if d.managed is not None else {}),
+                        "lastWrite": last_write_json(d.last_write),
                     }
                     for d in r.drift
                 ],
@@ -74,11 +78,15 @@ def write_drift_text(stream: IO[str], reports: Sequence[EnvironmentDrift],
             console.print()
         console.print(Text(f"{report.environment} ({report.server}): {summary(report)}",
                            style="bold"))  # fmt: skip
+        if report.ignored:
+            console.print(Text(f"  {ignored_line(report.ignored)}", style="dim"))
         for item in report.drift:
             console.print(Text.assemble(
                 "  ", (f"{item.type:<15}", _STYLE[item.type]), f"{item.title}  ",
                 (f"({_meaning(item)})", "dim"),
             ))  # fmt: skip
+            if item.last_write is not None:
+                console.print(Text("      " + last_write_line(item.last_write), style="dim"))
             shown = item.fields if item.type != "missing-live" else ()  # the whole object
             for mark, style, text in (line for f in shown for line in field_lines(f)):
                 console.print(Text.assemble("      ", (f"{mark} ", style), text))
@@ -97,12 +105,19 @@ def render_drift_markdown(reports: Sequence[EnvironmentDrift], limit: int = DEFA
     for report in reports:
         out += f"### metasync drift: `{report.environment}`\n\n"
         out += f"**{summary(report)}** on `{report.server}`\n\n"
+        if report.ignored:
+            out += f"<sub>{ignored_line(report.ignored)}</sub>\n\n"
         if not report.drift:
             continue
         out += "| object | drift | fields (server -> git) |\n|---|---|---|\n"
         for shown, item in enumerate(report.drift):
             paths = paths_summary(item.fields, quote="`")
-            row = f"| `{item.title}` | {item.type}: {_meaning(item)} | {paths} |\n"
+            written = (
+                f" ({last_write_line(item.last_write, relative=False)})"
+                if item.last_write is not None
+                else ""
+            )
+            row = f"| `{item.title}` | {item.type}: {_meaning(item)}{written} | {paths} |\n"
             footer = (
                 f"\n**{len(report.drift) - shown} more object(s) not shown** (size limit). "
                 "The full report: `metasync drift --env " + report.environment + "`.\n\n"

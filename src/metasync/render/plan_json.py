@@ -6,6 +6,7 @@ import json
 from typing import IO, Any
 
 from metasync.plan.model import Plan
+from metasync.render.ignored import ignored_json
 
 FORMAT_VERSION = 1
 
@@ -40,6 +41,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             for u in plan.unmanaged
         ],
         "refusals": [p.message for p in plan.refusals],
+        "ignored": ignored_json(plan.ignored),
         "summary": plan.summary(),
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.plan.model import Change, Plan
+from metasync.render.ignored import ignored_line
 from metasync.render.plan_text import detail, field_lines, remarks
 from metasync.render.values import summary_line
 
@@ -51,6 +52,8 @@ def render_plan_markdown(plan: Plan, limit: int = DEFAULT_LIMIT, full_plan_hint:
         if len(out) + len(section) + len(footer) > limit:
             return out + footer
         out += section
+    if plan.ignored:
+        out += f"\n<sub>{ignored_line(plan.ignored)}</sub>\n"
     if plan.unmanaged:
         out += f"\n<sub>{len(plan.unmanaged)} object(s) on the server are not in git and are left alone.</sub>\n"
     return out

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.plan.model import Change, FieldChange, Plan
+from metasync.render.ignored import ignored_line
 from metasync.render.values import compact, summary_line
 
 _MARK = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
@@ -93,5 +94,7 @@ def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> N
         console.print(Text(f"\nrefused: {refusal.message}", style="bold red"))
         if refusal.hint:
             console.print(Text(f"  {refusal.hint}", style="red"))
+    if plan.ignored:
+        console.print(Text(f"\n{ignored_line(plan.ignored)}", style="dim"))
     counts = plan.summary()
     console.print(Text(f"\nPlan: {summary_line(counts)}.", style="bold"))
