@@ -15,7 +15,7 @@ from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
-from metasync.plan.diff import diff
+from metasync.plan.diff import diff, tasks_by_ref
 from metasync.plan.model import Change, FieldChange, Plan, Unmanaged
 from metasync.plan.prune import protected as _protected
 from metasync.plan.prune import prune_changes
@@ -52,7 +52,10 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         previous = versions.previous.get(resource.key)
         if current is None and previous is not None:
             base = normalize(resource.kind, live.objects[previous], live.flavour)
-            fields = _masked(diff(resource.kind, base, {**wanted, "version": previous[2]}), secrets)
+            fields = _masked(_as_written(
+                resource.kind, diff(resource.kind, base, {**wanted, "version": previous[2]}),
+                live.objects[previous], spec, live.flavour,
+            ), secrets)  # fmt: skip
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "create", fields,
                 _fingerprint(base, secrets), wanted_fp, desired=spec, previous_version=previous[2],
@@ -62,7 +65,7 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         if current is None:
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "create",
-                _masked(diff(resource.kind, {}, normalize(resource.kind, spec, live.flavour, fill=False)), secrets),
+                _masked(diff(resource.kind, {}, _written(resource.kind, spec, live.flavour)), secrets),
                 desired_fingerprint=wanted_fp, reason="not on the server",
                 desired=spec,
             ))  # fmt: skip
@@ -76,7 +79,9 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                 desired=spec, live=current,
             ))  # fmt: skip
             continue
-        fields = _masked(diff(resource.kind, have, wanted), secrets)
+        fields = _masked(_as_written(
+            resource.kind, diff(resource.kind, have, wanted), current, spec, live.flavour
+        ), secrets)  # fmt: skip
         changes.append(Change(
             resource.kind, resource.name, resource.version, "update", fields,
             have_fp, wanted_fp, reason=f"{len(fields)} field(s) differ",
@@ -116,6 +121,33 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         environment, live.server, live.flavour, tuple(changes), tuple(unmanaged),
         tuple(warnings), tuple(refusals),
     )  # fmt: skip
+
+
+def _written(kind: str, spec: Mapping[str, Any], flavour: Flavour) -> dict[str, Any]:
+    """``spec`` as its author wrote it, for showing: what the server would drop left out, the
+    values it states kept, those equal to the server's defaults included (``retryCount: 3``)."""
+    return normalize(kind, spec, flavour, fill=False, keep_defaults=True)
+
+
+def _as_written(kind: str, fields: Sequence[FieldChange], live: Mapping[str, Any],
+                spec: Mapping[str, Any], flavour: Flavour) -> list[FieldChange]:  # fmt: skip
+    """``fields`` with each inserted task as git states it and each removed task as the server
+    holds it without the defaults it fills in (the canonical forms carry every default)."""
+    if not KINDS[kind].keyed_tasks:
+        return list(fields)
+    old = tasks_by_ref(normalize(kind, live, flavour, fill=False))
+    new = tasks_by_ref(_written(kind, spec, flavour))
+    out = []
+    for field in fields:
+        ref = field.path.removeprefix("tasks[ref=").removesuffix("]")
+        whole = f"tasks[ref={ref}]" == field.path
+        if whole and field.before is None and ref in new:
+            out.append(FieldChange(field.path, None, new[ref]))
+        elif whole and field.after is None and ref in old:
+            out.append(FieldChange(field.path, old[ref], None))
+        else:
+            out.append(field)
+    return out
 
 
 def _without(spec: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:

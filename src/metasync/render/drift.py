@@ -11,7 +11,7 @@ from rich.text import Text
 
 from metasync.plan.drift import DRIFT_TYPES, MEANING, Drift, EnvironmentDrift
 from metasync.render.plan_markdown import DEFAULT_LIMIT  # GitHub's limit, with room
-from metasync.render.plan_text import field_lines
+from metasync.render.plan_text import field_lines, width_of
 from metasync.render.values import paths_summary
 
 FORMAT_VERSION = 1
@@ -80,7 +80,8 @@ def write_drift_text(stream: IO[str], reports: Sequence[EnvironmentDrift],
                 (f"({_meaning(item)})", "dim"),
             ))  # fmt: skip
             shown = item.fields if item.type != "missing-live" else ()  # the whole object
-            for mark, style, text in (line for f in shown for line in field_lines(f)):
+            width = width_of(console, stream) - 8  # "      ~ "
+            for mark, style, text in (line for f in shown for line in field_lines(f, width)):
                 console.print(Text.assemble("      ", (f"{mark} ", style), text))
     if any(r.drift for r in reports):
         console.print(Text("\nFields read server -> git.", style="dim"))
