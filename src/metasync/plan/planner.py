@@ -52,22 +52,22 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         previous = versions.previous.get(resource.key)
         if current is None and previous is not None:
             base = normalize(resource.kind, live.objects[previous], live.flavour)
-            fields = _masked(_as_written(
-                resource.kind, diff(resource.kind, base, {**wanted, "version": previous[2]}),
-                live.objects[previous], spec, live.flavour,
-            ), secrets)  # fmt: skip
+            found = diff(resource.kind, base, {**wanted, "version": previous[2]})
             changes.append(Change(
-                resource.kind, resource.name, resource.version, "create", fields,
+                resource.kind, resource.name, resource.version, "create", _masked(found, secrets),
                 _fingerprint(base, secrets), wanted_fp, desired=spec, previous_version=previous[2],
+                shown=_masked(_as_written(resource.kind, found, live.objects[previous], spec,
+                                          live.flavour), secrets),
                 reason=f"new version (policy new-version): v{previous[2]} stays",
             ))  # fmt: skip
             continue
         if current is None:
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "create",
-                _masked(diff(resource.kind, {}, _written(resource.kind, spec, live.flavour)), secrets),
+                _masked(diff(resource.kind, {}, normalize(resource.kind, spec, live.flavour, fill=False)), secrets),
                 desired_fingerprint=wanted_fp, reason="not on the server",
                 desired=spec,
+                shown=_masked(diff(resource.kind, {}, _written(resource.kind, spec, live.flavour)), secrets),
             ))  # fmt: skip
             continue
         have = _without(normalize(resource.kind, current, live.flavour), live_state)
@@ -79,12 +79,12 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                 desired=spec, live=current,
             ))  # fmt: skip
             continue
-        fields = _masked(_as_written(
-            resource.kind, diff(resource.kind, have, wanted), current, spec, live.flavour
-        ), secrets)  # fmt: skip
+        found = diff(resource.kind, have, wanted)
+        fields = _masked(found, secrets)
         changes.append(Change(
             resource.kind, resource.name, resource.version, "update", fields,
             have_fp, wanted_fp, reason=f"{len(fields)} field(s) differ",
+            shown=_masked(_as_written(resource.kind, found, current, spec, live.flavour), secrets),
             desired=spec, live=current, blocked=_protected(resource.name, policy, "overwritten"),
         ))  # fmt: skip
     leftover = sorted(

@@ -44,13 +44,16 @@ def field_lines(
 
 
 def shown_fields(change: Change) -> list[FieldChange]:
-    """The fields of ``change`` as they read: a created workflow's tasks (one field each in the
-    plan) as one ``tasks`` list, where the first of them is."""
+    """The fields of ``change`` as they read: as the manifest states them (``Change.shown``), a
+    created workflow's tasks (one field each in the plan) as one ``tasks`` list."""
+    fields = (
+        change.shown if change.shown and change.action in ("create", "update") else change.fields
+    )
     if change.action != "create" or change.previous_version is not None:
-        return list(change.fields)
+        return list(fields)
     out: list[FieldChange] = []
     tasks: list[Any] = []
-    for field in change.fields:
+    for field in fields:
         if field.before is None and field.path.startswith("tasks[ref=") and is_task(field.after):
             if not tasks:
                 out.append(FieldChange("tasks", None, tasks))
