@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+import conductor_server
+from helpers import run_cli, write_project
 from metasync.conductor.live import LiveState
 from metasync.model.resource import Resource
 from metasync.plan.model import Change, FieldChange, Plan, Unmanaged
@@ -243,3 +248,113 @@ def test_a_value_holding_backticks_gets_a_longer_fence() -> None:
     plan = Plan("dev", "s", "3.15", (Change("TaskDef", "t", None, "create", (
         FieldChange("description", None, "run ```make``` first"),)),))  # fmt: skip
     assert '````diff\n+ description: "run ```make``` first"\n````\n' in render_plan_markdown(plan)
+
+
+def _manifests(prefix: str, inserted: bool) -> dict[str, str]:
+    extra = (
+        f"""
+                      - name: {prefix}reserve
+                        taskReferenceName: audit_eu
+                        retryCount: 2
+                        optional: false"""
+        if inserted
+        else ""
+    )
+    return {
+        "manifests/taskdefs.yaml": f"""\
+            apiVersion: metasync/v1
+            kind: TaskDef
+            metadata: {{name: {prefix}reserve}}
+            spec:
+              ownerEmail: team@example.com
+              retryCount: 3
+              timeoutSeconds: 0
+              responseTimeoutSeconds: 600
+            """,
+        "manifests/route.yaml": f"""\
+            apiVersion: metasync/v1
+            kind: WorkflowDef
+            metadata: {{name: {prefix}route}}
+            spec:
+              version: 1
+              ownerEmail: team@example.com
+              restartable: true
+              tasks:
+                - name: route_by_region
+                  taskReferenceName: route
+                  type: SWITCH
+                  evaluatorType: value-param
+                  expression: region
+                  inputParameters:
+                    region: ${{workflow.input.region}}
+                  decisionCases:
+                    EU:
+                      - name: {prefix}reserve
+                        taskReferenceName: reserve_eu{extra}
+                  defaultCase:
+                    - name: {prefix}reserve
+                      taskReferenceName: reserve_other
+            """,
+    }
+
+
+@pytest.mark.server
+def test_plan_on_a_server_shows_a_create_and_an_update_as_trees(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    environment = f"server:\n  url: {conductor.url}\n"
+    project = write_project(tmp_path / "p", _manifests(prefix, False), environment=environment)
+    result = run_cli("--project", str(project), "plan", "--env", "dev")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"+ TaskDef {prefix}reserve  (create)\n"
+        f'    + name: "{prefix}reserve"\n'
+        '    + ownerEmail: "team@example.com"\n'
+        "    + retryCount: 3\n"
+        "    + timeoutSeconds: 0\n"
+        "    + responseTimeoutSeconds: 600\n"
+    ) in result.stdout, result.stdout
+    assert (
+        f"+ WorkflowDef {prefix}route v1  (create)\n"
+        f'    + name: "{prefix}route"\n'
+        "    + version: 1\n"
+        '    + ownerEmail: "team@example.com"\n'
+        "    + restartable: true\n"
+        "    + tasks:\n"
+        "    +   - route (SWITCH)\n"
+        '    +     name: "route_by_region"\n'
+        '    +     evaluatorType: "value-param"\n'
+        '    +     expression: "region"\n'
+        "    +     inputParameters:\n"
+        '    +       region: "${workflow.input.region}"\n'
+        "    +     decisionCases:\n"
+        "    +       EU:\n"
+        "    +         - reserve_eu (SIMPLE)\n"
+        f'    +           name: "{prefix}reserve"\n'
+        "    +     defaultCase:\n"
+        "    +       - reserve_other (SIMPLE)\n"
+        f'    +         name: "{prefix}reserve"\n'
+    ) in result.stdout, result.stdout
+    applied = run_cli("--project", str(project), "apply", "--env", "dev", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+
+    write_project(tmp_path / "p", _manifests(prefix, True), environment=environment)
+    result = run_cli("--project", str(project), "plan", "--env", "dev")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"~ WorkflowDef {prefix}route v1  (update, 1 field(s))\n"
+        "    + tasks[ref=audit_eu] (SIMPLE):\n"
+        f'    +   name: "{prefix}reserve"\n'
+        "    +   retryCount: 2\n"
+        "    +   optional: false\n"
+        "\n"
+    ) in result.stdout, result.stdout
+    assert "startDelay" not in result.stdout  # a default git does not state
+    markdown = run_cli("--project", str(project), "plan", "--env", "dev", "-o", "markdown")
+    assert (
+        "```diff\n"
+        "+ tasks[ref=audit_eu] (SIMPLE):\n"
+        f'+   name: "{prefix}reserve"\n'
+        "+   retryCount: 2\n"
+        "+   optional: false\n"
+    ) in markdown.stdout
