@@ -358,3 +358,30 @@ def test_plan_on_a_server_shows_a_create_and_an_update_as_trees(
         "+   retryCount: 2\n"
         "+   optional: false\n"
     ) in markdown.stdout
+
+
+def test_a_changed_value_too_long_for_one_line_is_a_line_diff_with_long_runs_elided() -> None:
+    expression = "$.region == 'eu' ? 'EU' : ($.region == 'us' ? 'US' : ($.region == 'apac' ? "
+    plan = Plan("dev", "s", "3.15", (Change("WorkflowDef", "w", 1, "update", (
+        FieldChange("tasks[ref=route].expression", expression + "'APAC' : 'OTHER'))",
+                    expression + "'ASIA' : 'OTHER'))"),
+        FieldChange("tasks", [f"task_{i}" for i in range(12)],
+                    [*(f"task_{i}" for i in range(1, 12)), "task_0"]),
+    )),))  # fmt: skip
+    assert text_of(plan).split("\n\n")[1] == (
+        "~ WorkflowDef w v1  (update, 2 field(s))\n"
+        "    ~ tasks[ref=route].expression:\n"
+        "    -   \"$.region == 'eu' ? 'EU' : ($.region == 'us' ? 'US' : ($.region == 'apac' ? "
+        "'APAC' : \\\n"
+        "    +   \"$.region == 'eu' ? 'EU' : ($.region == 'us' ? 'US' : ($.region == 'apac' ? "
+        "'ASIA' : \\\n"
+        "        'OTHER'))\"\n"
+        "    ~ tasks (order):\n"
+        '    -   - "task_0"\n'
+        '        - "task_1"\n'
+        '        - "task_2"\n'
+        "        ... (7 unchanged line(s))\n"
+        '        - "task_10"\n'
+        '        - "task_11"\n'
+        '    +   - "task_0"'
+    )

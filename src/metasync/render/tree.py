@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: (mark, text): mark is "+" added, "-" removed, "~" changed, " " unchanged (context)
@@ -62,11 +62,21 @@ def diff_lines(label: str, before: Any, after: Any, width: int) -> list[Line]:
     new = _labelled(label, after, "", width)
     if old[0] == new[0] and old[0].endswith((":", "|")):  # same head: a tree diff beneath it
         return [("~", old[0]), *_line_diff(old[1:], new[1:])]
-    return [("~", f"{label}:"), *_line_diff(_indented(old), _indented(new))]
+    return [("~", f"{label}:"), *_line_diff(_bare(before, width), _bare(after, width))]
 
 
-def _indented(lines: Iterable[str]) -> list[str]:
-    return [INDENT + line for line in lines]
+def _bare(value: Any, width: int) -> list[str]:
+    """``value`` without a label, indented once: the lines of a tree diff."""
+    room = max(width - len(INDENT), _MIN_WIDTH)
+    if isinstance(value, str):
+        return [INDENT + line for line in _item_string(value, room)]
+    if isinstance(value, Mapping) and value:
+        if is_task(value):
+            return [INDENT + task_heading(value), *_task_body(value, INDENT * 2, width)]
+        return _map_body(value, INDENT, width)
+    if isinstance(value, list) and value and not fits(INDENT + scalar(value), width):
+        return _list_body(value, INDENT, width)
+    return [INDENT + scalar(value)]
 
 
 def _line_diff(old: Sequence[str], new: Sequence[str]) -> list[Line]:
