@@ -385,3 +385,15 @@ def test_a_changed_value_too_long_for_one_line_is_a_line_diff_with_long_runs_eli
         '        - "task_11"\n'
         '    +   - "task_0"'
     )
+
+
+def test_a_huge_value_shows_its_first_lines_and_says_how_many_more() -> None:
+    plan = Plan("dev", "s", "3.15", (Change("TaskDef", "big", None, "create", (
+        FieldChange("description", None, "a" * 1_000_000),)),))  # fmt: skip
+    lines = text_of(plan).splitlines()
+    assert lines[3] == '    + description: "' + "a" * 79 + "\\"
+    assert lines[4] == "    +   " + "a" * 91 + "\\"
+    assert lines[3 + 200] == (
+        "    +   ... (10790 more line(s) of this value: `-o json` has it whole)"
+    )
+    assert len(lines) == 3 + 200 + 1 + 2

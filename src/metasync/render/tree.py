@@ -24,6 +24,10 @@ _MIN_WIDTH = 40
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_$][\w.$\-\[\]=/]*")
 #: where a long string may break: after a space, or after a URL's or a list's punctuation
 _WORD = re.compile(r"[^\s/?&,;]+[/?&,;]*\s*|[/?&,;]+\s*|\s+")
+#: the most lines one string value shows (a description can hold a million characters)
+MAX_LINES = 200
+#: the most lines (both sides) a tree diff matches line by line
+_MATCHED = 4_000
 #: unchanged lines of a changed value shown around each change; longer runs are elided
 CONTEXT = 2
 
@@ -80,6 +84,8 @@ def _bare(value: Any, width: int) -> list[str]:
 
 
 def _line_diff(old: Sequence[str], new: Sequence[str]) -> list[Line]:
+    if len(old) + len(new) > _MATCHED:  # matching lines would take long: both sides whole
+        return [*(("-", line) for line in old), *(("+", line) for line in new)]
     out: list[Line] = []
     matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
     groups = matcher.get_opcodes()
@@ -184,8 +190,17 @@ def _item_string(value: str, room: int) -> list[str]:
 
 def _block(value: str, room: int) -> list[str]:
     """The lines of a ``|`` block, each broken to ``room`` (a ``\\`` at each break)."""
-    return [chunk for line in value.rstrip("\n").split("\n")
-            for chunk in _broken(line, room, room, escape=False)]  # fmt: skip
+    lines = [chunk for line in value.rstrip("\n").split("\n")
+             for chunk in _broken(line, room, room, escape=False)]  # fmt: skip
+    return _capped(lines)
+
+
+def _capped(lines: list[str]) -> list[str]:
+    """At most ``MAX_LINES`` lines of one string, then how many more there are and where."""
+    if len(lines) <= MAX_LINES:
+        return lines
+    return [*lines[:MAX_LINES],
+            f"... ({len(lines) - MAX_LINES} more line(s) of this value: `-o json` has it whole)"]  # fmt: skip
 
 
 def _quoted(value: str, first: int, room: int) -> list[str]:
@@ -193,34 +208,41 @@ def _quoted(value: str, first: int, room: int) -> list[str]:
     chunks = _broken(value, first - 1, room, escape=True)
     chunks[0] = '"' + chunks[0]
     chunks[-1] += '"'
-    return chunks
+    return _capped(chunks)
 
 
 def _broken(text: str, first: int, rest: int, *, escape: bool) -> list[str]:
     """``text`` in pieces of at most ``first`` (then ``rest``) characters, broken after a space
-    where it can, each but the last ending in ``\\``; ``escape``: each piece JSON-escaped."""
-    rooms = [max(first - 1, 10), max(rest - 1, 10)]
+    where it can, each but the last ending in ``\\``; ``escape``: each piece JSON-escaped.
+    Linear in the length of ``text`` (a description can hold a million characters)."""
+    rooms = (max(first - 1, 10), max(rest - 1, 10))
 
     def encoded(piece: str) -> str:
         return json.dumps(piece, ensure_ascii=False)[1:-1] if escape else piece
 
-    pieces: list[str] = []
+    pieces: list[str] = []  # encoded
     current = ""
     for word in _WORD.findall(text) or [""]:
-        token = word
-        while len(encoded(current + token)) > (room := rooms[bool(pieces)]):
-            if current:
+        token = encoded(word)
+        if len(current) + len(token) <= rooms[bool(pieces)]:
+            current += token
+            continue
+        if current:
+            pieces.append(current)
+            current = ""
+        if len(token) <= rooms[1]:
+            current = token
+            continue
+        # a word longer than a line: cut between characters, an escape (\n, \") kept whole
+        units = list(token) if len(token) == len(word) else [encoded(c) for c in word]
+        room = rooms[bool(pieces)]
+        for unit in units:
+            if len(current) + len(unit) > room:
                 pieces.append(current)
-                current = ""
-                continue
-            cut = room  # one token longer than the room: cut it, whole escapes kept
-            while len(encoded(token[:cut])) > room:
-                cut -= 1
-            pieces.append(token[:cut])
-            token = token[cut:]
-        current += token
+                current, room = "", rooms[1]
+            current += unit
     pieces.append(current)
-    return [encoded(p) + "\\" for p in pieces[:-1]] + [encoded(pieces[-1])]
+    return [piece + "\\" for piece in pieces[:-1]] + [pieces[-1]]
 
 
 def wrap_names(head: str, names: Sequence[str], width: int, indent: str = INDENT) -> list[str]:
