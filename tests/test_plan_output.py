@@ -58,11 +58,14 @@ def test_text() -> None:
         "\n"
         "~ WorkflowDef order_fulfillment v1  (update, 4 field(s))\n"
         "    ~ tasks[ref=pick].optional: true -> false\n"
-        '    + tasks[ref=audit]: {"name": "audit", "taskReferenceName": "audit"}\n'
-        '    - tasks[ref=old]: {"name": "old", "taskReferenceName": "old"}\n'
+        "    + tasks[ref=audit] (SIMPLE):\n"
+        '    +   name: "audit"\n'
+        "    - tasks[ref=old] (SIMPLE):\n"
+        '    -   name: "old"\n'
         '    ~ tasks (order): ["a", "b"] -> ["b", "a"]\n'
         "\n"
-        "On the server but not in git (left alone): WorkflowDef made_in_the_ui v3\n"
+        "On the server but not in git, left alone (1):\n"
+        "  WorkflowDef (1): made_in_the_ui v3\n"
         "\n"
         "Plan: 1 to create, 2 to update, 0 to delete, 1 unchanged.\n"
     )
@@ -176,14 +179,20 @@ def test_markdown() -> None:
         "\n"
         "```diff\n"
         "! tasks[ref=pick].optional: true -> false\n"
-        '+ tasks[ref=audit]: {"name": "audit", "taskReferenceName": "audit"}\n'
-        '- tasks[ref=old]: {"name": "old", "taskReferenceName": "old"}\n'
+        "+ tasks[ref=audit] (SIMPLE):\n"
+        '+   name: "audit"\n'
+        "- tasks[ref=old] (SIMPLE):\n"
+        '-   name: "old"\n'
         '! tasks (order): ["a", "b"] -> ["b", "a"]\n'
         "```\n"
         "\n"
         "</details>\n"
         "\n"
-        "<sub>1 object(s) on the server are not in git and are left alone.</sub>\n"
+        "<details><summary>1 object(s) on the server are not in git and are left alone</summary>\n"
+        "\n"
+        "- WorkflowDef (1): `made_in_the_ui v3`\n"
+        "\n"
+        "</details>\n"
     )
 
 
@@ -201,8 +210,9 @@ def test_markdown_is_capped_and_says_where_the_rest_is() -> None:
     shown = text.count("<details>")
     assert 0 < shown < 500
     assert text.endswith(
-        f"\n**{500 - shown} more resource(s) not shown** (comment size limit). "
-        "The full plan is in the job log (`metasync plan`).\n"
+        f"\n**{500 - shown} more resource(s) not shown** (comment size limit): "
+        + ", ".join(f"`~ WorkflowDef wf_{i:03d} v1`" for i in range(shown, shown + 10))
+        + f" and {500 - shown - 10} more. The full plan is in the job log (`metasync plan`).\n"
     )
 
 

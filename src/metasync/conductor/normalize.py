@@ -42,14 +42,16 @@ class Unknown:
 
 
 def normalize(kind: str, spec: Mapping[str, Any], flavour: Flavour,
-              unknown: list[Unknown] | None = None, *, fill: bool = True) -> dict[str, Any]:  # fmt: skip
+              unknown: list[Unknown] | None = None, *, fill: bool = True,
+              keep_defaults: bool = False) -> dict[str, Any]:  # fmt: skip
     """The canonical form of ``spec``.
 
     ``fill=True`` (for comparing): every scalar default the server fills in is present, so an
     explicit default and an omitted one are the same, and a diff reads ``true -> false``.
-    ``fill=False`` (for showing what is created): only what differs from the defaults.
+    ``fill=False`` (for exporting): only what differs from the defaults; with ``keep_defaults``
+    (for showing what is created): what ``spec`` states, defaults it states included.
     """
-    ctx = _Context(flavour, unknown if unknown is not None else [], fill)
+    ctx = _Context(flavour, unknown if unknown is not None else [], fill, keep_defaults)
     return _model(KINDS[kind].model, spec, ctx, ())
 
 
@@ -58,6 +60,7 @@ class _Context:
     flavour: Flavour
     unknown: list[Unknown]
     fill: bool
+    keep_defaults: bool = False
 
     def knows(self, model: type[ConductorModel], key: str) -> bool:
         return self.flavour == "oss" or key not in model.OSS_ONLY
@@ -81,7 +84,7 @@ def _model(model: type[ConductorModel], data: Mapping[str, Any], ctx: _Context,
         if not ctx.knows(model, key):
             ctx.unknown.append(Unknown(path, key))
             continue
-        if not ctx.fill and key in defaults and value == defaults[key]:
+        if not ctx.fill and not ctx.keep_defaults and key in defaults and value == defaults[key]:
             continue
         if key in _FREE_FORM:
             if value not in ({}, []):  # the server emits {} for an absent map
@@ -96,7 +99,8 @@ def _model(model: type[ConductorModel], data: Mapping[str, Any], ctx: _Context,
         out["name"] = inline.get("name") or out.get("name")
         version = inline.get("version")
         out["version"] = 1 if version is None else version
-        if not ctx.fill and out["version"] == 1:
+        stated = ctx.keep_defaults and "version" in inline
+        if not ctx.fill and out["version"] == 1 and not stated:
             del out["version"]
     if ctx.fill:
         for key, default in defaults.items():

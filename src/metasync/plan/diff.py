@@ -80,6 +80,12 @@ def _index(tasks: Sequence[Any]) -> tuple[dict[str, _Task], dict[str, list[str]]
     return by_ref, {path: refs for path, refs in lists.items() if refs or path == "tasks"}
 
 
+def tasks_by_ref(workflow: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Every task of ``workflow`` at any depth, by reference (each with its nested tasks)."""
+    by_ref, _ = _index(workflow.get("tasks") or ())
+    return {ref: entry.task for ref, entry in by_ref.items()}
+
+
 def _workflow(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
     changes = _values(
         {k: v for k, v in before.items() if k != "tasks"},

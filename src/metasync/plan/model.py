@@ -40,6 +40,10 @@ class Change:
     #: the rendered manifest (what apply sends) and the live object (what it replaces)
     desired: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
     live: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    #: for people: ``fields`` as the manifest states them (a create: what the user wrote,
+    #: defaults included; an inserted task: its stated fields, not every default); empty: as
+    #: ``fields``. The plan JSON carries ``fields``, the canonical form apply compares.
+    shown: tuple[FieldChange, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str, int | None]:

@@ -15,7 +15,7 @@ from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
-from metasync.plan.diff import diff
+from metasync.plan.diff import diff, tasks_by_ref
 from metasync.plan.ignore import Rule, differing, keep_live, rules_for, without
 from metasync.plan.model import Change, FieldChange, IgnoredField, Plan, Unmanaged
 from metasync.plan.prune import protected as _protected
@@ -65,10 +65,12 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         wanted_fp = _fingerprint(wanted, secrets)
         if current is None and previous is not None:
             base = without(normalize(resource.kind, live.objects[previous], live.flavour), paths)
-            fields = _masked(diff(resource.kind, base, {**wanted, "version": previous[2]}), secrets)
+            found = diff(resource.kind, base, {**wanted, "version": previous[2]})
             changes.append(Change(
-                resource.kind, resource.name, resource.version, "create", fields,
+                resource.kind, resource.name, resource.version, "create", _masked(found, secrets),
                 _fingerprint(base, secrets), wanted_fp, desired=spec, previous_version=previous[2],
+                shown=_masked(_as_written(resource.kind, found, live.objects[previous], spec,
+                                          live.flavour), secrets),
                 reason=f"new version (policy new-version): v{previous[2]} stays",
             ))  # fmt: skip
             continue
@@ -78,6 +80,7 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                 _masked(diff(resource.kind, {}, normalize(resource.kind, spec, live.flavour, fill=False)), secrets),
                 desired_fingerprint=wanted_fp, reason="not on the server",
                 desired=spec,
+                shown=_masked(diff(resource.kind, {}, _written(resource.kind, spec, live.flavour)), secrets),
             ))  # fmt: skip
             continue
         have = _without(without(normalize(resource.kind, current, live.flavour), paths), live_state)
@@ -89,10 +92,12 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                 desired=spec, live=current,
             ))  # fmt: skip
             continue
-        fields = _masked(diff(resource.kind, have, wanted), secrets)
+        found = diff(resource.kind, have, wanted)
+        fields = _masked(found, secrets)
         changes.append(Change(
             resource.kind, resource.name, resource.version, "update", fields,
             have_fp, wanted_fp, reason=f"{len(fields)} field(s) differ",
+            shown=_masked(_as_written(resource.kind, found, current, spec, live.flavour), secrets),
             desired=spec, live=current, blocked=_protected(resource.name, policy, "overwritten"),
         ))  # fmt: skip
     leftover = sorted(
@@ -141,6 +146,33 @@ def _ignored(resource: Resource, ignore: Sequence[Rule], ours: Mapping[str, Any]
             found.setdefault(path, IgnoredField(resource.kind, resource.name, resource.version,
                                                 path, rule.reason))  # fmt: skip
     return list(found.values())
+
+
+def _written(kind: str, spec: Mapping[str, Any], flavour: Flavour) -> dict[str, Any]:
+    """``spec`` as its author wrote it, for showing: what the server would drop left out, the
+    values it states kept, those equal to the server's defaults included (``retryCount: 3``)."""
+    return normalize(kind, spec, flavour, fill=False, keep_defaults=True)
+
+
+def _as_written(kind: str, fields: Sequence[FieldChange], live: Mapping[str, Any],
+                spec: Mapping[str, Any], flavour: Flavour) -> list[FieldChange]:  # fmt: skip
+    """``fields`` with each inserted task as git states it and each removed task as the server
+    holds it without the defaults it fills in (the canonical forms carry every default)."""
+    if not KINDS[kind].keyed_tasks:
+        return list(fields)
+    old = tasks_by_ref(normalize(kind, live, flavour, fill=False))
+    new = tasks_by_ref(_written(kind, spec, flavour))
+    out = []
+    for field in fields:
+        ref = field.path.removeprefix("tasks[ref=").removesuffix("]")
+        whole = f"tasks[ref={ref}]" == field.path
+        if whole and field.before is None and ref in new:
+            out.append(FieldChange(field.path, None, new[ref]))
+        elif whole and field.after is None and ref in old:
+            out.append(FieldChange(field.path, old[ref], None))
+        else:
+            out.append(field)
+    return out
 
 
 def _without(spec: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:

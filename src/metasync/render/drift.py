@@ -13,7 +13,7 @@ from metasync.plan.drift import DRIFT_TYPES, MEANING, Drift, EnvironmentDrift
 from metasync.render.ignored import ignored_json, ignored_line
 from metasync.render.last_write import last_write_json, last_write_line
 from metasync.render.plan_markdown import DEFAULT_LIMIT  # GitHub's limit, with room
-from metasync.render.plan_text import field_lines
+from metasync.render.plan_text import field_lines, width_of
 from metasync.render.values import paths_summary
 
 FORMAT_VERSION = 1
@@ -88,7 +88,8 @@ def write_drift_text(stream: IO[str], reports: Sequence[EnvironmentDrift],
             if item.last_write is not None:
                 console.print(Text("      " + last_write_line(item.last_write), style="dim"))
             shown = item.fields if item.type != "missing-live" else ()  # the whole object
-            for mark, style, text in (line for f in shown for line in field_lines(f)):
+            width = width_of(console, stream) - 8  # "      ~ "
+            for mark, style, text in (line for f in shown for line in field_lines(f, width)):
                 console.print(Text.assemble("      ", (f"{mark} ", style), text))
     if any(r.drift for r in reports):
         console.print(Text("\nFields read server -> git.", style="dim"))
