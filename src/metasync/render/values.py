@@ -1,18 +1,10 @@
-"""How values read in plans: compact JSON, one line."""
+"""Summary lines of plans: counts per action, the first paths of a change."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Any
 
 from metasync.plan.model import FieldChange
-
-
-def compact(value: Any) -> str:
-    if value is None:
-        return "(absent)"
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=False)
 
 
 def summary_line(counts: dict[str, int]) -> str:
