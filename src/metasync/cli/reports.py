@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metasync import operations as op
-from metasync.cli import _env_webhooks, _notify, _project, _select, cli
+from metasync.cli import _env_webhooks, _notify, _project, _select, _warn, _warnings, cli
 from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR
 from metasync.errors import MetasyncError
 from metasync.notify import send as send_notifications
@@ -107,6 +107,7 @@ def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
     help="Several environments: values that differ only by environment become vars.",
 )
 @_select
+@_warnings
 @click.pass_context
 def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: bool,
            select: tuple[str, ...]) -> int:  # fmt: skip
@@ -119,7 +120,7 @@ def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: boo
         raise MetasyncError("--vars needs several environments: it names what differs between them",
                             hint="Add another --env, or drop --vars.")  # fmt: skip
     done = op.export.export(_project(ctx), envs, out, parse_selectors(select), as_vars=as_vars)
-    write_problems(sys.stderr, done.warnings)
+    _warn(done.warnings)
     manifests = [f for f in done.files if f.startswith("manifests/")]
     overlays = [f for f in done.files if "/overlays/" in f]
     click.echo(f"exported {', '.join(envs)} into {out}: {len(manifests)} manifest file(s)"

@@ -9,9 +9,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from metasync.errors import ConfigError, Location, Problem, ValidationFailed, did_you_mean
+from metasync.errors import (
+    RULES,
+    ConfigError,
+    Location,
+    Problem,
+    ValidationFailed,
+    did_you_mean,
+)
 from metasync.manifests.schema import problems_from
 from metasync.manifests.variables import Unresolved, substitute
 from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
@@ -73,6 +87,43 @@ class Backups(_Strict):
     dir: str = Field(".metasync/backups", min_length=1)
 
 
+class Ignore(_Strict):
+    """One ``warnings.ignore`` entry: a rule silenced (in these files), and why."""
+
+    rule: str
+    #: glob(s) of the project-relative files it applies to (``*`` also crosses folders)
+    files: list[str] = Field(default_factory=list)
+    reason: str | None = None
+
+    @field_validator("rule")
+    @classmethod
+    def _known(cls, rule: str) -> str:
+        if rule not in RULES:
+            raise ValueError(
+                f"{rule!r} is not a warning rule{did_you_mean(rule, RULES)}; each warning names "
+                "its rule in brackets, e.g. [undefined-taskdef]"
+            )
+        return rule
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _one_or_many(cls, files: Any) -> Any:
+        return [files] if isinstance(files, str) else files
+
+    @model_validator(mode="after")
+    def _reasoned(self) -> Ignore:
+        if not (self.reason or "").strip():
+            raise ValueError(
+                f"warnings.ignore of {self.rule} has no reason: say why the warning does not "
+                "apply (reason: ...), for whoever reads this next"
+            )
+        return self
+
+
+class WarningSettings(_Strict):
+    ignore: list[Ignore] = Field(default_factory=list)
+
+
 class EnvironmentConfig(_Strict):
     server: Server
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -82,6 +133,8 @@ class EnvironmentConfig(_Strict):
     backups: Backups = Field(default_factory=Backups)
     #: webhooks told about drift and apply results (often credentials: use ((env.NAME)))
     notify: list[str] = Field(default_factory=list)
+    #: warnings silenced for this environment
+    warnings: WarningSettings = Field(default_factory=WarningSettings)
 
     @field_validator("notify")
     @classmethod
@@ -94,6 +147,8 @@ class EnvironmentConfig(_Strict):
 
 class ProjectSettings(_Strict):
     name: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    #: warnings silenced for the whole project
+    warnings: WarningSettings = Field(default_factory=WarningSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from metasync.conductor.live import LiveState, read_live
 from metasync.errors import Location, Problem, ServerError, ValidationFailed
 from metasync.manifests.environment import load_environment
 from metasync.manifests.secrets import Secrets, used_secrets
+from metasync.manifests.suppression import split
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
@@ -55,7 +56,9 @@ def plan(
         problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
     if problems:
         raise ValidationFailed(problems)
-    return Planned(hold_back(plan, unchecked), desired, live, secrets)
+    kept, silenced = split(plan.warnings, desired.suppressions)
+    plan = replace(plan, warnings=tuple(kept))
+    return Planned(hold_back(plan, unchecked), desired, live, secrets, tuple(silenced))
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,17 @@ class Planned:
     desired: Desired
     live: LiveState
     secrets: Secrets  # values in memory only, for the writes; never rendered
+    #: the plan's own warnings that warnings.ignore silenced
+    silenced: tuple[Problem, ...] = ()
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """The manifests' warnings and the server's (fields it does not know), once each."""
+        return list(dict.fromkeys((*self.desired.warnings, *self.plan.warnings)))
+
+    @property
+    def suppressed(self) -> int:
+        return len(self.desired.suppressed) + len(self.silenced)
 
 
 def _kinds_it_has(resources: Sequence[Resource], live: LiveState, server: str) -> None:
