@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -100,8 +101,8 @@ class Ignore(_Strict):
     def _known(cls, rule: str) -> str:
         if rule not in RULES:
             raise ValueError(
-                f"{rule!r} is not a warning rule{did_you_mean(rule, RULES)}; each warning names "
-                "its rule in brackets, e.g. [undefined-taskdef]"
+                f"{rule!r} is not a warning rule (each warning names its rule in brackets, e.g. "
+                f"[undefined-taskdef]){did_you_mean(rule, RULES)}"
             )
         return rule
 
@@ -122,6 +123,17 @@ class Ignore(_Strict):
 
 class WarningSettings(_Strict):
     ignore: list[Ignore] = Field(default_factory=list)
+    #: where each entry of ``ignore`` is written (set when the file is read)
+    _places: tuple[Location, ...] = PrivateAttr(default=())
+
+    def place(self, index: int) -> Location | None:
+        return self._places[index] if index < len(self._places) else None
+
+    def placed(self, locator: DocumentLocator) -> None:
+        self._places = tuple(
+            locator.locate(("warnings", "ignore", i), f"warnings.ignore[{i}]")
+            for i in range(len(self.ignore))
+        )
 
 
 class EnvironmentConfig(_Strict):
@@ -214,6 +226,7 @@ def load_environment(root: Path, name: str, *, connect: bool = True) -> Environm
         config = EnvironmentConfig.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, EnvironmentConfig, data, locator)) from None
+    config.warnings.placed(locator)
     return Environment(name, display, config)
 
 
@@ -242,6 +255,8 @@ def load_settings(root: Path) -> ProjectSettings:
         return ProjectSettings()
     data, locator = _single_mapping(path, PROJECT_FILE)
     try:
-        return ProjectSettings.model_validate(data)
+        settings = ProjectSettings.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, ProjectSettings, data, locator)) from None
+    settings.warnings.placed(locator)
+    return settings

@@ -31,7 +31,10 @@ class Suppression:
 def suppressions(settings: WarningSettings, file: str) -> tuple[Suppression, ...]:
     return tuple(
         Suppression(
-            i.rule, tuple(i.files), i.reason or "", Location(file, None, f"warnings.ignore[{n}]")
+            i.rule,
+            tuple(i.files),
+            i.reason or "",
+            settings.place(n) or Location(file, None, f"warnings.ignore[{n}]"),
         )
         for n, i in enumerate(settings.ignore)
     )

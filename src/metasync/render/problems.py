@@ -136,17 +136,15 @@ def write_warnings(stream: IO[str], warnings: Iterable[Problem], mode: WarningsM
         hint = shown[rule][0].hint
         if hint:
             out.hint(hint)
-    if collapsed or silenced:
-        said = [f"{total} warning(s)"]
-        if hidden:
-            said.append(f"{hidden} not shown (--warnings all shows every one)")
-        if silenced:
-            said.append(silenced)
-        example = collapsed[0] if collapsed else "RULE"
+    if collapsed:
         out.lines.append(
-            "; ".join(said) + f". To silence a rule, add `{{rule: {example}, reason: ...}}` under "
-            "warnings.ignore in metasync.yaml or the environment.yaml."
+            f"{total} warning(s), {hidden} not shown: `--warnings all` shows every one"
+            + (f" ({silenced})" if silenced else "")
+            + f". To silence a rule, add `{{rule: {collapsed[0]}, reason: ...}}` under "
+            "warnings.ignore in metasync.yaml or the environment's environment.yaml."
         )
+    elif silenced:
+        out.lines.append(f"{total} warning(s); {silenced}")
     out.write()
 
 
