@@ -26,14 +26,14 @@ PLACES = 3
 
 
 def write_problems(stream: IO[str], problems: Iterable[Problem]) -> None:
+    """Each problem in full: errors, and the warnings of a run (a lock taken over, a webhook
+    that failed), which say what happened and are never silenced."""
     console = Console(file=stream, highlight=False, soft_wrap=True)
     for problem in problems:
         text = Text.assemble((f"{problem.severity}:", _STYLE[problem.severity]), " ")
         if problem.location is not None:
             text.append(f"{problem.location}: ", style="bold")
         text.append(problem.message)
-        if problem.rule and problem.severity == "warning":
-            text.append(f" [{problem.rule}]", style="dim")
         if problem.hint:
             text.append(f"\n  {problem.hint}", style="dim")
         console.print(text)
