@@ -59,8 +59,9 @@ class Location:
     """Where a problem is: ``manifests/workflows/order.yaml:14 tasks[ref=charge].type``.
 
     The line may be found lazily (``find``): looking it up composes the file's YAML again, which
-    only the places that are shown should pay for. ``anchor`` then stands for the line when
-    comparing (what ``find`` looks up, e.g. the document and key path).
+    only the places that are shown should pay for. Two locations not located yet compare by
+    ``anchor`` instead (what ``find`` looks up: the document and key path), so that finding the
+    duplicates among thousands of warnings locates none of them.
     """
 
     __slots__ = ("_anchor", "_find", "_line", "file", "path")
@@ -86,15 +87,17 @@ class Location:
             self._line, self._find = self._find(), None
         return self._line
 
-    def _key(self) -> tuple[str, str, Hashable]:
-        anchor = ("@", self._anchor) if self._anchor is not None else self.line
-        return self.file, self.path, anchor
-
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Location) and self._key() == other._key()
+        if not isinstance(other, Location):
+            return NotImplemented
+        if (self.file, self.path) != (other.file, other.path):
+            return False
+        if self._find is not None and other._find is not None:  # neither located yet
+            return bool(self._anchor == other._anchor)
+        return self.line == other.line
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash((self.file, self.path))  # the line may not be known yet
 
     def __repr__(self) -> str:
         return f"Location({self.file!r}, {self.line!r}, {self.path!r})"
