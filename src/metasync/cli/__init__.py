@@ -245,7 +245,7 @@ def rollback(ctx: click.Context, *, backup: str | None, env: str, to: int | None
     with op.lock.locked(project, env, "rollback") as lease:
         planned, restoring = op.rollback.rollback_plan(project, env, backup, to)
         click.echo(f"Rolling {env} back to {restoring.label}.")
-        _warn(planned.desired.warnings)  # damaged newer backups skipped
+        write_problems(sys.stderr, planned.desired.warnings)  # damaged newer backups skipped
         write_plan_text(sys.stdout, planned.plan)
         if not planned.plan.has_changes:
             click.echo(f"Nothing to restore: {env} is as it was at {restoring.label}.")
