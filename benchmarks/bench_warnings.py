@@ -7,10 +7,10 @@ definition is not defined in the project (16 per workflow: 32,000 warnings for N
     .venv/bin/python benchmarks/bench_warnings.py            # N = 2,000
     .venv/bin/python benchmarks/bench_warnings.py 500
 
-Both plans are no-ops (the server holds the same objects). Each figure is the best of five runs
-(the two projects' runs interleaved):
-wall time, and the process's CPU time (user + system: steadier on a busy machine). Printed: both
-times, their ratios, and how many lines of warnings each plan writes by default.
+Both plans are no-ops (the server holds the same objects). Each figure is the best of five runs,
+the two projects' runs interleaved: wall time, and the process's CPU time (user + system: steadier
+on a busy machine). Printed: both times, their ratios, and how many lines of warnings the plan
+with warnings writes by default (on stderr).
 """
 
 from __future__ import annotations
