@@ -97,7 +97,7 @@ def test_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
     assert_warns_with(
         tmp_path,
         "warning: manifests/wf.yaml:9 tasks[ref=a].retryCont: unknown field 'retryCont': the "
-        "server ignores it, and so does the plan; did you mean 'retryCount'?\n"
+        "server ignores it, and so does the plan; did you mean 'retryCount'? [unknown-field]\n"
         "  Fix the name or remove the field (field names are Conductor's, case-sensitive).\n",
     )
 
@@ -130,7 +130,7 @@ def test_unknown_field_deep_inside_a_switch_case_is_placed_by_reference(tmp_path
         tmp_path,
         "warning: manifests/wf.yaml:16 tasks[ref=charge].subWorkflowParams: unknown field "
         "'subWorkflowParams': the server ignores it, and so does the plan; did you mean "
-        "'subWorkflowParam'?\n"
+        "'subWorkflowParam'? [unknown-field]\n"
         "  Fix the name or remove the field (field names are Conductor's, case-sensitive).\n",
     )
 

@@ -122,6 +122,6 @@ def test_warnings_do_not_fail_validate(tmp_path: Path) -> None:
     assert result.stderr == (
         "warning: manifests/wf.yaml:6 tasks[ref=w].name: no TaskDef 'undefined_worker' in this "
         "project: Conductor will run the task with default settings (3 retries, 60 s apart, "
-        "1 h response timeout)\n  Define the task under manifests/, or check the name.\n"
+        "1 h response timeout) [undefined-taskdef]\n  Define the task under manifests/, or check the name.\n"
     )
     assert result.stdout == "valid: 1 resources for dev (1 warning(s))\n"

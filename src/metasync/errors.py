@@ -8,20 +8,100 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning"]
 
+#: every warning's rule: a stable id (what ``warnings.ignore`` names) and what it is about
+RULES: dict[str, str] = {
+    # offline checks of the manifests
+    "undefined-taskdef": "a SIMPLE task names a TaskDef the project does not define",
+    "undefined-sub-workflow": "a SUB_WORKFLOW task names a workflow the project does not define",
+    "undefined-sub-workflow-version": "a SUB_WORKFLOW task names a version not in the project",
+    "undefined-failure-workflow": "failureWorkflow names a workflow the project does not define",
+    "undefined-handler-workflow": "an event handler starts a workflow the project does not define",
+    "undefined-schedule-workflow": "a schedule starts a workflow the project does not define",
+    "unknown-field": "a field the model does not know: the server ignores it",
+    "unknown-join-ref": "a JOIN waits for a task the workflow does not have",
+    "expression-reference": "an expression the server does not check here names no task",
+    "unchecked-in-loop": "what the server would refuse, inside a DO_WHILE it does not check",
+    "task-type-case": "a task type in the wrong case runs as a worker task",
+    "oss-task-type": "a conductor-oss task type runs as a worker task on Conductor 3.15",
+    "flavour-rule": "what one server flavour refuses, while the environment's flavour is not known",
+    "missing-owner-email": "ownerEmail is not set (Conductor 3.15 asks for one)",
+    "server-managed-field": "a field the server or metasync writes: the value is ignored",
+    "handler-inactive": "an event handler without active: it registers inactive",
+    "schedule-no-cron": "a schedule without a cronExpression never runs",
+    "cron-fields": "a cronExpression without Spring's six fields never runs",
+    "schedule-name-slash": "a schedule name with '/' cannot be read or deleted",
+    "test-mock-unknown-task": "a WorkflowTest mocks a task this environment's workflow lacks",
+    "unused-ignore": "a warnings.ignore entry that matches no warning",
+    "idle-field-ignore": "an ignore: entry that names no object in git or on the server",
+    # what a server says while planning
+    "field-unknown-to-server": "a field this server does not know: left out of the plan",
+    # export
+    "export-credential": "an exported value that looks like a credential",
+    "export-placeholder": "an exported value that reads like a metasync placeholder",
+    "export-not-everywhere": "a resource on some of the exported environments only",
+    # runs: what happened on the way
+    "damaged-backup": "a backup file that cannot be read was skipped",
+    "lock-taken-over": "an apply lock another run left behind was taken over",
+    "lock-not-released": "the apply lock could not be released",
+    "history-not-recorded": "a revision's result could not be recorded",
+    "ledger-not-updated": "the ledger of what the project wrote could not be updated",
+    "answer-lost": "a write's answer was lost, but the read-back shows it landed",
+    "notification-failed": "a webhook notification was not delivered",
+}
 
-@dataclass(frozen=True, slots=True)
+
 class Location:
-    """Where a problem is: ``manifests/workflows/order.yaml:14 tasks[ref=charge].type``."""
+    """Where a problem is: ``manifests/workflows/order.yaml:14 tasks[ref=charge].type``.
 
-    file: str
-    line: int | None = None
-    path: str = ""
+    The line may be found lazily (``find``): looking it up composes the file's YAML again, which
+    only the places that are shown should pay for. Two locations not located yet compare by
+    ``anchor`` instead (what ``find`` looks up: the document and key path), so that finding the
+    duplicates among thousands of warnings locates none of them.
+    """
+
+    __slots__ = ("_anchor", "_find", "_line", "file", "path")
+
+    def __init__(
+        self,
+        file: str,
+        line: int | None = None,
+        path: str = "",
+        *,
+        find: Callable[[], int | None] | None = None,
+        anchor: Hashable = None,
+    ) -> None:
+        self.file = file
+        self.path = path
+        self._line = line
+        self._find = find
+        self._anchor = anchor if find is not None else None
+
+    @property
+    def line(self) -> int | None:
+        if self._find is not None:
+            self._line, self._find = self._find(), None
+        return self._line
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Location):
+            return NotImplemented
+        if (self.file, self.path) != (other.file, other.path):
+            return False
+        if self._find is not None and other._find is not None:  # neither located yet
+            return bool(self._anchor == other._anchor)
+        return self.line == other.line
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.path))  # the line may not be known yet
+
+    def __repr__(self) -> str:
+        return f"Location({self.file!r}, {self.line!r}, {self.path!r})"
 
     def __str__(self) -> str:
         place = self.file if self.line is None else f"{self.file}:{self.line}"
@@ -30,16 +110,22 @@ class Location:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One finding: what is wrong, where, and what to do next."""
+    """One finding: what is wrong, where, and what to do next. A warning names its ``rule`` (one
+    of ``RULES``): what ``warnings.ignore`` silences."""
 
     message: str
     location: Location | None = None
     hint: str | None = None
     severity: Severity = "error"
+    rule: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule is not None and self.rule not in RULES:
+            raise ValueError(f"unknown warning rule {self.rule!r}: add it to errors.RULES")
 
     def format(self) -> str:
         head = f"{self.location}: {self.message}" if self.location else self.message
-        text = f"{self.severity}: {head}"
+        text = f"{self.severity}: {head}" + (f" [{self.rule}]" if self.rule else "")
         return f"{text}\n  {self.hint}" if self.hint else text
 
 

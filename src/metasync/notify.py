@@ -42,6 +42,7 @@ def send(urls: Sequence[str], payload: Mapping[str, Any], *, timeout: float = TI
                     f"the notification to {redact(url)} was not delivered: {why}",
                     hint="The job's result stands; check the webhook URL and that it is reachable.",
                     severity="warning",
+                    rule="notification-failed",
                 ))  # fmt: skip
     return failures
 

@@ -34,6 +34,7 @@ from metasync.manifests.environment import (
 from metasync.manifests.gitref import manifests_at, open_repo, remote_identity, resolve_commit
 from metasync.manifests.loader import MANIFESTS_DIR, ManifestSource, load_manifests
 from metasync.manifests.overlays import apply_overlays
+from metasync.manifests.suppression import Suppression, split, suppressions
 from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
 from metasync.model.checks import check_resources
 from metasync.model.flavour import flavour_of
@@ -53,6 +54,9 @@ class Desired:
     problems: list[Problem] = field(default_factory=list)
     #: the WorkflowTest documents, as this environment sees them (`metasync test`)
     tests: list[Resource] = field(default_factory=list)
+    #: the warnings warnings.ignore silenced (counted, not shown), and its entries
+    suppressed: list[Problem] = field(default_factory=list)
+    suppressions: tuple[Suppression, ...] = ()
 
     @property
     def errors(self) -> list[Problem]:
@@ -166,6 +170,7 @@ class Project:
         lookup: Lookup
         source = None
         unpinned: list[Problem] = []
+        silence = suppressions(self.settings.warnings, PROJECT_FILE)
         if env is None:
             lookup = unresolved_lookup
         else:
@@ -173,6 +178,7 @@ class Project:
             environment = load_environment(self.root, env, connect=False)
             config = environment.config
             lookup = manifest_lookup(env, config.vars, config.secrets, environment.file)
+            silence += suppressions(config.warnings, environment.file)
             if (pin or config.promotion.ref) and not worktree:
                 source = self.manifests_at(pin or config.promotion.ref or "", environment.file)
             elif config.promotion.from_ and not worktree:
@@ -183,7 +189,8 @@ class Project:
             overlaid = apply_overlays(self.root, env, resources, lookup)
             resources, problems = overlaid.resources, problems + overlaid.problems
         problems += check_resources(resources, flavour) + check_tests(loaded.tests, resources)
-        return Desired(env, resources, problems, loaded.tests)
+        problems, silenced = split(problems, silence)
+        return Desired(env, resources, problems, loaded.tests, silenced, silence)
 
     def manifests_at(self, ref: str, where: str = "") -> ManifestSource:
         """manifests/ as committed at ``ref`` (an environment's promotion pin)."""

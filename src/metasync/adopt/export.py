@@ -54,6 +54,7 @@ def passwords_as_variables(text: str, env: str, file: str) -> tuple[str, list[Pr
                 f"Set {names[password]} to that password where the exported project runs "
                 "(or give the server credentials with server.auth).",
                 "warning",
+                "export-credential",
             ))  # fmt: skip
         return f"{match.group(1)}:((env.{names[password]}))@"
 
@@ -157,13 +158,13 @@ def _placeholder_warnings(key: Key, spec: Any, path: str, at: str = "") -> list[
                 f"{title}: the value at {at} looks like a credential, and is written in clear",
                 Location(path, None, at),
                 "Declare it in the environment's secrets: (a variable name), put "
-                "((secrets.NAME)) in its place, and export again.", "warning",
+                "((secrets.NAME)) in its place, and export again.", "warning", "export-credential",
             )]  # fmt: skip
         if PLACEHOLDER.search(spec):
             return [Problem(
                 f"{title}: {spec!r} reads like a metasync placeholder; loading the manifest would "
                 "substitute it", Location(path, None, at),
-                "Check that value by hand in the exported manifest.", "warning",
+                "Check that value by hand in the exported manifest.", "warning", "export-placeholder",
             )]  # fmt: skip
         return []
     if isinstance(spec, Mapping):

@@ -62,6 +62,7 @@ def factor(lives: Mapping[str, LiveState], selectors: Sequence[Selector] = (), *
             "exported (an overlay cannot add a resource)",
             hint="Export those environments on their own, or create it everywhere first.",
             severity="warning",
+            rule="export-not-everywhere",
         )
         for key in sorted(set().union(*(set(s) for s in specs.values())) - everywhere, key=_order)
     ]

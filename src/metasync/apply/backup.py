@@ -145,6 +145,7 @@ def newest(directory: Path, environment: str) -> tuple[Backup, list[Problem]]:
             skipped.append(Problem(
                 f"skipped a damaged backup: {exc.problem.message}", exc.problem.location,
                 "Remove it, or pass an older backup by name.", severity="warning",
+                rule="damaged-backup",
             ))  # fmt: skip
     raise ConfigError(
         f"there is no revision of {environment} to roll back to: its server keeps no history "

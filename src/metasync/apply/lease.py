@@ -143,6 +143,7 @@ def _replaced(env: str, old: Holder, ours: bool) -> Problem:
     return Problem(
         f"took over the {env} lock left by {old.describe()}: that run {why}",
         severity="warning",
+        rule="lock-taken-over",
     )
 
 
@@ -153,4 +154,5 @@ def _unreleased(env: str, name: str, mine: Holder, exc: ServerError) -> Problem:
         f"({mine.expires:%Y-%m-%d %H:%M:%S} UTC), or run `metasync unlock --env {env}` once the "
         "server answers.",
         severity="warning",
+        rule="lock-not-released",
     )

@@ -13,9 +13,16 @@ from metasync import __version__
 from metasync import operations as op
 from metasync.apply.lease import Lease
 from metasync.apply.steps import Step
-from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR, BoundaryGroup
+from metasync.cli.boundary import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    OUTPUT,
+    BoundaryGroup,
+)
 from metasync.cli.complete import environments as complete_env
 from metasync.errors import MetasyncError, Problem
+from metasync.manifests.suppression import unused
 from metasync.notify import send as send_notifications
 from metasync.operations.apply import Applied
 from metasync.plan.select import parse_selectors
@@ -25,8 +32,25 @@ from metasync.render.notification import apply_message
 from metasync.render.plan_json import write_plan_json
 from metasync.render.plan_markdown import DEFAULT_LIMIT, render_plan_markdown
 from metasync.render.plan_text import write_plan_text
-from metasync.render.problems import write_problems
+from metasync.render.problems import WARNINGS_MODES, WarningsMode, write_problems, write_warnings
 from metasync.render.resources import write_json, write_yaml
+
+
+def _set_warnings(ctx: click.Context, param: click.Parameter, value: WarningsMode | None) -> None:
+    if value is not None:
+        OUTPUT.warnings = value
+
+
+_warnings = click.option(
+    "--warnings", type=click.Choice(WARNINGS_MODES), default=None, expose_value=False,
+    callback=_set_warnings,
+    help="How warnings are shown: summary (the default: by rule, each with its count and first "
+    "places), all (every one, by file and line) or none (a count). Before or after the command.",
+)  # fmt: skip
+
+
+def _warn(warnings: Sequence[Problem], suppressed: int = 0) -> None:
+    write_warnings(sys.stderr, warnings, OUTPUT.warnings, suppressed)
 
 
 @click.group(cls=BoundaryGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,6 +64,7 @@ from metasync.render.resources import write_json, write_yaml
     "repository.",
 )
 @click.version_option(__version__, prog_name="metasync")
+@_warnings
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path | None) -> None:
     """Conductor task definitions, workflows and event handlers from git."""
@@ -60,21 +85,26 @@ def _project(ctx: click.Context) -> Project:
     shell_complete=complete_env,
     help="Check as this environment sees the project (repeatable; default: every one).",
 )
+@_warnings
 @click.pass_context
 def validate(ctx: click.Context, envs: tuple[str, ...]) -> int:
     """Check manifests offline: schema, references, variables."""
     project = _project(ctx)
     results = project.validate(envs)
+    silenced = list(dict.fromkeys(p for r in results for p in r.suppressed))
+    stale = unused((s for r in results for s in r.suppressions), silenced)
     problems: list[Problem] = list(dict.fromkeys(p for r in results for p in r.problems))
-    write_problems(sys.stderr, problems)
-    errors = sum(p.severity == "error" for p in problems)
-    warnings = len(problems) - errors
+    warnings = [p for p in problems if p.severity == "warning"] + stale
+    errors = [p for p in problems if p.severity == "error"]
+    _warn(warnings, len(silenced))
+    write_problems(sys.stderr, errors)
     scope = ", ".join(r.environment for r in results if r.environment) or "no environment"
     count = max((len(r.resources) for r in results), default=0)
+    said = f"{len(warnings)} warning(s)" + (f", {len(silenced)} suppressed" if silenced else "")
     if errors:
-        click.echo(f"invalid: {errors} error(s), {warnings} warning(s) ({scope})", err=True)
+        click.echo(f"invalid: {len(errors)} error(s), {said} ({scope})", err=True)
         return EXIT_USER_ERROR
-    click.echo(f"valid: {count} resources for {scope} ({warnings} warning(s))")
+    click.echo(f"valid: {count} resources for {scope} ({said})")
     return EXIT_OK
 
 
@@ -83,11 +113,12 @@ def validate(ctx: click.Context, envs: tuple[str, ...]) -> int:
 @click.option(
     "-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
+@_warnings
 @click.pass_context
 def render(ctx: click.Context, env: str, fmt: str) -> int:
     """Print an environment's desired state (variables resolved, secrets masked)."""
     desired = _project(ctx).render(env)
-    write_problems(sys.stderr, desired.warnings)
+    _warn(desired.warnings, len(desired.suppressed))
     writer = write_json if fmt == "json" else write_yaml
     writer(sys.stdout, env, desired.resources)
     return EXIT_OK
@@ -116,6 +147,7 @@ _select = click.option(
               show_default=True, metavar="CHARS",
               help="-o markdown: at most this many characters (a pull-request comment).")  # fmt: skip
 @_select
+@_warnings
 @click.pass_context
 def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out: Path | None, limit: int,
          select: tuple[str, ...]) -> int:  # fmt: skip
@@ -125,11 +157,13 @@ def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out
     planned = op.plan.plan(project, env, selectors)
     if out is not None:
         op.saved_plan.save_plan(project, planned, out)
-    write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
+    _warn(planned.warnings, planned.suppressed)
     if fmt == "markdown":
         sys.stdout.write(render_plan_markdown(planned.plan, limit))
+    elif fmt == "json":
+        write_plan_json(sys.stdout, planned.plan, planned.warnings, planned.suppressed)
     else:
-        (write_plan_json if fmt == "json" else write_plan_text)(sys.stdout, planned.plan)
+        write_plan_text(sys.stdout, planned.plan)
     return EXIT_CHANGES if detailed_exitcode and planned.plan.has_changes else EXIT_OK
 
 
@@ -146,6 +180,7 @@ def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out
               "since the review (by default a stale plan applies nothing).")  # fmt: skip
 @_select
 @_notify
+@_warnings
 @click.pass_context
 def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_approve: bool,
           force: bool, partial: bool, select: tuple[str, ...], notify: tuple[str, ...]) -> int:  # fmt: skip
@@ -172,7 +207,7 @@ def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_appro
     applied = None
     with op.lock.locked(project, env, "apply") as lease:
         planned = op.plan.plan(project, env, parse_selectors(select))
-        write_problems(sys.stderr, (*planned.desired.warnings, *planned.plan.warnings))
+        _warn(planned.warnings, planned.suppressed)
         write_plan_text(sys.stdout, planned.plan)
         if not planned.plan.has_changes:
             click.echo("Nothing to apply: the server matches git.")
@@ -198,6 +233,7 @@ def apply(ctx: click.Context, *, saved: Path | None, env: str | None, auto_appro
 @click.option("--force", is_flag=True,
               help="Also delete objects the apply created that are in use or running.")  # fmt: skip
 @_notify
+@_warnings
 @click.pass_context
 def rollback(ctx: click.Context, *, backup: str | None, env: str, to: int | None,
              auto_approve: bool, force: bool, notify: tuple[str, ...]) -> int:  # fmt: skip

@@ -18,15 +18,31 @@ from typing import Any
 import click
 
 from metasync import __version__
-from metasync.errors import MetasyncError
+from metasync.errors import MetasyncError, Problem
 from metasync.manifests.secrets import scrub
-from metasync.render.problems import write_problems
+from metasync.render.problems import WarningsMode, write_problems, write_warnings
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
+
+
+class Output:
+    """How this run shows warnings (``--warnings``, global or per command); the boundary needs it
+    too, for the warnings that come with errors."""
+
+    warnings: WarningsMode = "summary"
+
+
+OUTPUT = Output()
+
+
+def write_found(problems: Sequence[Problem]) -> None:
+    """Errors in full, after the warnings as ``--warnings`` says."""
+    write_warnings(sys.stderr, [p for p in problems if p.severity == "warning"], OUTPUT.warnings)
+    write_problems(sys.stderr, [p for p in problems if p.severity != "warning"])
 
 
 def crash_dir() -> Path:
@@ -73,12 +89,13 @@ class BoundaryGroup(click.Group):
     def run(
         self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any
     ) -> int:
+        OUTPUT.warnings = "summary"
         try:
             result = super().main(
                 argv, prog_name or "metasync", complete_var, standalone_mode=False, **extra
             )
         except MetasyncError as exc:
-            write_problems(sys.stderr, exc.problems)
+            write_found(exc.problems)
             return EXIT_USER_ERROR
         except click.exceptions.Exit as exc:  # --help, --version
             return int(exc.exit_code)

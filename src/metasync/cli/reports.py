@@ -11,7 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from metasync import operations as op
-from metasync.cli import _env_webhooks, _interactive, _notify, _project, _select, cli
+from metasync.cli import (
+    _env_webhooks,
+    _interactive,
+    _notify,
+    _project,
+    _select,
+    _warn,
+    _warnings,
+    cli,
+)
 from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR
 from metasync.cli.complete import environments as complete_env
 from metasync.cli.init import ask_server
@@ -113,6 +122,7 @@ def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
               help="Export this server, without a project: DIR becomes one, with ENV's server "
               "at URL (repeatable: the Nth --server is the Nth --env's).")  # fmt: skip
 @_select
+@_warnings
 @click.pass_context
 def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: bool,
            servers: tuple[str, ...], select: tuple[str, ...]) -> int:  # fmt: skip
@@ -140,7 +150,7 @@ def export(ctx: click.Context, *, envs: tuple[str, ...], out: Path, as_vars: boo
             done = op.export.export(found, envs, out, selectors, as_vars=as_vars)
         else:
             done = op.export.export_servers(found, out, selectors, as_vars=as_vars)
-    write_problems(sys.stderr, done.warnings)
+    _warn(done.warnings)
     manifests = [f for f in done.files if f.startswith("manifests/")]
     overlays = [f for f in done.files if "/overlays/" in f]
     click.echo(f"exported {', '.join(envs)} into {out}: {len(manifests)} manifest file(s)"

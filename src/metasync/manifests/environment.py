@@ -15,11 +15,20 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
-from metasync.errors import ConfigError, Location, Problem, ValidationFailed, did_you_mean
+from metasync.errors import (
+    RULES,
+    ConfigError,
+    Location,
+    Problem,
+    ValidationFailed,
+    did_you_mean,
+)
 from metasync.manifests.schema import problems_from
 from metasync.manifests.variables import Unresolved, substitute
 from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
@@ -127,6 +136,54 @@ def _path_alone(rule: Any) -> Any:
 _IgnoreEntry = Annotated[Ignore, BeforeValidator(_path_alone, json_schema_input_type=Ignore | str)]
 
 
+class WarningIgnore(_Strict):
+    """One ``warnings.ignore`` entry: a rule silenced (in these files), and why."""
+
+    rule: str
+    #: glob(s) of the project-relative files it applies to (``*`` also crosses folders)
+    files: list[str] = Field(default_factory=list)
+    reason: str | None = None
+
+    @field_validator("rule")
+    @classmethod
+    def _known(cls, rule: str) -> str:
+        if rule not in RULES:
+            raise ValueError(
+                f"{rule!r} is not a warning rule (each warning names its rule in brackets, e.g. "
+                f"[undefined-taskdef]){did_you_mean(rule, RULES)}"
+            )
+        return rule
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _one_or_many(cls, files: Any) -> Any:
+        return [files] if isinstance(files, str) else files
+
+    @model_validator(mode="after")
+    def _reasoned(self) -> WarningIgnore:
+        if not (self.reason or "").strip():
+            raise ValueError(
+                f"warnings.ignore of {self.rule} has no reason: say why the warning does not "
+                "apply (reason: ...), for whoever reads this next"
+            )
+        return self
+
+
+class WarningSettings(_Strict):
+    ignore: list[WarningIgnore] = Field(default_factory=list)
+    #: where each entry of ``ignore`` is written (set when the file is read)
+    _places: tuple[Location, ...] = PrivateAttr(default=())
+
+    def place(self, index: int) -> Location | None:
+        return self._places[index] if index < len(self._places) else None
+
+    def placed(self, locator: DocumentLocator) -> None:
+        self._places = tuple(
+            locator.locate(("warnings", "ignore", i), f"warnings.ignore[{i}]")
+            for i in range(len(self.ignore))
+        )
+
+
 class EnvironmentConfig(_Strict):
     server: Server
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -138,6 +195,8 @@ class EnvironmentConfig(_Strict):
     notify: list[str] = Field(default_factory=list)
     #: fields other systems manage: a field path alone (every object) or {kind, name, path, reason}
     ignore: list[_IgnoreEntry] = Field(default_factory=list)
+    #: warnings silenced for this environment
+    warnings: WarningSettings = Field(default_factory=WarningSettings)
 
     @field_validator("notify")
     @classmethod
@@ -152,6 +211,8 @@ class ProjectSettings(_Strict):
     name: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     #: fields other systems manage, in every environment (each environment.yaml may add its own)
     ignore: list[_IgnoreEntry] = Field(default_factory=list)
+    #: warnings silenced for the whole project
+    warnings: WarningSettings = Field(default_factory=WarningSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +282,7 @@ def load_environment(root: Path, name: str, *, connect: bool = True) -> Environm
         config = EnvironmentConfig.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, EnvironmentConfig, data, locator)) from None
+    config.warnings.placed(locator)
     settings, project_locator = _settings(root)
     ignore_at = tuple(
         where.locate(("ignore", i), f"ignore[{i}]")
@@ -260,6 +322,8 @@ def _settings(root: Path) -> tuple[ProjectSettings, DocumentLocator | None]:
         return ProjectSettings(), None
     data, locator = _single_mapping(path, PROJECT_FILE)
     try:
-        return ProjectSettings.model_validate(data), locator
+        settings = ProjectSettings.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(problems_from(exc, ProjectSettings, data, locator)) from None
+    settings.warnings.placed(locator)
+    return settings, locator

@@ -161,5 +161,6 @@ def problems_from(
             message = f"{key} {error['msg'].removeprefix('Input should be ')}, got {_short(value)}"
         else:
             message = f"{key}: {error['msg']}"
-        problems.append(Problem(message, locator.locate(loc, display), hint, severity))
+        rule = "unknown-field" if severity == "warning" else None
+        problems.append(Problem(message, locator.locate(loc, display), hint, severity, rule))
     return problems

@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,15 @@ class DocumentLocator:
     base: tuple[str | int, ...] = ()
 
     def locate(self, path: Sequence[str | int], display: str = "") -> Location:
+        """The file now, its line when asked: thousands of warnings, of which a few are shown,
+        must not each compose their file again."""
+        full = (*self.base, *path)
+        anchor = (self.index, full, len(self.source.text))
+        return Location(self.file, path=display, find=partial(self.line, full), anchor=anchor)
+
+    def line(self, full: tuple[str | int, ...]) -> int | None:
         node = self.source.node(self.index)
-        line = line_of(node, (*self.base, *path)) if node is not None else None
-        return Location(self.file, line, display)
+        return line_of(node, full) if node is not None else None
 
     def within(self, *base: str | int) -> DocumentLocator:
         return DocumentLocator(self.file, self.source, self.index, (*self.base, *base))

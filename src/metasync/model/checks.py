@@ -51,4 +51,5 @@ def _common(resource: Resource, report: Reporter) -> None:
                 f"{key} is written by the server or by metasync; the value here is ignored",
                 (key,),
                 f"Remove {key}.",
+                rule="server-managed-field",
             )

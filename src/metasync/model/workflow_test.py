@@ -153,6 +153,7 @@ def check_tests(tests: Sequence[Resource], resources: Sequence[Resource]) -> lis
                     + did_you_mean(plain, sorted(known)),
                     at(path), "Name a taskReferenceName of the workflow (sub-workflow tasks: "
                     "<sub-workflow ref>/<ref>).", severity="warning" if mock else "error",
+                    rule="test-mock-unknown-task" if mock else None,
                 ))  # fmt: skip
     return problems
 

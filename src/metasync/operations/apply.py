@@ -165,7 +165,7 @@ def _finish(client: ConductorClient, project: Project, env: str, done: Applied) 
         return replace(done, history_failed=Problem(
             f"revision {done.revision.number} of {env} was not updated with its result: "
             f"{exc.problem.message}", hint="`metasync history` lists it as started.",
-            severity="warning",
+            severity="warning", rule="history-not-recorded",
         ))  # fmt: skip
     return replace(done, revision=ended)
 
@@ -197,6 +197,7 @@ def _record_ledger(project: Project, client: ConductorClient, live: LiveState,
             hint=f"Apply again: until then prune does not know which {kinds} objects are "
             "metasync's.",
             severity="warning",
+            rule="ledger-not-updated",
         )
     return None
 
@@ -227,7 +228,8 @@ def _settle(outcome: Outcome, after: Change | None) -> Outcome:
     if outcome.status != "unknown" or after is None:
         return outcome
     if after.action == "noop":
-        note = Problem("the answer was lost, but the read-back shows it landed", severity="warning")
+        note = Problem("the answer was lost, but the read-back shows it landed",
+                       severity="warning", rule="answer-lost")  # fmt: skip
         return Outcome(outcome.change, "landed", (note,))
     return Outcome(outcome.change, "not landed", outcome.problems)
 

@@ -12,6 +12,7 @@ from metasync.conductor.live import LiveState, read_live
 from metasync.errors import Location, Problem, ServerError, ValidationFailed
 from metasync.manifests.environment import Environment, Ignore, load_environment
 from metasync.manifests.secrets import Secrets, used_secrets
+from metasync.manifests.suppression import split
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
@@ -57,8 +58,10 @@ def plan(
         problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
     if problems:
         raise ValidationFailed(problems)
+    kept, silenced = split(plan.warnings, desired.suppressions)
+    plan = replace(plan, warnings=tuple(kept))
     return Planned(hold_back(plan, unchecked), desired, live, secrets,
-                   environment.ignore)  # fmt: skip
+                   ignore=environment.ignore, silenced=tuple(silenced))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,17 @@ class Planned:
     secrets: Secrets  # values in memory only, for the writes; never rendered
     #: environment.yaml's ignore: (the read-back after apply leaves the same fields out)
     ignore: tuple[Ignore, ...] = ()
+    #: the plan's own warnings that warnings.ignore silenced
+    silenced: tuple[Problem, ...] = ()
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """The manifests' warnings and the server's (fields it does not know), once each."""
+        return list(dict.fromkeys((*self.desired.warnings, *self.plan.warnings)))
+
+    @property
+    def suppressed(self) -> int:
+        return len(self.desired.suppressed) + len(self.silenced)
 
 
 def _idle_ignores(environment: Environment, desired: Desired, live: LiveState) -> list[Problem]:
@@ -82,6 +96,7 @@ def _idle_ignores(environment: Environment, desired: Desired, live: LiveState) -
             at,
             "Check the kind and the name glob, or remove the entry.",
             "warning",
+            "idle-field-ignore",
         )
         for rule, at in zip(environment.ignore, environment.ignore_at, strict=False)
         if not any(rule.matches(kind, name) for kind, name in names)

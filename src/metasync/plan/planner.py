@@ -219,6 +219,7 @@ def _unknown_warning(resource: Resource, unknown: Unknown, flavour: str) -> Prob
         location,
         "Remove it, or keep it for environments that run conductor-oss 3.21 or newer.",
         "warning",
+        "field-unknown-to-server",
     )
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import IO, Any
 
+from metasync.errors import Problem
 from metasync.plan.model import Plan
 from metasync.render.ignored import ignored_json
+from metasync.render.problems import by_place, problem_document
 
 FORMAT_VERSION = 1
 
@@ -46,6 +49,13 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     }
 
 
-def write_plan_json(stream: IO[str], plan: Plan) -> None:
-    json.dump(plan_document(plan), stream, indent=2, ensure_ascii=False)
+def write_plan_json(stream: IO[str], plan: Plan, warnings: Sequence[Problem] | None = None,
+                    suppressed: int = 0) -> None:  # fmt: skip
+    """The plan; with ``warnings``, every one of them too (by file and line), and how many
+    warnings.ignore silenced."""
+    document = plan_document(plan)
+    if warnings is not None:
+        document["warnings"] = [problem_document(p) for p in by_place(dict.fromkeys(warnings))]
+        document["suppressedWarnings"] = suppressed
+    json.dump(document, stream, indent=2, ensure_ascii=False)
     stream.write("\n")

@@ -40,14 +40,20 @@ class Reporter:
         self.flavour = flavour
 
     def __call__(
-        self, severity: Severity, message: str, path: RawPath, hint: str | None = None
+        self,
+        severity: Severity,
+        message: str,
+        path: RawPath,
+        hint: str | None = None,
+        *,
+        rule: str | None = None,
     ) -> None:
         display = display_path(self.resource.spec, path)
         origin = self.resource.origin
         location = (
             origin.locate(path, display) if origin else Location(self.resource.title, None, display)
         )
-        self.problems.append(Problem(message, location, hint, severity))
+        self.problems.append(Problem(message, location, hint, severity, rule))
 
     def refused_by(
         self, only: Flavour, message: str, path: RawPath, hint: str | None = None
@@ -55,7 +61,8 @@ class Reporter:
         """A rule only ``only`` enforces: an error there, nothing elsewhere, a warning while the
         environment's flavour is not known."""
         if self.flavour is None:
-            self("warning", f"{message} ({FLAVOUR_NAMES[only]} refuses it)", path, hint)
+            self("warning", f"{message} ({FLAVOUR_NAMES[only]} refuses it)", path, hint,
+                 rule="flavour-rule")  # fmt: skip
         elif self.flavour == only:
             self("error", f"{message}, which {FLAVOUR_NAMES[only]} refuses", path, hint)
 
@@ -93,6 +100,7 @@ def owner_email(spec: Mapping[str, Any], report: Reporter) -> None:
             "the server runs with conductor.app.ownerEmailMandatory=false",
             ("name",),
             "Set ownerEmail, for example from a variable: ownerEmail: ((vars.owner_email)).",
+            rule="missing-owner-email",
         )
     elif email is not None and not _EMAIL.match(email):
         report.refused_by(

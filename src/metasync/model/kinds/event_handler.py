@@ -34,6 +34,7 @@ def check(spec: Mapping[str, Any], report: Reporter, index: Index) -> None:
             "active is not set: Conductor registers the handler inactive",
             ("name",),
             "Set active: true (or active: false to say it on purpose).",
+            rule="handler-inactive",
         )
     if not spec.get("actions"):
         report(
@@ -65,6 +66,7 @@ def check(spec: Mapping[str, Any], report: Reporter, index: Index) -> None:
                 "warning",
                 f"start_workflow names {target!r}, which is not defined in this project",
                 ("actions", i, "start_workflow", "name"),
+                rule="undefined-handler-workflow",
             )
 
 

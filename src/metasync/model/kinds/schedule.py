@@ -90,13 +90,14 @@ def check(spec: Mapping[str, Any], report: Reporter, index: Index) -> None:
     ]
     if not any(cron for cron, _ in crons):
         report("warning", "the schedule has no cronExpression: the server stores it, and it never "
-               "runs", ("name",), "Add a cronExpression, e.g. '0 0 * * * ?' (every hour).")  # fmt: skip
+               "runs", ("name",), "Add a cronExpression, e.g. '0 0 * * * ?' (every hour).",
+               rule="schedule-no-cron")  # fmt: skip
     for cron, path in crons:
         if isinstance(cron, str) and len(cron.split()) != 6:
             report("warning", f"cronExpression {cron!r} has {len(cron.split())} field(s), not 6: "
                    "the server stores it, and it never runs", path,
                    "Use Spring's six fields: second minute hour day-of-month month day-of-week, "
-                   "e.g. '0 0 * * * ?'.")  # fmt: skip
+                   "e.g. '0 0 * * * ?'.", rule="cron-fields")  # fmt: skip
     zones: list[tuple[Any, RawPath]] = [(spec.get("zoneId"), ("zoneId",))]
     zones += [(c.get("zoneId"), ("cronSchedules", i, "zoneId"))
               for i, c in enumerate(spec.get("cronSchedules") or ())]  # fmt: skip
@@ -112,7 +113,7 @@ def check(spec: Mapping[str, Any], report: Reporter, index: Index) -> None:
     if "/" in spec["name"]:
         report("warning", f"schedule name {spec['name']!r} contains '/': the server creates it, "
                "but can then neither read nor delete it", ("name",),
-               "Use letters, digits, '_', '-' and '.'.")  # fmt: skip
+               "Use letters, digits, '_', '-' and '.'.", rule="schedule-name-slash")  # fmt: skip
     target = (spec.get("startWorkflowRequest") or {}).get("name")
     if (
         isinstance(target, str)
@@ -120,7 +121,8 @@ def check(spec: Mapping[str, Any], report: Reporter, index: Index) -> None:
         and target not in index.versions("WorkflowDef")
     ):
         report("warning", f"startWorkflowRequest names {target!r}, which is not defined in this "
-               "project", ("startWorkflowRequest", "name"))  # fmt: skip
+               "project", ("startWorkflowRequest", "name"),
+               rule="undefined-schedule-workflow")  # fmt: skip
 
 
 KIND = Kind(

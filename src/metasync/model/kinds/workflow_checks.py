@@ -56,6 +56,7 @@ def check_workflow(spec: Mapping[str, Any], report: Reporter, index: Index) -> N
             f"failureWorkflow {failure!r} is not defined in this project",
             ("failureWorkflow",),
             "Define it under manifests/, or check the name.",
+            rule="undefined-failure-workflow",
         )
 
     tasks = list(walk_tasks(spec))
@@ -96,7 +97,7 @@ def _task(at: TaskAt, report: Reporter, index: Index, refs: Mapping[str, TaskAt]
     def fail(message: str, where: RawPath, hint: str | None = None) -> None:
         """What the server refuses, except inside a loop, where it takes it unchecked."""
         if at.in_loop:
-            report("warning", message + _IN_LOOP, where, hint)
+            report("warning", message + _IN_LOOP, where, hint, rule="unchecked-in-loop")
         else:
             report("error", message, where, hint)
 
@@ -120,6 +121,7 @@ def _task(at: TaskAt, report: Reporter, index: Index, refs: Mapping[str, TaskAt]
                 f"type {kind!r} is a conductor-oss task type: Conductor 3.15 runs it as a worker "
                 "task, which waits for a poller",
                 (*path, "type"),
+                rule="oss-task-type",
             )
         elif kind.upper() in known:
             report(
@@ -128,6 +130,7 @@ def _task(at: TaskAt, report: Reporter, index: Index, refs: Mapping[str, TaskAt]
                 "(an unknown type runs as a worker task and waits for a poller)",
                 (*path, "type"),
                 "Task types are upper case.",
+                rule="task-type-case",
             )
     if kind == "SWITCH":
         need("evaluatorType")
@@ -208,6 +211,7 @@ def _task(at: TaskAt, report: Reporter, index: Index, refs: Mapping[str, TaskAt]
                     "warning",
                     f"joinOn names {ref!r}, which is no task of this workflow",
                     (*path, "joinOn", i),
+                    rule="unknown-join-ref",
                 )
     if kind == "SIMPLE" and name and name not in index.specs("TaskDef") and "${" not in name:
         report(
@@ -216,6 +220,7 @@ def _task(at: TaskAt, report: Reporter, index: Index, refs: Mapping[str, TaskAt]
             "with default settings (3 retries, 60 s apart, 1 h response timeout)",
             (*path, "name"),
             "Define the task under manifests/, or check the name.",
+            rule="undefined-taskdef",
         )
     _references(at, params, report, refs)
 
@@ -251,6 +256,7 @@ def _sub_workflow(at: TaskAt, report: Reporter, index: Index,
             f"sub-workflow {sub['name']!r} is not defined in this project",
             (*path, "subWorkflowParam", "name"),
             "Define it under manifests/, or check the name.",
+            rule="undefined-sub-workflow",
         )
     elif wanted is not None and wanted not in versions:
         report(
@@ -258,6 +264,7 @@ def _sub_workflow(at: TaskAt, report: Reporter, index: Index,
             f"sub-workflow {sub['name']!r} version {wanted} is not defined in "
             f"this project (versions: {', '.join(map(str, sorted(versions)))})",
             (*path, "subWorkflowParam", "version"),
+            rule="undefined-sub-workflow-version",
         )
 
 
@@ -269,17 +276,19 @@ def _references(at: TaskAt, params: Any, report: Reporter, refs: Mapping[str, Ta
     (``${loop['iteration']}``) is read as at run time.
     """
     severity: Severity = "error" if at.top_level else "warning"
+    rule = None if at.top_level else "expression-reference"
     for key, text in _strings(params, ("inputParameters",)):
         for expr in _EXPR.findall(text):
             if not expr:
                 report(severity, "an empty expression ${} is refused by the server",
-                       (*at.path, *key), "Write the expression, or remove ${}.")  # fmt: skip
+                       (*at.path, *key), "Write the expression, or remove ${}.", rule=rule)  # fmt: skip
                 continue
             if _SPACE.search(expr):
                 report(
                     severity,
                     f"expression ${{{expr}}} contains whitespace, which Conductor rejects",
                     (*at.path, *key),
+                    rule=rule,
                 )
                 continue
             head = expr.split(".", 1)[0]
@@ -299,6 +308,7 @@ def _references(at: TaskAt, params: Any, report: Reporter, refs: Mapping[str, Ta
                 f"workflow{did_you_mean(head, refs) if bracket not in refs else ''}",
                 (*at.path, *key),
                 hint,
+                rule=rule,
             )
 
 
