@@ -27,10 +27,12 @@ EXAMPLE: dict[SchemaKind, list[Path]] = {
 COMMENT = "# yaml-language-server: $schema="
 
 
-def validator(kind: SchemaKind, flavour: Flavour = "oss") -> jsonschema.Draft202012Validator:
+def validator(kind: SchemaKind, flavour: Flavour = "oss") -> jsonschema.Draft7Validator:
+    """Draft 7, as the schema says: what editors implement in full."""
     schema = json_schema(kind, flavour)
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    assert jsonschema.validators.validator_for(schema) is jsonschema.Draft7Validator
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
 
 
 def errors(kind: SchemaKind, text: str, flavour: Flavour = "oss") -> list[str]:
@@ -64,7 +66,7 @@ def test_the_example_validates_against_the_published_schemas(flavour: Flavour) -
     count = 0
     for kind, files in EXAMPLE.items():
         schema = published[kind] if flavour == "oss" else json_schema(kind, flavour)
-        check = jsonschema.Draft202012Validator(schema)
+        check = jsonschema.Draft7Validator(schema)
         for path in files:
             for doc in yaml.safe_load_all(path.read_text()):
                 problems = [f"{list(e.absolute_path)}: {e.message}" for e in check.iter_errors(doc)]
@@ -99,9 +101,9 @@ def test_the_3_15_schema_completes_only_what_3_15_knows(tmp_path: Path) -> None:
     oss, old = json_schema("manifest", "oss"), json_schema("manifest", "3.15")
     assert "WorkflowSchedule" in oss["properties"]["kind"]["enum"]
     assert "WorkflowSchedule" not in old["properties"]["kind"]["enum"]
-    assert "totalTimeoutSeconds" in oss["$defs"]["TaskDef"]["properties"]
-    assert "totalTimeoutSeconds" not in old["$defs"]["TaskDef"]["properties"]
-    types = [old["$defs"]["WorkflowTask"]["properties"]["type"]["anyOf"][0]["enum"]]
+    assert "totalTimeoutSeconds" in oss["definitions"]["TaskDef"]["properties"]
+    assert "totalTimeoutSeconds" not in old["definitions"]["TaskDef"]["properties"]
+    types = [old["definitions"]["WorkflowTask"]["properties"]["type"]["anyOf"][0]["enum"]]
     assert "HTTP" in types[0]
     assert "LLM_CHAT_COMPLETE" not in types[0]
     run_cli("schema", "--flavour", "3.15", "--out", str(tmp_path))
@@ -282,7 +284,7 @@ def schema_of(kind: SchemaKind) -> dict[str, Any]:
 
 
 def test_the_server_s_own_fields_are_not_completed() -> None:
-    taskdef = schema_of("manifest")["$defs"]["TaskDef"]["properties"]
+    taskdef = schema_of("manifest")["definitions"]["TaskDef"]["properties"]
     assert "ownerEmail" in taskdef
     assert "createTime" not in taskdef
     assert "ownerApp" not in taskdef

@@ -38,7 +38,9 @@ SchemaKind = Literal["manifest", "environment", "overlay", "project"]
 SCHEMA_KINDS: tuple[SchemaKind, ...] = ("manifest", "environment", "overlay", "project")
 #: the flavour of the published schemas: conductor-oss's fields are a superset of 3.15's
 DEFAULT_FLAVOUR: Flavour = "oss"
-DIALECT = "https://json-schema.org/draft/2020-12/schema"
+#: draft-07: what editors' YAML support implements in full (VS Code's YAML extension, IntelliJ)
+DIALECT = "http://json-schema.org/draft-07/schema#"
+_REF = "#/definitions/{model}"
 
 #: which files each schema is for (the `# yaml-language-server: $schema=` comment's file)
 FILES: dict[SchemaKind, str] = {
@@ -50,7 +52,7 @@ FILES: dict[SchemaKind, str] = {
 
 #: a whole-value placeholder, as manifests and overlays may hold in place of any value
 PLACEHOLDER_PATTERN = r"^\s*\(\(\s*(vars|secrets)\.[A-Za-z_][A-Za-z0-9_.-]*\s*\)\)\s*$"
-_PLACEHOLDER_REF = {"$ref": "#/$defs/Placeholder"}
+_PLACEHOLDER_REF = {"$ref": "#/definitions/Placeholder"}
 _PLACEHOLDER = {
     "type": "string",
     "pattern": PLACEHOLDER_PATTERN,
@@ -135,8 +137,10 @@ def _manifest(flavour: Flavour) -> Json:
             },
             "spec": {"type": "object"},
         },
-        "allOf": [_when_kind(kind, {"spec": {"$ref": f"#/$defs/{refs[kind]}"}}) for kind in models],
-        "$defs": defs,
+        "allOf": [
+            _when_kind(kind, {"spec": {"$ref": _REF.format(model=refs[kind])}}) for kind in models
+        ],
+        "definitions": defs,
     }
 
 
@@ -191,14 +195,18 @@ def _overlay(flavour: Flavour) -> Json:
             "patch": {"type": "object"},
             "jsonPatch": {"type": "array", "items": _placeholder_or(operation)},
         },
-        "allOf": [_when_kind(kind, {"patch": {"$ref": f"#/$defs/{refs[kind]}"}}) for kind in kinds],
-        "$defs": defs,
+        "allOf": [
+            _when_kind(kind, {"patch": {"$ref": _REF.format(model=refs[kind])}}) for kind in kinds
+        ],
+        "definitions": defs,
     }
 
 
 def _closed_file(model: type[BaseModel], file: str, description: str) -> Json:
     """A file metasync reads whole and strictly: every unknown key is an error there too."""
-    schema = model.model_json_schema(ref_template="#/$defs/{model}")
+    schema = model.model_json_schema(ref_template=_REF)
+    if "$defs" in schema:
+        schema["definitions"] = schema.pop("$defs")
     _tidy(schema)
     schema.pop("title", None)
     return {**_header(f"metasync {file}", description), **schema}
@@ -215,10 +223,10 @@ def _when_kind(kind: str, then: Json) -> Json:
 
 
 def _spec_defs(models: dict[str, type[BaseModel]], flavour: Flavour) -> tuple[Json, dict[str, str]]:
-    """The $defs of every model (and the ones they hold), edited for editors; and the name of
+    """The definitions of every model (and the ones they hold), edited for editors; and the name of
     each kind's own definition."""
     keys, schema = models_json_schema(
-        [(m, "validation") for m in models.values()], ref_template="#/$defs/{model}"
+        [(m, "validation") for m in models.values()], ref_template=_REF
     )
     defs: Json = schema["$defs"]
     refs = {
