@@ -107,7 +107,7 @@ def _manifest(flavour: Flavour) -> Json:
     models: dict[str, type[BaseModel]] = {k: KINDS[k].model for k in kinds}
     models[TEST_KIND] = WorkflowTestSpec
     defs, refs = _spec_defs(models, flavour)
-    defs["Placeholder"] = _PLACEHOLDER
+    defs["Placeholder"] = dict(_PLACEHOLDER)
     # metadata.name names the object: spec.name may be left out
     for kind in models:
         spec = defs[refs[kind]]
@@ -147,7 +147,7 @@ def _manifest(flavour: Flavour) -> Json:
 def _overlay(flavour: Flavour) -> Json:
     kinds = _kinds(flavour)
     defs, refs = _spec_defs({k: KINDS[k].model for k in kinds}, flavour)
-    defs["Placeholder"] = _PLACEHOLDER
+    defs["Placeholder"] = dict(_PLACEHOLDER)
     for name, definition in defs.items():
         if name != "Placeholder":
             _partial(definition)
@@ -339,10 +339,10 @@ def _placeholder_or(node: Json) -> Json:
     if _takes_any_string(node):
         return node
     if "anyOf" in node:
-        node["anyOf"].append(_PLACEHOLDER_REF)
+        node["anyOf"].append(dict(_PLACEHOLDER_REF))
         return node
     described: Json = {k: node.pop(k) for k in ("description", "default") if k in node}
-    return {**described, "anyOf": [node, _PLACEHOLDER_REF]}
+    return {**described, "anyOf": [node, dict(_PLACEHOLDER_REF)]}
 
 
 def _takes_any_string(node: Json) -> bool:
@@ -365,7 +365,7 @@ def _or_null(node: Json) -> Json:
         return node
     if "anyOf" in node:
         if _NULL not in node["anyOf"]:
-            node["anyOf"].append(_NULL)
+            node["anyOf"].append(dict(_NULL))
         return node
     described: Json = {k: node.pop(k) for k in ("description", "default") if k in node}
-    return {**described, "anyOf": [node, _NULL]}
+    return {**described, "anyOf": [node, dict(_NULL)]}
