@@ -103,6 +103,8 @@ def test_the_3_15_schema_completes_only_what_3_15_knows(tmp_path: Path) -> None:
     assert "WorkflowSchedule" not in old["properties"]["kind"]["enum"]
     assert "totalTimeoutSeconds" in oss["definitions"]["TaskDef"]["properties"]
     assert "totalTimeoutSeconds" not in old["definitions"]["TaskDef"]["properties"]
+    total = oss["definitions"]["TaskDef"]["properties"]["totalTimeoutSeconds"]
+    assert total["description"] == "conductor-oss only (Conductor 3.15 drops it)"
     types = [old["definitions"]["WorkflowTask"]["properties"]["type"]["anyOf"][0]["enum"]]
     assert "HTTP" in types[0]
     assert "LLM_CHAT_COMPLETE" not in types[0]

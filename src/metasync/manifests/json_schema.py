@@ -280,6 +280,9 @@ def _for_editors(definition: Json, model: type[BaseModel], flavour: Flavour) -> 
     properties = definition.get("properties", {})
     for name in hidden:
         properties.pop(name, None)
+    if issubclass(model, ConductorModel):
+        for name in model.OSS_ONLY & properties.keys():
+            properties[name]["description"] = "conductor-oss only (Conductor 3.15 drops it)"
     if "required" in definition:
         definition["required"] = [r for r in definition["required"] if r not in hidden]
     if model is Action and flavour == "3.15":
