@@ -29,7 +29,8 @@ from metasync.model.flavour import FLAVOURS, Flavour
               help="The server the schema completes for: 3.15 leaves out what only "
               "conductor-oss knows; oss (the superset) takes both.")  # fmt: skip
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Write <kind>.schema.json files into DIR instead of printing one schema.")  # fmt: skip
+              help="Write <kind>.schema.json files into DIR (<kind>-3.15.schema.json for "
+              "--flavour 3.15) instead of printing one schema.")  # fmt: skip
 def schema(kinds: tuple[str, ...], flavour: str, out: Path | None) -> int:
     """Print or write the JSON Schema of manifests, environment.yaml, overlays and metasync.yaml,
     for editors: a file whose first line is `# yaml-language-server: $schema=PATH` gets
