@@ -91,7 +91,10 @@ def test_adopted_live_edits_leave_nothing_to_report_on_their_branch(
     assert "  retryCount: 6\n" in fulfillment_text
     assert "ownerEmail: ((vars.owner_email))" in fulfillment_text
     invoicing_text = (review / "manifests" / "workflows" / "invoicing.yaml").read_text()
-    assert invoicing_text.startswith("# Pay by invoice: issue it, wait for the payment signal")
+    assert invoicing_text.startswith(  # the editor's schema line stays first
+        "# yaml-language-server: $schema=../../schemas/manifest.schema.json\n"
+        "# Pay by invoice: issue it, wait for the payment signal"
+    )
     assert "uri: ((vars.ledger_url))/v1/receivables" in invoicing_text
     spec = yaml.safe_load(invoicing_text)["spec"]
     assert [t["taskReferenceName"] for t in spec["tasks"]][:3] == [
@@ -102,7 +105,10 @@ def test_adopted_live_edits_leave_nothing_to_report_on_their_branch(
     payments = (review / "manifests" / "taskdefs" / "payments.yaml").read_text()
     assert payments == (repo / "manifests" / "taskdefs" / "payments.yaml").read_text()
     overlay = (review / "environments" / "dev" / "overlays" / "order_fulfillment.yaml").read_text()
-    assert overlay.startswith("# dev does not wait two hours for a carrier")  # its comment stays
+    assert overlay.startswith(  # its comments stay
+        "# yaml-language-server: $schema=../../../schemas/overlay.schema.json\n"
+        "# dev does not wait two hours for a carrier"
+    )
     assert "  timeoutSeconds: 7200\n" in overlay
     message = git(repo, "log", "-1", "--format=%B", branch)
     assert message.startswith("Adopt live edits on dev\n\n- dev: ")

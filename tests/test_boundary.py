@@ -157,3 +157,18 @@ def test_a_url_is_shown_without_its_password() -> None:
     assert (
         redact_url("see http://a:b@x and https://c:d@y") == "see http://a:***@x and https://c:***@y"
     )
+
+
+def test_crash_logs_go_to_the_user_cache_folder_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from metasync.cli.boundary import crash_dir
+
+    monkeypatch.delenv("METASYNC_CRASH_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert crash_dir() == tmp_path / "cache" / "metasync" / "crash"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert crash_dir() == tmp_path / "home" / ".cache" / "metasync" / "crash"
+    monkeypatch.setenv("METASYNC_CRASH_DIR", str(tmp_path / "here"))
+    assert crash_dir() == tmp_path / "here"

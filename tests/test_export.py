@@ -255,7 +255,7 @@ def test_a_password_in_the_server_url_is_exported_as_a_variable_to_set(
     assert "http://admin:((env.METASYNC_DEV_PASSWORD))@127.0.0.1" in exported
     assert "http://hook:((env.METASYNC_DEV_PASSWORD))@127.0.0.1:9/x" in exported
     assert said.count("is exported as ((env.METASYNC_DEV_PASSWORD))") == 1
-    assert "warning: environments/dev/environment.yaml:3: a password written in a URL" in said
+    assert "warning: environments/dev/environment.yaml:4: a password written in a URL" in said
     monkeypatch.setenv("METASYNC_DEV_PASSWORD", password)
     plan = cli("--project", str(out), "plan", "--env", "dev", "--detailed-exitcode", *mine)
     assert "0 to create, 0 to update, 0 to delete" in plan

@@ -216,7 +216,7 @@ def test_a_value_the_server_would_reject_fails_at_plan_with_its_message(
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert result.stderr.startswith(
-        f"error: manifests/workflows/invoicing.yaml:38 tasks[ref=payment_status]: the server "
+        f"error: manifests/workflows/invoicing.yaml:39 tasks[ref=payment_status]: the server "
         f"refuses WorkflowDef {prefix}invoicing v1: "
     )
     assert "Expression is not well formatted: " in result.stderr  # the server's words

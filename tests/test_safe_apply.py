@@ -145,7 +145,7 @@ def test_a_new_version_the_server_would_refuse_fails_at_plan_at_its_line(
     code, _, err = cli(project, "plan", "--env", "dev")
     assert code == 1
     assert err.startswith(
-        "error: manifests/workflows/invoicing.yaml:38 tasks[ref=payment_status]: the server "
+        "error: manifests/workflows/invoicing.yaml:39 tasks[ref=payment_status]: the server "
         f"refuses WorkflowDef {prefix}invoicing v1: "
     )
 

@@ -368,7 +368,7 @@ def _interactive() -> bool:
 
 
 # the other commands, each family in its module, registered on ``cli`` as they load
-from metasync.cli import init, promotion, reports, testing  # noqa: E402, F401
+from metasync.cli import init, promotion, reports, schema, testing  # noqa: E402, F401
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import platformdirs
 
 from metasync import __version__
 from metasync.errors import MetasyncError, Problem
@@ -46,11 +47,12 @@ def write_found(problems: Sequence[Problem]) -> None:
 
 
 def crash_dir() -> Path:
+    """``$METASYNC_CRASH_DIR``, or ``crash`` in the user's cache folder for metasync
+    (``$XDG_CACHE_HOME/metasync`` or ``~/.cache/metasync`` on Linux, the platform's elsewhere)."""
     explicit = os.environ.get("METASYNC_CRASH_DIR")
     if explicit:
         return Path(explicit)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "metasync" / "crash"
+    return platformdirs.user_cache_path("metasync", appauthor=False) / "crash"
 
 
 def write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path:

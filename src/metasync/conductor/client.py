@@ -142,10 +142,10 @@ class ConductorClient(Transport):
     def server_version(self) -> str | None:
         """``3.15.0`` from /admin/config on 3.x, or conductor-oss's /version; None when unknown."""
         try:  # retried like any read: a transient failure must not pass for an older server
-            response = self._send("GET", "/version").response
+            response = self._send("GET", "/version").answer
             if response.status_code == 200 and re.match(r"^\d+\.\d+", response.text.strip()):
                 return response.text.strip()
-            response = self._send("GET", "/admin/config").response
+            response = self._send("GET", "/admin/config").answer
             if response.status_code == 200:
                 version = body_of(response).get("version")
                 return str(version) if version else None
@@ -217,7 +217,7 @@ class ConductorClient(Transport):
                 listed = self._list("GET", kind.endpoints.list)
                 return next((o for o in listed if o.get("name") == name), None)
             params = {"version": version} if version is not None else None
-            response = self._send("GET", _path(get, name, version), params=params).response
+            response = self._send("GET", _path(get, name, version), params=params).answer
             return None if status_of(response) == 404 else self._object(response)
 
         return _ReadBack(what, read)

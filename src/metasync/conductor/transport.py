@@ -77,7 +77,7 @@ class Transport:
               idempotent: bool | None = None) -> httpx.Response:  # fmt: skip
         """One request, retried when that is safe; an answer of 400 or more is an error."""
         sent = self._send(method, path, body, idempotent=idempotent)
-        response = sent.response
+        response = sent.answer
         if method == "DELETE" and status_of(response) == 404 and sent.maybe_done:
             return response  # an earlier attempt whose answer was lost deleted it
         if not response.is_success:  # a redirect too: only 2xx is done
@@ -92,11 +92,15 @@ class Transport:
         *,
         params: dict[str, Any] | None = None,
         idempotent: bool | None = None,
+        read_back: _ReadBack | None = None,
     ) -> _Sent:
-        """The first answer that is not transient, within ``retry_attempts`` attempts.
+        """The first answer that is not transient, within ``retry_attempts`` attempts: the one
+        loop that decides whether to try again (client.py's docstring says when).
 
         A request that may have been carried out without an answer is sent again only when that
-        is harmless (the module docstring says when).
+        is harmless: it is idempotent, or (a create, ``read_back``) reading the object back shows
+        it is not there. There and as sent, the lost answer was a success: the result then holds
+        no response.
         """
         request = f"{method} /api{path}"
         writes = method != "GET" and not path.endswith("/validate")
@@ -109,59 +113,53 @@ class Transport:
             attempt += 1
             tried = self._attempt(method, path, body, params)
             if tried.response is not None and not tried.transient:
-                return _Sent(tried.response, maybe_done)
-            maybe_done = maybe_done or tried.sent
+                return _Sent(tried.response, maybe_done, tried, attempt)
+            exhausted = attempt >= self._attempts
             if tried.sent and not idempotent:  # sent twice, it could be carried out twice
-                raise self._gave_up(request, tried, attempt, ambiguous=writes)
-            if attempt >= self._attempts:
+                if read_back is None:
+                    raise self._gave_up(request, tried, attempt, ambiguous=writes)
+                self._sleep(self._delay(attempt, tried.retry_after))
+                live = self._read_back(request, read_back, tried, attempt)
+                if live is not None:
+                    if _holds(body, live):
+                        return _Sent(None, True, tried, attempt)
+                    raise ServerError(
+                        f"{request} -> 409: {read_back.what} is on {self.label}, but not as sent "
+                        "(read back after an attempt whose answer was lost)",
+                        status=409,
+                        hint="The object was created meanwhile by someone else: plan again.",
+                    )
+                # not there; but a timed-out request may still be carried out
+                maybe_done = tried.late
+                if exhausted:
+                    raise ServerError(
+                        f"{tried.describe(request)}; {_tries(attempt)}, and a read-back shows "
+                        f"{read_back.what} is not there",
+                        status=tried.status,
+                        hint=_AMBIGUOUS_HINT
+                        if maybe_done
+                        else "Nothing was written: apply again when the server is healthy.",
+                        ambiguous=maybe_done,
+                    )
+                continue  # it waited before reading back
+            maybe_done = maybe_done or tried.sent
+            if exhausted:
                 raise self._gave_up(request, tried, attempt, ambiguous=writes and maybe_done)
             self._sleep(self._delay(attempt, tried.retry_after))
 
     def _create(self, path: str, spec: Json, read_back: _ReadBack) -> None:
         """POST a new object; when an attempt's answer is lost, read back before sending again."""
         request = f"POST /api{path}"
-        maybe_done = False  # an earlier attempt may have created it without our knowing
-        attempt = 0
-        while True:
-            attempt += 1
-            tried = self._attempt("POST", path, spec, None)
-            response = tried.response
-            if response is not None and not tried.transient:
-                if status_of(response) == 409 and maybe_done:
-                    live = self._read_back(request, read_back, tried, attempt)
-                    if live is not None and _holds(spec, live):
-                        return  # it is the earlier attempt that landed
-                if not response.is_success:
-                    raise refusal(request, response)
-                return
-            exhausted = attempt >= self._attempts
-            if not tried.sent:
-                if exhausted:
-                    raise self._gave_up(request, tried, attempt, ambiguous=maybe_done)
-                self._sleep(self._delay(attempt, tried.retry_after))
-                continue
-            self._sleep(self._delay(attempt, tried.retry_after))
-            live = self._read_back(request, read_back, tried, attempt)
-            if live is not None:
-                if _holds(spec, live):
-                    return
-                raise ServerError(
-                    f"{request} -> 409: {read_back.what} is on {self.label}, but not as sent "
-                    "(read back after an attempt whose answer was lost)",
-                    status=409,
-                    hint="The object was created meanwhile by someone else: plan again.",
-                )
-            maybe_done = tried.late  # not there; but a timed-out request may still be carried out
-            if exhausted:
-                raise ServerError(
-                    f"{tried.describe(request)}; {_tries(attempt)}, and a read-back shows "
-                    f"{read_back.what} is not there",
-                    status=tried.status,
-                    hint=_AMBIGUOUS_HINT
-                    if maybe_done
-                    else "Nothing was written: apply again when the server is healthy.",
-                    ambiguous=maybe_done,
-                )
+        sent = self._send("POST", path, spec, idempotent=False, read_back=read_back)
+        response = sent.response
+        if response is None:
+            return  # an attempt whose answer was lost created it
+        if status_of(response) == 409 and sent.maybe_done:
+            live = self._read_back(request, read_back, sent.tried, sent.attempts)
+            if live is not None and _holds(spec, live):
+                return  # it is the earlier attempt that landed
+        if not response.is_success:
+            raise refusal(request, response)
 
     def _read_back(self, request: str, read_back: _ReadBack, tried: _Try, attempt: int) -> Json | None:  # fmt: skip
         try:
@@ -243,8 +241,17 @@ class _ReadBack:
 class _Sent:
     """The answer to a request, and whether an earlier attempt may have been carried out."""
 
-    response: httpx.Response
+    #: None: a create's answer was lost, and reading it back showed it landed
+    response: httpx.Response | None
     maybe_done: bool
+    tried: _Try
+    attempts: int
+
+    @property
+    def answer(self) -> httpx.Response:
+        """The response (every request but a create has one)."""
+        assert self.response is not None, "only a create lands without an answer"
+        return self.response
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,12 +136,19 @@ def _path_alone(rule: Any) -> Any:
 _IgnoreEntry = Annotated[Ignore, BeforeValidator(_path_alone, json_schema_input_type=Ignore | str)]
 
 
+def _one_or_many(files: Any) -> Any:
+    return [files] if isinstance(files, str) else files
+
+
 class WarningIgnore(_Strict):
     """One ``warnings.ignore`` entry: a rule silenced (in these files), and why."""
 
     rule: str
-    #: glob(s) of the project-relative files it applies to (``*`` also crosses folders)
-    files: list[str] = Field(default_factory=list)
+    #: glob(s) of the project-relative files it applies to (``*`` also crosses folders): one
+    #: glob may be written alone
+    files: Annotated[
+        list[str], BeforeValidator(_one_or_many, json_schema_input_type=str | list[str])
+    ] = Field(default_factory=list)
     reason: str | None = None
 
     @field_validator("rule")
@@ -153,11 +160,6 @@ class WarningIgnore(_Strict):
                 f"[undefined-taskdef]){did_you_mean(rule, RULES)}"
             )
         return rule
-
-    @field_validator("files", mode="before")
-    @classmethod
-    def _one_or_many(cls, files: Any) -> Any:
-        return [files] if isinstance(files, str) else files
 
     @model_validator(mode="after")
     def _reasoned(self) -> WarningIgnore:
