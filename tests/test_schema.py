@@ -311,4 +311,5 @@ def test_ignore_and_warnings_ignore_are_accepted_as_metasync_accepts_them() -> N
         """
     assert errors("project", project) == []
     found = errors("environment", 'server: {url: "http://x"}\nignore: [{kind: WorkflowDef}]\n')
-    assert found and "'path' is a required property" in found[0], found
+    assert len(found) == 1, found
+    assert "'path' is a required property" in found[0]
