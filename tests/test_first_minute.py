@@ -57,6 +57,39 @@ def test_init_writes_a_project_that_validates(tmp_path: Path) -> None:
     assert config == EnvironmentConfig.model_validate({"server": {"url": "http://conductor:8080"}})
 
 
+@pytest.mark.parametrize("flavour", ["oss", "3.15"])
+def test_init_writes_the_schemas_its_files_name_for_editors(tmp_path: Path, flavour: str) -> None:
+    """Each YAML file init writes names, on its first line, a schema that init wrote too and that
+    the file validates against: an editor completes and checks it from the first minute."""
+    import json
+
+    import jsonschema
+
+    from metasync.manifests.json_schema import dumps, json_schema
+
+    args = ("init", "--name", "orders", "--server", "http://c:8080", "--flavour", flavour)
+    assert run_in(tmp_path, *args)[0] == 0
+    named = {}
+    for file in ("metasync.yaml", "environments/dev/environment.yaml"):
+        first = (tmp_path / file).read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), first
+        schema_file = (tmp_path / file).parent / first.partition("$schema=")[2]
+        assert schema_file.is_file(), schema_file
+        data = __import__("yaml").safe_load((tmp_path / file).read_text())
+        jsonschema.validate(data, json.loads(schema_file.read_text()))
+        named[file] = schema_file.resolve().relative_to(tmp_path)
+    suffix = "-3.15" if flavour == "3.15" else ""
+    assert named == {
+        "metasync.yaml": Path(f"schemas/project{suffix}.schema.json"),
+        "environments/dev/environment.yaml": Path(f"schemas/environment{suffix}.schema.json"),
+    }
+    manifest = tmp_path / f"schemas/manifest{suffix}.schema.json"
+    assert manifest.read_text() == dumps(json_schema("manifest", flavour))  # type: ignore[arg-type]
+    assert (
+        "$schema=../schemas/manifest.schema.json" in (tmp_path / "manifests/README.md").read_text()
+    )
+
+
 def test_init_refuses_to_overwrite_a_project_and_names_what_exists(tmp_path: Path) -> None:
     write_project(tmp_path, {})
     before = (tmp_path / "environments/dev/environment.yaml").read_text()

@@ -19,8 +19,19 @@ from metasync.manifests.environment import (
     Server,
 )
 from metasync.manifests.gitref import open_repo, remote_identity
+from metasync.manifests.json_schema import (
+    DEFAULT_FLAVOUR,
+    SCHEMA_KINDS,
+    dumps,
+    file_name,
+    json_schema,
+)
 from metasync.manifests.loader import MANIFESTS_DIR
+from metasync.model.flavour import Flavour
 from metasync.project import find_project
+
+#: where init writes the project's JSON Schemas (as this repository publishes its own)
+SCHEMAS_DIR = "schemas"
 
 #: an environment is a folder name, and a word in branch names and lock names
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -41,6 +52,11 @@ takes:
 
 `((vars.NAME))` takes a value from the environment's `vars:`; `((secrets.NAME))` a secret it maps.
 Then: `metasync validate`, `metasync plan --env ENV`, `metasync apply --env ENV`.
+
+Editors (VS Code's YAML extension, IntelliJ) complete and check a manifest whose first line names
+the project's schema, relative to the file (`metasync schema --out schemas` writes it again):
+
+    # yaml-language-server: $schema=../schemas/manifest.schema.json
 """
 
 
@@ -155,12 +171,22 @@ def project_yaml(name: str) -> str:
 
 
 def skeleton(name: str, env: str, url: str, flavour: str | None = None) -> dict[str, str]:
-    """A new project's files (path relative to its root -> content)."""
+    """A new project's files (path relative to its root -> content): the project's JSON Schemas
+    in ``schemas/`` too, named on the first line of the files it writes, for editors."""
+    server: Flavour = "3.15" if flavour == "3.15" else DEFAULT_FLAVOUR
+    schemas = {kind: f"{SCHEMAS_DIR}/{file_name(kind, server)}" for kind in SCHEMA_KINDS}
     return {
-        PROJECT_FILE: project_yaml(name),
+        PROJECT_FILE: _schema_line(schemas["project"], 0) + project_yaml(name),
         f"{MANIFESTS_DIR}/README.md": _MANIFESTS_README,
-        f"{ENVIRONMENTS_DIR}/{env}/{ENVIRONMENT_FILE}": environment_yaml(url, flavour),
+        f"{ENVIRONMENTS_DIR}/{env}/{ENVIRONMENT_FILE}": _schema_line(schemas["environment"], 2)
+        + environment_yaml(url, flavour),
+        **{path: dumps(json_schema(kind, server)) for kind, path in schemas.items()},
     }
+
+
+def _schema_line(schema: str, depth: int) -> str:
+    """The comment that tells editors a file's schema (``depth``: folders below the root)."""
+    return f"# yaml-language-server: $schema={'../' * depth}{schema}\n"
 
 
 def write_files(root: Path, files: dict[str, str]) -> None:
