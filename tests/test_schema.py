@@ -313,3 +313,41 @@ def test_ignore_and_warnings_ignore_are_accepted_as_metasync_accepts_them() -> N
     found = errors("environment", 'server: {url: "http://x"}\nignore: [{kind: WorkflowDef}]\n')
     assert len(found) == 1, found
     assert "'path' is a required property" in found[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "where"),
+    [
+        ('timeoutSeconds: "30"', "spec.timeoutSeconds"),
+        ('maxIterations: "5"', "spec.maxIterations"),
+        ("expect: {iterations: {loop: two}}", "spec.expect.iterations.loop"),
+    ],
+)
+def test_a_workflow_test_is_as_strict_as_its_schema(tmp_path: Path, field: str, where: str) -> None:
+    """A WorkflowTest's numbers are numbers for metasync as for its schema (a quoted "30" was
+    accepted by validate and refused by editors)."""
+    workflow = """\
+        apiVersion: metasync/v1
+        kind: WorkflowDef
+        metadata: {name: wf}
+        spec:
+          ownerEmail: team@example.com
+          tasks: [{name: t, taskReferenceName: t, type: SIMPLE}]
+        """
+    test = f"""\
+        apiVersion: metasync/v1
+        kind: WorkflowTest
+        metadata: {{name: wf_runs}}
+        spec:
+          workflow: wf
+          {field}
+        """
+    found = errors("manifest", test)
+    assert [e.split(": ")[0] for e in found] == [where], found
+    files = {
+        "manifests/wf.yaml": textwrap.dedent(workflow),
+        "manifests/t.yaml": textwrap.dedent(test),
+    }
+    result = run_cli("--project", str(write_project(tmp_path, files)), "validate")
+    assert result.exit_code == 1
+    assert f"error: manifests/t.yaml:6 {where.removeprefix('spec.')}: wrong type" in result.stderr

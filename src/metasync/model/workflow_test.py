@@ -28,7 +28,7 @@ WorkflowStatus = Literal["COMPLETED", "FAILED", "TERMINATED", "TIMED_OUT", "RUNN
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Mock(_Strict):
