@@ -6,6 +6,7 @@ whose path is printed. No traceback reaches the terminal.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import os
 import platform
@@ -18,6 +19,7 @@ from typing import Any
 import click
 
 from metasync import __version__
+from metasync.cli.strict import StrictCommand, check_repeated, no_color_option
 from metasync.errors import MetasyncError
 from metasync.manifests.secrets import scrub
 from metasync.render.problems import write_problems
@@ -54,7 +56,18 @@ def write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path:
 
 
 class BoundaryGroup(click.Group):
-    """A click group whose ``main`` applies the error boundary (also under CliRunner)."""
+    """A click group whose ``main`` applies the error boundary (also under CliRunner); its
+    commands are strict (cli/strict.py), and it takes ``--no-color``."""
+
+    command_class = StrictCommand
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(no_color_option())
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        check_repeated(self, ctx, args)
+        return super().parse_args(ctx, args)
 
     def main(
         self,
@@ -71,6 +84,12 @@ class BoundaryGroup(click.Group):
         return code
 
     def run(
+        self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any
+    ) -> int:
+        # a context of its own: --no-color lasts for this run only (CliRunner runs many)
+        return contextvars.copy_context().run(self._run, argv, prog_name, complete_var, **extra)
+
+    def _run(
         self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any
     ) -> int:
         try:

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from metasync import operations as op
@@ -16,6 +15,7 @@ from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR
 from metasync.errors import MetasyncError
 from metasync.notify import send as send_notifications
 from metasync.plan.select import parse_selectors
+from metasync.render.console import make_console
 from metasync.render.drift import write_drift_json, write_drift_markdown, write_drift_text
 from metasync.render.notification import drift_message
 from metasync.render.problems import write_problems
@@ -152,7 +152,7 @@ def history(ctx: click.Context, env: str, fmt: str) -> int:
             f"{env} has no revisions on {listing.server} yet: `metasync apply` records them."
         )
         return EXIT_OK
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True, width=200)
+    console = make_console(sys.stdout, width=200)
     table = Table(title=f"History of {env} ({listing.server})", title_justify="left")
     for column in ("rev", "started (UTC)", "action", "result", "changes", "commit", "who"):
         table.add_column(column, justify="right" if column in ("rev", "changes") else "left")

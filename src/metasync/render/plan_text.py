@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import IO
 
-from rich.console import Console
 from rich.text import Text
 
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.plan.model import Change, FieldChange, Plan
+from metasync.render.console import make_console
 from metasync.render.values import compact, summary_line
 
 _MARK = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
@@ -64,8 +64,7 @@ def remarks(change: Change) -> list[tuple[str, str]]:
 
 
 def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> None:
-    console = Console(file=stream, highlight=False, soft_wrap=True, no_color=color is False,
-                      force_terminal=color)  # fmt: skip
+    console = make_console(stream, color)
     console.print(
         Text(
             f"Plan for {plan.environment}: {plan.server}, {FLAVOUR_NAMES.get(plan.flavour, plan.flavour)}"

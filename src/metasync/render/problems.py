@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import IO
 
-from rich.console import Console
 from rich.text import Text
 
 from metasync.errors import Problem
+from metasync.render.console import make_console
 
 _STYLE = {"error": "bold red", "warning": "yellow"}
 
 
 def write_problems(stream: IO[str], problems: Iterable[Problem]) -> None:
-    console = Console(file=stream, highlight=False, soft_wrap=True)
+    console = make_console(stream)
     for problem in problems:
         text = Text.assemble((f"{problem.severity}:", _STYLE[problem.severity]), " ")
         if problem.location is not None:

@@ -1,0 +1,166 @@
+"""The small things that surprise (issue 16, point 4): each with the behaviour it has now."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import ROOT, run_cli, write_project
+
+METASYNC = str(Path(sys.executable).parent / "metasync")
+ESCAPE = "\x1b["
+WRONG_TYPE = "error: manifests/wf.yaml:4 version: wrong type for version: expected an integer, got string 'one'\n"
+
+BROKEN = {
+    "manifests/wf.yaml": """\
+        apiVersion: metasync/v1
+        kind: WorkflowDef
+        metadata: {name: wf}
+        spec: {version: one, tasks: [{name: t, taskReferenceName: t, type: WAIT}]}
+        """
+}
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    return subprocess.run([METASYNC, *args], cwd=cwd, env={**base, **env}, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+
+
+# -- 1. NO_COLOR and --no-color -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["validate"], {"NO_COLOR": "1"}),
+        (["validate"], {"NO_COLOR": "yes please"}),
+        (["--no-color", "validate"], {}),
+        (["validate", "--no-color"], {}),
+    ],
+)
+def test_no_color_means_no_escape_code_even_on_a_forced_terminal(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    write_project(tmp_path, BROKEN)
+    coloured = _run(["validate"], tmp_path, FORCE_COLOR="1")
+    assert coloured.returncode == 1
+    assert ESCAPE in coloured.stderr  # a forced terminal is coloured: the check below can fail
+    plain = _run(args, tmp_path, FORCE_COLOR="1", **env)
+    assert plain.returncode == 1
+    assert ESCAPE not in plain.stderr + plain.stdout
+    assert plain.stderr.startswith(WRONG_TYPE)
+
+
+def test_an_empty_no_color_does_not_turn_colour_off(tmp_path: Path) -> None:
+    write_project(tmp_path, BROKEN)
+    assert ESCAPE in _run(["validate"], tmp_path, FORCE_COLOR="1", NO_COLOR="").stderr
+
+
+def test_no_color_lasts_for_its_own_run_only(tmp_path: Path) -> None:
+    from metasync.render.console import color_disabled
+
+    write_project(tmp_path, BROKEN)
+    assert run_cli("--no-color", "--project", str(tmp_path), "validate").exit_code == 1
+    assert not color_disabled() or os.environ.get("NO_COLOR")
+
+
+# -- 2. a single-value option given twice ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["plan", "--env", "dev", "--env", "prod"],
+            "Error: --env is given 2 times (dev, prod), and `metasync plan` takes one (it would "
+            "silently use the last). Give --env once (these commands take several: drift, export, "
+            "status, validate).\n",
+        ),
+        (
+            ["apply", "--env=dev", "--auto-approve", "--env", "prod"],
+            "Error: --env is given 2 times (dev, prod), and `metasync apply` takes one (it would "
+            "silently use the last). Give --env once (these commands take several: drift, export, "
+            "status, validate).\n",
+        ),
+        (
+            ["plan", "--env", "dev", "-o", "json", "--output=text"],
+            "Error: --output is given 2 times (json, text), and `metasync plan` takes one (it would "
+            "silently use the last). Give --output once.\n",
+        ),
+        (
+            ["drift", "--env", "dev", "--branch", "a", "--branch", "b"],
+            "Error: --branch is given 2 times (a, b), and `metasync drift` takes one (it would "
+            "silently use the last). Give --branch once.\n",
+        ),
+        (
+            ["--project", "a", "--project", "b", "validate"],
+            "Error: --project is given 2 times (a, b), and `metasync` takes one (it would silently "
+            "use the last). Give --project once.\n",
+        ),
+    ],
+)
+def test_a_single_value_option_given_twice_is_refused(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    write_project(tmp_path, {})
+    result = (
+        run_cli("--project", str(tmp_path), *args) if args[0] != "--project" else run_cli(*args)
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.endswith(message)
+
+
+def test_the_same_value_twice_is_no_surprise(tmp_path: Path) -> None:
+    write_project(tmp_path, {})
+    result = run_cli("--project", str(tmp_path), "render", "--env", "dev", "--env", "dev")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_repeatable_options_stay_repeatable(tmp_path: Path) -> None:
+    write_project(tmp_path, {})
+    (tmp_path / "environments" / "prod").mkdir()
+    (tmp_path / "environments" / "prod" / "environment.yaml").write_text(
+        "server:\n  url: http://127.0.0.1:1\n"
+    )
+    result = run_cli("--project", str(tmp_path), "validate", "--env", "dev", "--env", "prod")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "valid: 0 resources for dev, prod (0 warning(s))\n"
+
+
+# -- 8. the pre-commit hook and a project in a subfolder -------------------------------------------
+
+
+def test_validate_takes_project_after_the_command_as_pre_commit_appends_it(tmp_path: Path) -> None:
+    write_project(tmp_path / "sub", BROKEN)
+    hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
+    result = _run([*hook["entry"].split()[1:], "--project", "sub"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(WRONG_TYPE)
+    (tmp_path / "sub" / "manifests" / "wf.yaml").unlink()
+    result = _run([*hook["entry"].split()[1:], "--project", "sub"], tmp_path)
+    assert (result.returncode, result.stdout) == (0, "valid: 0 resources for dev (0 warning(s))\n")
+
+
+@pytest.mark.parametrize(
+    ("path", "matches"),
+    [
+        ("manifests/workflows/order.yaml", True),
+        ("sub/manifests/x.yaml", True),
+        ("deploy/conductor/environments/prod/environment.yaml", True),
+        ("sub/metasync.yaml", True),
+        ("metasync.yaml", True),
+        ("src/app.py", False),
+        ("docs/manifests.md", False),
+    ],
+)
+def test_the_pre_commit_hook_sees_projects_in_subfolders(path: str, matches: bool) -> None:
+    hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
+    assert bool(re.search(hook["files"], path)) is matches
