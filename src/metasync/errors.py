@@ -17,15 +17,32 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True, slots=True)
 class Location:
-    """Where a problem is: ``manifests/workflows/order.yaml:14 tasks[ref=charge].type``."""
+    """Where a problem is: ``manifests/workflows/order.yaml:14 tasks[ref=charge].type``, or with a
+    column (1-based) ``manifests/wf.yaml:5:2``; ``snippet`` is the source line with a caret under
+    the column, shown under the message (see :func:`source_snippet`)."""
 
     file: str
     line: int | None = None
     path: str = ""
+    column: int | None = None
+    snippet: str | None = None
 
     def __str__(self) -> str:
         place = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.line is not None and self.column is not None:
+            place += f":{self.column}"
         return f"{place} {self.path}" if self.path else place
+
+
+def source_snippet(text: str, line: int, column: int) -> str:
+    """Line ``line`` of ``text`` (1-based) and a caret under ``column`` (1-based); a tab shows as →
+    (one character, so the caret stays in place)."""
+    lines = text.splitlines()
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    gutter = str(line)
+    return (
+        f"  {gutter} | {source.replace(chr(9), '→')}\n  {' ' * len(gutter)} | {' ' * (column - 1)}^"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +57,8 @@ class Problem:
     def format(self) -> str:
         head = f"{self.location}: {self.message}" if self.location else self.message
         text = f"{self.severity}: {head}"
+        if self.location is not None and self.location.snippet:
+            text += f"\n{self.location.snippet}"
         return f"{text}\n  {self.hint}" if self.hint else text
 
 

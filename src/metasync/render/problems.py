@@ -20,6 +20,8 @@ def write_problems(stream: IO[str], problems: Iterable[Problem]) -> None:
         if problem.location is not None:
             text.append(f"{problem.location}: ", style="bold")
         text.append(problem.message)
+        if problem.location is not None and problem.location.snippet:
+            text.append(f"\n{problem.location.snippet}")
         if problem.hint:
             text.append(f"\n  {problem.hint}", style="dim")
         console.print(text)
