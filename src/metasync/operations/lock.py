@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 
 from metasync.apply.lease import Lease, held
-from metasync.apply.lock import Holder
+from metasync.apply.lock import Holder, holder
 from metasync.apply.lock import unlock as clear_lock
 from metasync.manifests.environment import load_environment
 from metasync.project import Project
@@ -18,7 +18,14 @@ def locked(project: Project, env: str, command: str) -> AbstractContextManager[L
                 command=command, minutes=minutes)  # fmt: skip
 
 
-def unlock(project: Project, env: str) -> list[Holder]:
-    """Clear ``env``'s lock (its holder died); what was removed."""
+def current(project: Project, env: str) -> Holder | None:
+    """``env``'s lock as it is now (expired or not); None when there is none."""
     with project.connect(env) as client:
-        return clear_lock(client, project.lock_name)
+        return holder(client, project.lock_name)
+
+
+def unlock(project: Project, env: str, lock_id: str | None = None) -> list[Holder]:
+    """Clear ``env``'s lock (its holder died), only if it is still ``lock_id`` when given; what
+    was removed."""
+    with project.connect(env) as client:
+        return clear_lock(client, project.lock_name, lock_id)
