@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import ROOT, run_cli, write_project
+import conductor_server
+from helpers import ROOT, prefixed_example, run_cli, write_project
 
 METASYNC = str(Path(sys.executable).parent / "metasync")
 ESCAPE = "\x1b["
@@ -164,3 +165,55 @@ def test_validate_takes_project_after_the_command_as_pre_commit_appends_it(tmp_p
 def test_the_pre_commit_hook_sees_projects_in_subfolders(path: str, matches: bool) -> None:
     hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
     assert bool(re.search(hook["files"], path)) is matches
+
+
+# -- 3. a selection that matches nothing -----------------------------------------------------------
+
+NOTHING_HINT = (
+    "  Names and labels match as shell globs, case-sensitively (name=order_* or name='*_payment'); "
+    "`metasync render --env ENV` lists what git has.\n"
+)
+
+
+@pytest.mark.server
+def test_a_selection_that_matches_nothing_says_so(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
+    nomatch = ("--select", "name=nomatch", "--select", "kind=TaskDef,name=nothing*")
+    said = ("warning: --select name=nomatch --select kind=TaskDef,name=nothing* matches nothing "
+            "in git or on the server of dev\n" + NOTHING_HINT)  # fmt: skip
+
+    planned = run_cli("--project", str(root), "plan", "--env", "dev", *nomatch)
+    assert (planned.exit_code, planned.stderr) == (0, said)
+    assert planned.stdout.startswith("Plan for dev: ")
+    detailed = run_cli("--project", str(root), "plan", "--env", "dev", "--detailed-exitcode",
+                       *nomatch)  # fmt: skip
+    assert (detailed.exit_code, detailed.stderr) == (1, said)  # CI asked for what does not exist
+    matching = run_cli("--project", str(root), "plan", "--env", "dev", "--detailed-exitcode",
+                       "--select", f"name={prefix}*")  # fmt: skip
+    assert (matching.exit_code, matching.stderr) == (2, "")
+
+    applied = run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve", *nomatch)
+    assert (applied.exit_code, applied.stderr) == (0, said)
+    assert "Nothing to apply: the server matches git.\n" in applied.stdout
+
+    drifted = run_cli("--project", str(root), "drift", "--env", "dev", *nomatch)
+    assert (drifted.exit_code, drifted.stdout) == (1, "")
+    assert drifted.stderr == (
+        "error: --select name=nomatch --select kind=TaskDef,name=nothing* matches nothing in git "
+        "or on the servers of dev\n" + NOTHING_HINT
+    )
+
+    exported = run_cli("--project", str(root), "export", "--env", "dev", "--out",
+                       str(tmp_path / "out"), "--select", "name=nomatch")  # fmt: skip
+    assert exported.exit_code == 0
+    assert exported.stderr == (
+        "warning: --select name=nomatch matches nothing on the server of dev\n" + NOTHING_HINT
+    )
+
+    tested = run_cli("--project", str(root), "test", "--env", "dev", "--select", "name=nomatch")
+    assert tested.exit_code == 1
+    assert tested.stderr.startswith(
+        "error: manifests/: no WorkflowTest matches the selection for dev\n"
+    )

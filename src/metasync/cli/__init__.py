@@ -127,6 +127,8 @@ def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out
         sys.stdout.write(render_plan_markdown(planned.plan, limit))
     else:
         (write_plan_json if fmt == "json" else write_plan_text)(sys.stdout, planned.plan)
+    if detailed_exitcode and select and not (planned.plan.changes or planned.plan.unmanaged):
+        return EXIT_USER_ERROR  # CI asked about objects that do not exist (warned above)
     return EXIT_CHANGES if detailed_exitcode and planned.plan.has_changes else EXIT_OK
 
 
