@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 import conductor_server
+from faultproxy import FaultProxy
 from helpers import ROOT, prefixed_example, run_cli, write_project
+from metasync.apply.lock import lock_name
 
 METASYNC = str(Path(sys.executable).parent / "metasync")
 ESCAPE = "\x1b["
@@ -216,4 +222,71 @@ def test_a_selection_that_matches_nothing_says_so(
     assert tested.exit_code == 1
     assert tested.stderr.startswith(
         "error: manifests/: no WorkflowTest matches the selection for dev\n"
+    )
+
+
+# -- 5. Ctrl-C in the middle of an apply -----------------------------------------------------------
+
+
+@pytest.mark.server
+def test_ctrl_c_during_apply_says_what_landed_where_the_images_are_and_what_next(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    """Every write is slowed down by 2 s: SIGINT half a second after the second step started
+    comes while that step is on its way (unknown); the first landed, the rest are not applied."""
+    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
+    writes = FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(2.0, 2.0),
+                        match=lambda method, path: method in ("POST", "PUT"))  # fmt: skip
+    env_file = root / "environments" / "dev" / "environment.yaml"
+    with writes:
+        env_file.write_text(env_file.read_text().replace(conductor.url, writes.url))
+        run = subprocess.Popen([METASYNC, "--project", str(root), "apply", "--env", "dev",
+                                "--auto-approve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+        assert run.stderr is not None
+        steps = 0
+        while steps < 2:
+            line = run.stderr.readline()
+            assert line, "apply ended before its second step"
+            steps += line.startswith("applying ")
+        time.sleep(0.5)
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=120)
+    env_file.write_text(env_file.read_text().replace(writes.url, conductor.url))
+    assert run.returncode == 130, out + err
+    rows = re.findall(
+        r"^│ (\w+ \S+(?: v\d+)?) +│ create │ (landed|not applied|unknown) +│$", out, re.M
+    )
+    counts = {
+        status: sum(s == status for _, s in rows) for status in ("landed", "not applied", "unknown")
+    }
+    assert counts == {
+        "landed": 10,
+        "not applied": 17 - 10 - counts["unknown"],
+        "unknown": counts["unknown"],
+    }
+    assert counts["unknown"] >= 1  # the step on its way
+    assert [name.split()[0] for name, s in rows if s == "landed"] == ["TaskDef"] * 10
+    assert out.endswith(
+        "10 of 17 change(s) landed; "
+        f"{counts['unknown']} unknown (plan again to see whether they landed).\n"
+    )
+    assert "interrupted while it was being sent: it may have landed or not" in out
+    listed = run_cli("--project", str(root), "history", "--env", "dev", "-o", "json")
+    revision = json.loads(listed.stdout)["revisions"][-1]
+    assert (revision["result"], revision["landed"], revision["changes"]) == ("interrupted", 10, 17)
+    (backup,) = (root / ".metasync" / "backups" / "dev").iterdir()
+    assert err.endswith(
+        f"interrupted: stopped after 10 of 17 change(s) landed on dev ({counts['not applied']} "
+        f"not applied, {counts['unknown']} unknown).\n"
+        f"  Before-images: revision {revision['revision']} of dev on its server (`metasync "
+        f"history --env dev`), and a local copy in {backup}.\n"
+        "  The dev lock was released.\n"
+        "  Next: `metasync plan --env dev` shows what remains (`metasync apply --env dev` applies "
+        "it); `metasync rollback --env dev` undoes what landed.\n"
+    )
+    assert api.get(f"/metadata/workflow/{lock_name(f'{prefix}order-to-cash')}").status_code == 404
+    assert (
+        "interrupted (10 landed)"
+        in run_cli("--project", str(root), "history", "--env", "dev").stdout
     )

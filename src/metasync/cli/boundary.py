@@ -19,9 +19,11 @@ from typing import Any
 import click
 
 from metasync import __version__
+from metasync.cli.interrupted import write_interrupted
 from metasync.cli.strict import StrictCommand, check_repeated, no_color_option
 from metasync.errors import MetasyncError
 from metasync.manifests.secrets import scrub
+from metasync.operations.apply import ApplyInterrupted
 from metasync.render.problems import write_problems
 
 EXIT_OK = 0
@@ -107,6 +109,9 @@ class BoundaryGroup(click.Group):
         except click.ClickException as exc:  # usage errors are user errors: 1, never 2
             exc.show()
             return EXIT_USER_ERROR
+        except ApplyInterrupted as stop:  # Ctrl-C while writing: what landed, what next
+            write_interrupted(stop)
+            return EXIT_INTERRUPTED
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             return EXIT_INTERRUPTED

@@ -161,7 +161,8 @@ def history(ctx: click.Context, env: str, fmt: str) -> int:
             action = f"rollback to {r.rollback_to}" if r.rollback_to is not None else "rollback"
         else:
             action = "apply"
-        table.add_row(str(r.number), r.started[:19].replace("T", " "), action, r.result,
+        result = f"{r.result} ({r.landed} landed)" if r.landed is not None else r.result
+        table.add_row(str(r.number), r.started[:19].replace("T", " "), action, result,
                       str(r.changes), (r.commit or "-")[:7], r.who)  # fmt: skip
     console.print(table)
     return EXIT_OK

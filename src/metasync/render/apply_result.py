@@ -11,7 +11,12 @@ from metasync.errors import Problem
 from metasync.plan.model import Change, Outcome
 from metasync.render.console import make_console
 
-_STYLE = {"landed": "green", "not landed": "bold red", "unknown": "bold yellow"}
+_STYLE = {
+    "landed": "green",
+    "not landed": "bold red",
+    "unknown": "bold yellow",
+    "not applied": "dim",
+}
 
 
 def write_apply_result(stream: IO[str], outcomes: Sequence[Outcome], read_back: Sequence[Change],
