@@ -111,6 +111,11 @@ def test_no_color_lasts_for_its_own_run_only(tmp_path: Path) -> None:
             "Error: --project is given 2 times (a, b), and `metasync` takes one (it would silently "
             "use the last). Give --project once.\n",
         ),
+        (
+            ["--project", "a", "validate", "--project", "b"],
+            "Error: --project is given 2 times (a, b), before and after the command. Give "
+            "--project once.\n",
+        ),
     ],
 )
 def test_a_single_value_option_given_twice_is_refused(

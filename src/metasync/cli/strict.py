@@ -33,8 +33,18 @@ def no_color_option() -> click.Option:
 
 
 def _project_after(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
-    if value is not None:
-        ctx.find_root().obj = value  # the group's --project, given after the command
+    if value is None:
+        return
+    root = ctx.find_root()
+    before = root.params.get("project_dir")
+    source = root.get_parameter_source("project_dir")
+    if source is click.core.ParameterSource.COMMANDLINE and before is not None and before != value:
+        raise click.UsageError(
+            f"--project is given 2 times ({before}, {value}), before and after the command. "
+            "Give --project once.",
+            ctx,
+        )
+    root.obj = value  # the group's --project, given after the command
 
 
 def _shared_options() -> list[click.Option]:
