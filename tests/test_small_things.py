@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -32,6 +35,18 @@ BROKEN = {
         spec: {version: one, tasks: [{name: t, taskReferenceName: t, type: WAIT}]}
         """
 }
+
+
+def _pump(stream: IO[str] | None, lines: queue.Queue[str]) -> None:
+    for line in stream or ():
+        lines.put(line)
+
+
+def _drain(lines: queue.Queue[str]) -> list[str]:
+    drained = []
+    while not lines.empty():
+        drained.append(lines.get_nowait())
+    return drained
 
 
 def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -248,15 +263,23 @@ def test_ctrl_c_during_apply_says_what_landed_where_the_images_are_and_what_next
         run = subprocess.Popen([METASYNC, "--project", str(root), "apply", "--env", "dev",
                                 "--auto-approve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)  # fmt: skip
-        assert run.stderr is not None
-        steps = 0
-        while steps < 2:
-            line = run.stderr.readline()
-            assert line, "apply ended before its second step"
-            steps += line.startswith("applying ")
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(run.stderr, lines))
+        reader.start()
+        said: list[str] = []
+        deadline = time.monotonic() + 180
+        while sum(line.startswith("applying ") for line in said) < 2:
+            try:
+                said.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                run.kill()
+                pytest.fail(f"no second step within 3 minutes: {''.join(said)}")
         time.sleep(0.5)
         run.send_signal(signal.SIGINT)
-        out, err = run.communicate(timeout=120)
+        run.wait(timeout=120)  # its stdout (a few kB) fits in the pipe meanwhile
+        reader.join(timeout=30)
+        out = run.stdout.read() if run.stdout else ""
+        err = "".join([*said, *_drain(lines)])
     env_file.write_text(env_file.read_text().replace(writes.url, conductor.url))
     assert run.returncode == 130, out + err
     rows = re.findall(
