@@ -71,10 +71,20 @@ def walk(
                 yield from walk(sub, (*path, name))
 
 
+#: options every command takes after its name too, as the group's own (`metasync validate
+#: --project sub`): documented once, under the global options, which say so
+EVERY_COMMAND = {"--project", "--no-color"}
+
+
 def cli_params(command: click.Command) -> set[str]:
     """The long option names (both sides of --x/--no-x) and argument metavars of a command,
-    --help left out (every command has it)."""
+    --help left out (every command has it), and the options every command shares with the group
+    (documented with the group's)."""
     names: set[str] = set()
+    if not isinstance(command, click.Group):
+        shared = {o for p in command.params if isinstance(p, click.Option) for o in p.opts}
+        missing = EVERY_COMMAND - shared
+        assert not missing, f"`{command.name}` does not take {sorted(missing)} after its name"
     for param in command.params:
         if isinstance(param, click.Option):
             if param.hidden:
@@ -83,7 +93,7 @@ def cli_params(command: click.Command) -> set[str]:
         elif isinstance(param, click.Argument):
             metavar = param.metavar or (param.name or "").upper()
             names.add(metavar.strip("[]").removesuffix("..."))
-    return names - {"--help"}
+    return names - {"--help"} - (set() if isinstance(command, click.Group) else EVERY_COMMAND)
 
 
 def documented_params(section: Section) -> set[str]:

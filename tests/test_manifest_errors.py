@@ -45,9 +45,11 @@ def test_malformed_yaml(tmp_path: Path) -> None:
     )
     assert_fails_with(
         tmp_path,
-        "error: manifests/wf.yaml:5: invalid YAML: did not find expected key "
-        "(while parsing a block mapping that starts at line 1)\n"
-        "  Check the indentation and quoting here.\n",
+        "error: manifests/wf.yaml:5:2: this line's indentation matches no key of the mapping "
+        "that starts at line 1\n"
+        "  5 |  spec:\n"
+        "    |  ^\n"
+        "  Indent it as far as the keys it belongs with (YAML nests by indentation).\n",
     )
 
 
@@ -70,8 +72,10 @@ def test_unquoted_expression_in_flow_mapping_says_to_quote_it(tmp_path: Path) ->
     )
     assert_fails_with(
         tmp_path,
-        "error: manifests/wf.yaml:9: unquoted Conductor expression ${workflow.input.orderId} "
+        "error: manifests/wf.yaml:9:35: unquoted Conductor expression ${workflow.input.orderId} "
         "inside a {...} flow mapping: YAML reads its braces as structure\n"
+        "  9 |       inputParameters: {orderId: ${workflow.input.orderId}}\n"
+        "    |                                   ^\n"
         '  Quote it: orderId: "${workflow.input.orderId}" (or write the mapping in block style).\n',
     )
 
@@ -423,8 +427,8 @@ def test_duplicate_yaml_key(tmp_path: Path) -> None:
     )
     assert_fails_with(
         tmp_path,
-        "error: manifests/td.yaml:7: invalid YAML: duplicate key 'retryCount' (first at line 6); "
-        "a key may appear once per mapping\n  Keep one of the two.\n",
+        "error: manifests/td.yaml:7:3: invalid YAML: duplicate key 'retryCount' (first at line 6); "
+        "a key may appear once per mapping\n  7 |   retryCount: 2\n    |   ^\n  Keep one of the two.\n",
     )
 
 
@@ -471,8 +475,75 @@ def test_every_error_is_reported_in_one_run(tmp_path: Path) -> None:
     code, _, stderr = validate(tmp_path)
     assert code == 1
     assert "manifests/a.yaml:2 kind: unknown kind 'Taskdef'; did you mean 'TaskDef'?" in stderr
-    assert "manifests/b.yaml:2: invalid YAML" in stderr
+    assert (
+        "manifests/b.yaml:1:6: the [ opened here is never closed\n  1 | key: [unclosed\n" in stderr
+    )
     assert stderr.endswith("invalid: 2 error(s), 0 warning(s) (dev)\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "apiVersion: metasync/v1\nkind: TaskDef\nmetadata:\n\tname: t\n",
+            "error: manifests/t.yaml:4:1: a tab character indents this line; YAML indents with "
+            "spaces\n"
+            "  4 | →name: t\n"
+            "    | ^\n"
+            "  Replace the tab with spaces (as many as the lines around it use).\n",
+            id="tab",
+        ),
+        pytest.param(
+            "apiVersion: metasync/v1\nkind: TaskDef\nmetadata:\n  name: t\nspec:\n  a: 1\n \t b: 2\n",
+            "error: manifests/t.yaml:7:2: a tab character indents this line; YAML indents with "
+            "spaces\n"
+            "  7 |  → b: 2\n"
+            "    |  ^\n"
+            "  Replace the tab with spaces (as many as the lines around it use).\n",
+            id="tab-after-spaces",
+        ),
+        pytest.param(
+            "apiVersion: metasync/v1\nkind: 'TaskDef\nmetadata: {name: t}\n",
+            "error: manifests/t.yaml:2:7: this quoted value is never closed: its ' runs to the end "
+            "of the file\n"
+            "  2 | kind: 'TaskDef\n"
+            "    |       ^\n"
+            "  Close it with ' on this line (a ' inside the value is written '').\n",
+            id="unclosed-quote",
+        ),
+        pytest.param(
+            "apiVersion: metasync/v1\nkind: TaskDef\nmetadata: {name: t\nspec: {}\n",
+            "error: manifests/t.yaml:4:5: the { opened at line 3 column 11 is not closed before "
+            "this: YAML expected ',' or '}' here\n"
+            "  4 | spec: {}\n"
+            "    |     ^\n"
+            "  Close it with }, or separate its items with commas.\n",
+            id="unclosed-brace",
+        ),
+        pytest.param(
+            "apiVersion: metasync/v1\nkind: TaskDef\nmetadata: {name: t}\nspec: {inputKeys: [a, b\n",
+            "error: manifests/t.yaml:4:19: the [ opened here is never closed\n"
+            "  4 | spec: {inputKeys: [a, b\n"
+            "    |                   ^\n"
+            "  Close it with ].\n",
+            id="unclosed-bracket",
+        ),
+        pytest.param(
+            "apiVersion: metasync/v1\nkind: TaskDef\nmetadata:\n    name: t\n  spec: {}\n",
+            "error: manifests/t.yaml:5:3: this line's indentation matches no key of the mapping "
+            "that starts at line 1\n"
+            "  5 |   spec: {}\n"
+            "    |   ^\n"
+            "  Indent it as far as the keys it belongs with (YAML nests by indentation).\n",
+            id="bad-indent",
+        ),
+    ],
+)
+def test_yaml_errors_show_line_column_and_the_source_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    write_project(tmp_path, {"manifests/t.yaml": text})
+    assert_fails_with(tmp_path, expected)
 
 
 BOMB = """\

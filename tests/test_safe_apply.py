@@ -17,12 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 import conductor_server
 from faultproxy import FaultProxy
 from helpers import prefixed_example, run_cli
 from metasync.apply import history as history_module
 from metasync.apply.lock import Holder, Locked, lock_name, take
+from metasync.cli import cli as cli_group
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.normalize import normalize
 from metasync.model.tasks import walk_tasks
@@ -382,13 +384,13 @@ def test_a_held_lock_refuses_apply_naming_its_owner_and_unlock_clears_it(
         f"error: dev is locked by ci-run-42 (apply), since {held.started:%Y-%m-%d %H:%M:%S} UTC"
         in err
     )
-    assert "run `metasync unlock --env dev`" in err
+    assert f"run `metasync unlock --env dev {held.token}` (or wait until the lock expires)" in err
     assert out == ""
     assert versions(api, f"{prefix}order_to_cash") == []  # nothing written
 
-    code, out, _ = cli(project, "unlock", "--env", "dev")
+    code, out, _ = cli(project, "unlock", "--env", "dev", held.token)
     assert code == 0
-    assert out.startswith("removed the lock held by ci-run-42 (apply), since ")
+    assert "\nremoved the lock held by ci-run-42 (apply), since " in out
     apply(project)
     assert versions(api, f"{prefix}order_to_cash") == [1]
     assert cli(project, "unlock", "--env", "dev")[1] == "dev is not locked.\n"  # apply released it
@@ -751,7 +753,64 @@ def test_a_lock_metasync_cannot_read_never_counts_as_free(
     assert (
         "error: dev is locked by an unknown holder (a lock metasync cannot read, version 1)" in err
     )
-    assert cli(project, "unlock", "--env", "dev")[0] == 0
+    assert cli(project, "unlock", "--env", "dev", "v1")[0] == 0
+    assert versions(api, name) == []
+
+
+def test_unlock_shows_a_live_lock_and_removes_it_only_by_its_id(
+    project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    name = lock_name(f"{prefix}order-to-cash")
+    with ConductorClient.connect(conductor.url, label="test") as client:
+        held, _ = take(client, name, env="dev", command="apply", minutes=30, owner="ci-run-42")
+    shown = (
+        f"dev is locked by ci-run-42 (apply), since {held.started:%Y-%m-%d %H:%M:%S} UTC, expires "
+        f"{held.expires:%Y-%m-%d %H:%M:%S} UTC; lock id {held.token}\n"
+    )
+    assert cli(project, "unlock", "--env", "dev") == (1, shown, (
+        "error: the dev lock is live: without a terminal to confirm, unlock removes it only by "
+        "its id\n"
+        f"  Check that the run holding it died, then run `metasync unlock --env dev {held.token}`.\n"
+    ))  # fmt: skip
+    assert cli(project, "unlock", "--env", "dev", "0123abcd") == (1, shown, (
+        f"error: 0123abcd is not the dev lock: its id is {held.token}\n"
+        "  Nothing was removed. If that run died, run "
+        f"`metasync unlock --env dev {held.token}`.\n"
+    ))  # fmt: skip
+    assert versions(api, name) == [1]  # still held
+    monkeypatch.setattr("metasync.cli._interactive", lambda: True)  # a terminal: it asks
+    asked = CliRunner().invoke(cli_group, ["--project", str(project), "unlock", "--env", "dev"],
+                               input="no\n")  # fmt: skip
+    assert (asked.exit_code, asked.stdout) == (1, shown)
+    assert asked.stderr == (
+        "Remove the live dev lock? The run holding it may still be applying. Only 'yes' removes "
+        "it: no\nNot removed.\n"
+    )
+    assert versions(api, name) == [1]
+    monkeypatch.undo()
+    assert cli(project, "unlock", "--env", "dev", held.token) == (0, shown + (
+        f"removed the lock held by ci-run-42 (apply), since {held.started:%Y-%m-%d %H:%M:%S} UTC, "
+        f"expires {held.expires:%Y-%m-%d %H:%M:%S} UTC (lock id {held.token})\n"
+    ), "")  # fmt: skip
+    assert versions(api, name) == []
+    assert cli(project, "unlock", "--env", "dev", held.token) == (0, "dev is not locked.\n", "")
+
+
+def test_unlock_removes_an_expired_lock_without_its_id(
+    project: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    name = lock_name(f"{prefix}order-to-cash")
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    with ConductorClient.connect(conductor.url, label="test") as client:
+        held, _ = take(client, name, env="dev", command="apply", minutes=30, owner="ci-run-7",
+                       now=long_ago)  # fmt: skip
+    code, out, err = cli(project, "unlock", "--env", "dev")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"dev is locked by {held.describe()} (expired); lock id {held.token}\n"
+        f"removed the lock held by {held.describe()} (lock id {held.token})\n"
+    )
     assert versions(api, name) == []
 
 

@@ -40,6 +40,7 @@ RULES: dict[str, str] = {
     "unused-ignore": "a warnings.ignore entry that matches no warning",
     "idle-field-ignore": "an ignore: entry that names no object in git or on the server",
     # what a server says while planning
+    "empty-selection": "a --select that matches nothing in git or on the server",
     "field-unknown-to-server": "a field this server does not know: left out of the plan",
     # export
     "export-credential": "an exported value that looks like a credential",
@@ -57,7 +58,9 @@ RULES: dict[str, str] = {
 
 
 class Location:
-    """Where a problem is: ``manifests/workflows/order.yaml:14 tasks[ref=charge].type``.
+    """Where a problem is: ``manifests/workflows/order.yaml:14 tasks[ref=charge].type``, or with a
+    column (1-based) ``manifests/wf.yaml:5:2``; ``snippet`` is the source line with a caret under
+    the column, shown under the message (see :func:`source_snippet`).
 
     The line may be found lazily (``find``): looking it up composes the file's YAML again, which
     only the places that are shown should pay for. Two locations not located yet compare by
@@ -65,7 +68,7 @@ class Location:
     duplicates among thousands of warnings locates none of them.
     """
 
-    __slots__ = ("_anchor", "_find", "_line", "file", "path")
+    __slots__ = ("_anchor", "_find", "_line", "column", "file", "path", "snippet")
 
     def __init__(
         self,
@@ -75,9 +78,13 @@ class Location:
         *,
         find: Callable[[], int | None] | None = None,
         anchor: Hashable = None,
+        column: int | None = None,
+        snippet: str | None = None,
     ) -> None:
         self.file = file
         self.path = path
+        self.column = column
+        self.snippet = snippet
         self._line = line
         self._find = find
         self._anchor = anchor if find is not None else None
@@ -95,7 +102,7 @@ class Location:
             return False
         if self._find is not None and other._find is not None:  # neither located yet
             return bool(self._anchor == other._anchor)
-        return self.line == other.line
+        return (self.line, self.column) == (other.line, other.column)
 
     def __hash__(self) -> int:
         return hash((self.file, self.path))  # the line may not be known yet
@@ -105,7 +112,20 @@ class Location:
 
     def __str__(self) -> str:
         place = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.line is not None and self.column is not None:
+            place += f":{self.column}"
         return f"{place} {self.path}" if self.path else place
+
+
+def source_snippet(text: str, line: int, column: int) -> str:
+    """Line ``line`` of ``text`` (1-based) and a caret under ``column`` (1-based); a tab shows as →
+    (one character, so the caret stays in place)."""
+    lines = text.splitlines()
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    gutter = str(line)
+    return (
+        f"  {gutter} | {source.replace(chr(9), '→')}\n  {' ' * len(gutter)} | {' ' * (column - 1)}^"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +146,8 @@ class Problem:
     def format(self) -> str:
         head = f"{self.location}: {self.message}" if self.location else self.message
         text = f"{self.severity}: {head}" + (f" [{self.rule}]" if self.rule else "")
+        if self.location is not None and self.location.snippet:
+            text += f"\n{self.location.snippet}"
         return f"{text}\n  {self.hint}" if self.hint else text
 
 

@@ -8,20 +8,40 @@ from typing import Any
 from metasync.apply.steps import Step
 from metasync.conductor.client import LiveWriter
 from metasync.conductor.live import stamp
-from metasync.errors import MetasyncError, ServerError
+from metasync.errors import MetasyncError, Problem, ServerError
 from metasync.model.kinds import KINDS
 from metasync.plan.model import Change, Landing, Outcome
 
 
+class Interrupted(Exception):
+    """Ctrl-C during the steps: what became of every change (the step being sent: unknown; the
+    steps after it: not applied)."""
+
+    def __init__(self, outcomes: Sequence[Outcome]):
+        super().__init__("interrupted")
+        self.outcomes = tuple(outcomes)
+
+
 def execute(steps: Sequence[Step], writer: LiveWriter,
             on_step: Callable[[Step], None] | None = None, mark: str | None = None) -> list[Outcome]:  # fmt: skip
-    """Run every step; a refused step marks its objects not landed and the rest still run."""
+    """Run every step; a refused step marks its objects not landed and the rest still run. Ctrl-C
+    stops at once: Interrupted, with the outcomes so far."""
     outcomes: list[Outcome] = []
-    for step in steps:
-        if on_step is not None:
-            on_step(step)
+    for index, step in enumerate(steps):
+        sending = False
         try:
+            if on_step is not None:
+                on_step(step)
+            sending = True
             _run(step, writer, mark)
+        except KeyboardInterrupt:
+            lost = Problem("interrupted while it was being sent: it may have landed or not",
+                           hint="Plan again to see whether it did.")  # fmt: skip
+            outcomes += [Outcome(c, "unknown", (lost,)) if sending else Outcome(c, "not applied")
+                         for c in step.changes]  # fmt: skip
+            outcomes += [Outcome(c, "not applied") for later in steps[index + 1 :]
+                         for c in later.changes]  # fmt: skip
+            raise Interrupted(outcomes) from None
         except ServerError as exc:
             status: Landing = "unknown" if exc.ambiguous else "not landed"
             outcomes += [Outcome(c, status, tuple(exc.problems)) for c in step.changes]

@@ -30,7 +30,8 @@ from metasync.conductor.live import HISTORY_PREFIX, internal_name
 from metasync.errors import ConfigError, Location, ServerError
 
 Key = tuple[str, str, int | None]
-Result = Literal["started", "landed", "not landed"]
+#: interrupted: Ctrl-C stopped it (``landed`` says how many of its changes landed before)
+Result = Literal["started", "landed", "not landed", "interrupted"]
 #: revisions kept on the server (older ones are deleted as new ones are recorded)...
 KEEP = 50
 #: ...while their before-images together stay under this many bytes (the newest is always kept)
@@ -61,6 +62,8 @@ class Revision:
     rollback_to: int | None = None
     #: a rollback of a backup file (not of a revision): the file's name
     restores_file: str | None = None
+    #: an interrupted run: how many of its changes landed before it stopped
+    landed: int | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -76,6 +79,7 @@ class Revision:
             "changes": self.changes,
             "bytes": self.size,
             "result": self.result,
+            **({"landed": self.landed} if self.landed is not None else {}),
         }
 
     @classmethod
@@ -85,7 +89,7 @@ class Revision:
             entry.get("commit"), str(entry.get("planFingerprint") or ""),
             int(entry.get("changes") or 0), int(entry.get("bytes") or 0),
             entry.get("result") or "started", entry.get("finished"), entry.get("rollbackTo"),
-            entry.get("restoresFile"),
+            entry.get("restoresFile"), entry.get("landed"),
         )  # fmt: skip
 
     def describe(self) -> str:
@@ -179,13 +183,14 @@ def _kept(mine: Revision, before: Sequence[Revision]) -> list[Revision]:
     return sorted(kept, key=lambda r: r.number)
 
 
-def finish(client: ConductorClient, name: str, revision: Revision, result: Result) -> Revision:
+def finish(client: ConductorClient, name: str, revision: Revision, result: Result,
+           landed: int | None = None) -> Revision:  # fmt: skip
     """Record how ``revision`` ended (its images and the index kept, its entry updated)."""
     spec = client.workflow(name, revision.number)
     if spec is None:
         raise ConfigError(f"revision {revision.number} vanished from {name}")
     record = _record(spec, name)
-    done = replace(revision, result=result, finished=now())
+    done = replace(revision, result=result, finished=now(), landed=landed)
     index = [done.summary() if e.get("revision") == done.number else e for e in record["index"]]
     objects = (spec.get("variables") or {}).get("objects") or []
     client.update_workflows([_spec(name, done, index, objects)])

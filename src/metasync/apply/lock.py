@@ -37,6 +37,12 @@ class Holder:
     token: str
     version: int
 
+    @property
+    def lock_id(self) -> str:
+        """What `metasync unlock --env ENV LOCK_ID` names it by: its token (``v<version>`` for a
+        lock metasync cannot read)."""
+        return self.token or f"v{self.version}"
+
     def describe(self) -> str:
         if not self.token:
             return f"an unknown holder (a lock metasync cannot read, version {self.version})"
@@ -135,14 +141,20 @@ def release(client: ConductorClient, name: str, mine: Holder) -> None:
         _delete(client, name, mine.version)
 
 
-def unlock(client: ConductorClient, name: str) -> list[Holder]:
-    """Remove every version of the lock; what was removed, newest first."""
+def unlock(client: ConductorClient, name: str, lock_id: str | None = None) -> list[Holder]:
+    """Remove every version of the lock, when its newest is ``lock_id`` (any, when None); what was
+    removed, newest first."""
     removed: list[Holder] = []
     for _ in range(1000):  # bounded: each round deletes one version
         spec = client.workflow(name)
         if spec is None:
             break
         current = _holder(spec)
+        if lock_id is not None and not removed and current.lock_id != lock_id:
+            raise Locked(
+                f"the lock changed hands: it is now {current.lock_id}, held by {current.describe()}",
+                hint="Nothing was removed. Check that run, and unlock it by its id if it died.",
+            )
         client.delete_workflow(name, current.version)
         removed.append(current)
     return removed
@@ -152,7 +164,7 @@ def _locked(env: str, current: Holder) -> Locked:
     return Locked(
         f"{env} is locked by {current.describe()}",
         hint="Wait for that run to finish. If it died, run `metasync unlock --env "
-        f"{env}` (or wait until the lock expires).",
+        f"{env} {current.lock_id}` (or wait until the lock expires).",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,8 @@ def plan(ctx: click.Context, *, env: str, fmt: str, detailed_exitcode: bool, out
         write_plan_json(sys.stdout, planned.plan, planned.warnings, planned.suppressed)
     else:
         write_plan_text(sys.stdout, planned.plan)
+    if detailed_exitcode and select and not (planned.plan.changes or planned.plan.unmanaged):
+        return EXIT_USER_ERROR  # CI asked about objects that do not exist (warned above)
     return EXIT_CHANGES if detailed_exitcode and planned.plan.has_changes else EXIT_OK
 
 
@@ -269,15 +272,36 @@ def rollback(ctx: click.Context, *, backup: str | None, env: str, to: int | None
 
 
 @cli.command()
+@click.argument("lock_id", metavar="[LOCK_ID]", required=False)
 @click.option("--env", required=True, metavar="ENV", shell_complete=complete_env, help="The environment to unlock.")  # fmt: skip
 @click.pass_context
-def unlock(ctx: click.Context, env: str) -> int:
-    """Remove ENV's apply lock, left by a run that died (check that it did)."""
-    removed = op.lock.unlock(_project(ctx), env)
-    if not removed:
+def unlock(ctx: click.Context, env: str, lock_id: str | None) -> int:
+    """Show ENV's apply lock; remove it when it expired, or when it is still live and LOCK_ID
+    names it (or, in a terminal, you confirm): only for a run that died (check that it did)."""
+    project = _project(ctx)
+    lock = op.lock.current(project, env)
+    if lock is None:
         click.echo(f"{env} is not locked.")
-    for holder in removed:
-        click.echo(f"removed the lock held by {holder.describe()}")
+        return EXIT_OK
+    live = lock.expires > datetime.now(UTC)
+    click.echo(f"{env} is locked by {lock.describe()}{'' if live else ' (expired)'}; "
+               f"lock id {lock.lock_id}")  # fmt: skip
+    command = f"metasync unlock --env {env} {lock.lock_id}"
+    if lock_id is not None and lock_id != lock.lock_id:
+        raise MetasyncError(f"{lock_id} is not the {env} lock: its id is {lock.lock_id}",
+                            hint=f"Nothing was removed. If that run died, run `{command}`.")  # fmt: skip
+    if live and lock_id is None:
+        if not _interactive():
+            raise MetasyncError(
+                f"the {env} lock is live: without a terminal to confirm, unlock removes it only "
+                "by its id", hint=f"Check that the run holding it died, then run `{command}`.",
+            )  # fmt: skip
+        if click.prompt(f"Remove the live {env} lock? The run holding it may still be applying."
+                        " Only 'yes' removes it", default="", show_default=False, err=True) != "yes":  # fmt: skip
+            click.echo("Not removed.", err=True)
+            return EXIT_USER_ERROR
+    for holder in op.lock.unlock(project, env, lock.lock_id):
+        click.echo(f"removed the lock held by {holder.describe()} (lock id {holder.lock_id})")
     return EXIT_OK
 
 

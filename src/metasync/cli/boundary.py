@@ -6,6 +6,7 @@ whose path is printed. No traceback reaches the terminal.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import os
 import platform
@@ -19,8 +20,11 @@ import click
 import platformdirs
 
 from metasync import __version__
+from metasync.cli.interrupted import write_interrupted
+from metasync.cli.strict import StrictCommand, check_repeated, no_color_option
 from metasync.errors import MetasyncError, Problem
 from metasync.manifests.secrets import scrub
+from metasync.operations.apply import ApplyInterrupted
 from metasync.render.problems import WarningsMode, write_problems, write_warnings
 
 EXIT_OK = 0
@@ -72,7 +76,18 @@ def write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path:
 
 
 class BoundaryGroup(click.Group):
-    """A click group whose ``main`` applies the error boundary (also under CliRunner)."""
+    """A click group whose ``main`` applies the error boundary (also under CliRunner); its
+    commands are strict (cli/strict.py), and it takes ``--no-color``."""
+
+    command_class = StrictCommand
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(no_color_option())
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        check_repeated(self, ctx, args)
+        return super().parse_args(ctx, args)
 
     def main(
         self,
@@ -91,6 +106,12 @@ class BoundaryGroup(click.Group):
     def run(
         self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any
     ) -> int:
+        # a context of its own: --no-color lasts for this run only (CliRunner runs many)
+        return contextvars.copy_context().run(self._run, argv, prog_name, complete_var, **extra)
+
+    def _run(
+        self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any
+    ) -> int:
         OUTPUT.warnings = "summary"
         try:
             result = super().main(
@@ -107,6 +128,9 @@ class BoundaryGroup(click.Group):
         except click.ClickException as exc:  # usage errors are user errors: 1, never 2
             exc.show()
             return EXIT_USER_ERROR
+        except ApplyInterrupted as stop:  # Ctrl-C while writing: what landed, what next
+            write_interrupted(stop)
+            return EXIT_INTERRUPTED
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             return EXIT_INTERRUPTED

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from metasync import operations as op
@@ -28,6 +27,7 @@ from metasync.errors import ConfigError, MetasyncError
 from metasync.notify import send as send_notifications
 from metasync.plan.select import parse_selectors
 from metasync.project import Project
+from metasync.render.console import make_console
 from metasync.render.drift import write_drift_json, write_drift_markdown, write_drift_text
 from metasync.render.notification import drift_message
 from metasync.render.problems import write_problems
@@ -201,7 +201,7 @@ def history(ctx: click.Context, env: str, fmt: str) -> int:
             f"{env} has no revisions on {listing.server} yet: `metasync apply` records them."
         )
         return EXIT_OK
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True, width=200)
+    console = make_console(sys.stdout, width=200)
     table = Table(title=f"History of {env} ({listing.server})", title_justify="left")
     for column in ("rev", "started (UTC)", "action", "result", "changes", "commit", "who"):
         table.add_column(column, justify="right" if column in ("rev", "changes") else "left")
@@ -210,7 +210,8 @@ def history(ctx: click.Context, env: str, fmt: str) -> int:
             action = f"rollback to {r.rollback_to}" if r.rollback_to is not None else "rollback"
         else:
             action = "apply"
-        table.add_row(str(r.number), r.started[:19].replace("T", " "), action, r.result,
+        result = f"{r.result} ({r.landed} landed)" if r.landed is not None else r.result
+        table.add_row(str(r.number), r.started[:19].replace("T", " "), action, result,
                       str(r.changes), (r.commit or "-")[:7], r.who)  # fmt: skip
     console.print(table)
     return EXIT_OK

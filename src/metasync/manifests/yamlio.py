@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from metasync.errors import Location, ManifestError
+from metasync.errors import Location, ManifestError, source_snippet
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
@@ -241,11 +241,38 @@ def _bounded(root: yaml.Node, display: str) -> None:
 _UNQUOTED_EXPR = re.compile(r"(?P<key>[\w.-]+\s*:\s*)?(?P<expr>\$\{[^}\s]*\}?)")
 
 
+def _at(display: str, text: str, mark: yaml.Mark | None) -> Location:
+    """file:line:column and the source line with a caret, for a libyaml mark (0-based)."""
+    if mark is None:
+        return Location(display)
+    line, column = mark.line + 1, mark.column + 1
+    return Location(display, line, column=column, snippet=source_snippet(text, line, column))
+
+
 def _yaml_error(exc: yaml.MarkedYAMLError, text: str, display: str) -> ManifestError:
     mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark else None
-    location = Location(display, line)
+    location = _at(display, text, mark)
     context = exc.context or ""
+    problem = exc.problem or ""
+    tab = mark is not None and text[mark.index : mark.index + 1] == "\t"
+    if mark is not None and tab and ("cannot start any token" in problem or "tab" in problem):
+        indenting = not text[text.rfind("\n", 0, mark.index) + 1 : mark.index].strip()
+        return ManifestError(
+            "a tab character indents this line; YAML indents with spaces"
+            if indenting
+            else "a tab character here: YAML takes no tab in this place",
+            location=location,
+            hint="Replace the tab with spaces (as many as the lines around it use).",
+        )
+    if "quoted scalar" in context and "end of stream" in problem:
+        quote = text[exc.context_mark.index] if exc.context_mark is not None else "'"
+        return ManifestError(
+            f"this quoted value is never closed: its {quote} runs to the end of the file",
+            location=_at(display, text, exc.context_mark),
+            hint=f"Close it with {quote} on this line (a {quote} inside the value is written "
+            + ("''" if quote == "'" else '\\"')
+            + ").",
+        )
     if "flow mapping" in context or "flow sequence" in context:
         found = _unquoted_expression(exc, text)
         if found is not None:
@@ -258,7 +285,29 @@ def _yaml_error(exc: yaml.MarkedYAMLError, text: str, display: str) -> ManifestE
                 location=location,
                 hint=f"Quote it: {fix} (or write the {collection} in block style).",
             )
-    problem = exc.problem or "invalid YAML"
+    opened = exc.context_mark
+    if problem.startswith("did not find expected ','") and opened is not None:
+        bracket, close = text[opened.index], problem[-2]
+        if mark is None or mark.index >= len(text.rstrip()):  # the file ends inside it
+            return ManifestError(
+                f"the {bracket} opened here is never closed",
+                location=_at(display, text, opened),
+                hint=f"Close it with {close}.",
+            )
+        return ManifestError(
+            f"the {bracket} opened at line {opened.line + 1} column {opened.column + 1} is not "
+            f"closed before this: YAML expected ',' or '{close}' here",
+            location=location,
+            hint=f"Close it with {close}, or separate its items with commas.",
+        )
+    if problem == "did not find expected key" and "block mapping" in context and opened:
+        return ManifestError(
+            "this line's indentation matches no key of the mapping that starts at line "
+            f"{opened.line + 1}",
+            location=location,
+            hint="Indent it as far as the keys it belongs with (YAML nests by indentation).",
+        )
+    problem = problem or "invalid YAML"
     detail = f"invalid YAML: {problem}"
     if exc.context and exc.context_mark is not None:
         detail += f" ({exc.context} that starts at line {exc.context_mark.line + 1})"

@@ -10,7 +10,8 @@ from metasync.apply import history
 from metasync.apply.backup import folder as backup_folder
 from metasync.apply.backup import images
 from metasync.apply.backup import save as save_backup
-from metasync.apply.executor import execute
+from metasync.apply.executor import Interrupted, execute
+from metasync.apply.lease import Lease
 from metasync.apply.lock import whoami
 from metasync.apply.steps import Step, steps_for
 from metasync.conductor.client import ConductorClient
@@ -63,10 +64,15 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
         if steps:
             revision, backup = _record(project, client, planned, steps, restoring)
         mark = None if restoring else project.mark  # a rollback writes the images as they were
-        outcomes = [
-            Outcome(o.change, o.status, tuple(mask_problem(p, planned.secrets) for p in o.problems))
-            for o in execute(steps, client, on_step, mark)
-        ]
+        try:
+            executed = execute(steps, client, on_step, mark)
+        except Interrupted as stop:  # Ctrl-C: record what landed, then stop (no read-back)
+            outcomes = _masked(stop.outcomes, planned)
+            ledger = _record_ledger(project, client, planned.live, outcomes)
+            done = Applied((*outcomes, *held), (), backup=backup, ledger_failed=ledger,
+                           revision=revision, interrupted=True)  # fmt: skip
+            raise ApplyInterrupted(env, _finish(client, project, env, done)) from None
+        outcomes = _masked(executed, planned)
         ledger = _record_ledger(project, client, planned.live, outcomes)
         try:
             live = read_live(client)
@@ -80,6 +86,24 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
         return _finish(client, project, env, done)
 
 
+class ApplyInterrupted(Exception):
+    """Ctrl-C stopped an apply: what it did before (recorded in its revision, the lock still to be
+    released by whoever holds it)."""
+
+    def __init__(self, env: str, applied: Applied):
+        super().__init__(f"the apply to {env} was interrupted")
+        self.env = env
+        self.applied = applied
+        self.lease: Lease | None = None  # the lock it ran under (operations/lock.py sets it)
+
+
+def _masked(outcomes: Sequence[Outcome], planned: Planned) -> list[Outcome]:
+    return [
+        Outcome(o.change, o.status, tuple(mask_problem(p, planned.secrets) for p in o.problems))
+        for o in outcomes
+    ]
+
+
 def _read_back(env: str, outcomes: Sequence[Outcome], live: LiveState,
                planned: Planned) -> tuple[tuple[Outcome, ...], tuple[Change, ...]]:  # fmt: skip
     """The outcomes settled by what the server now holds, and what landed but still differs."""
@@ -87,7 +111,7 @@ def _read_back(env: str, outcomes: Sequence[Outcome], live: LiveState,
     resources = [
         Resource(o.change.kind, o.change.name, o.change.version, o.change.desired)
         for o in outcomes
-        if o.status != "not landed" and o.change.desired is not None
+        if o.status not in ("not landed", "not applied") and o.change.desired is not None
     ]
     after = {
         c.key: c
@@ -159,8 +183,13 @@ def _finish(client: ConductorClient, project: Project, env: str, done: Applied) 
     if done.revision is None:
         return done
     try:
-        ended = history.finish(client, project.history_name(env), done.revision,
-                               "landed" if done.ok else "not landed")  # fmt: skip
+        if done.interrupted:
+            landed = sum(o.status == "landed" for o in done.outcomes)
+            ended = history.finish(client, project.history_name(env), done.revision,
+                                   "interrupted", landed)  # fmt: skip
+        else:
+            ended = history.finish(client, project.history_name(env), done.revision,
+                                   "landed" if done.ok else "not landed")  # fmt: skip
     except MetasyncError as exc:
         return replace(done, history_failed=Problem(
             f"revision {done.revision.number} of {env} was not updated with its result: "
@@ -178,7 +207,7 @@ def _record_ledger(project: Project, client: ConductorClient, live: LiveState,
     after = {key: dict(names) for key, names in before.items()}
     for o in outcomes:
         kind = KINDS[o.change.kind]
-        if kind.owned_by != "ledger" or o.status == "not landed":
+        if kind.owned_by != "ledger" or o.status in ("not landed", "not applied"):
             continue
         names = after.setdefault(kind.ledger_key, {})
         if o.change.action == "delete":
@@ -217,6 +246,8 @@ class Applied:
     revision: history.Revision | None = None
     #: the revision's result could not be recorded
     history_failed: Problem | None = None
+    #: Ctrl-C stopped it: the changes after the one being sent are not applied
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:

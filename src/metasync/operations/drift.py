@@ -9,7 +9,7 @@ from metasync.errors import MetasyncError, redact_url
 from metasync.manifests.environment import load_environment
 from metasync.operations.plan import plan as make_plan
 from metasync.plan.drift import EnvironmentDrift, classify
-from metasync.plan.select import Selector
+from metasync.plan.select import Selector, nothing_selected
 from metasync.project import Project
 
 
@@ -19,10 +19,21 @@ def drift(project: Project, envs: Sequence[str] = (),
     read concurrently. An environment that cannot be checked carries its error."""
     names = list(envs) or project.environments
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
-        return list(pool.map(lambda env: _drift_of(project, env, selectors), names))
+        found = list(pool.map(lambda env: _drift_of(project, env, selectors), names))
+    # a selection that matches nothing anywhere would report "in sync" for ever: an error
+    if (
+        selectors
+        and found
+        and all(report.error is None and not matched for report, matched in found)
+    ):
+        problem = nothing_selected(selectors, f"in git or on the servers of {', '.join(names)}")
+        raise MetasyncError(problem.message, hint=problem.hint)
+    return [report for report, _ in found]
 
 
-def _drift_of(project: Project, env: str, selectors: Sequence[Selector]) -> EnvironmentDrift:
+def _drift_of(project: Project, env: str,
+              selectors: Sequence[Selector]) -> tuple[EnvironmentDrift, bool]:  # fmt: skip
+    """The environment's drift, and whether the selection matched anything there."""
     try:
         planned = make_plan(project, env, selectors)
     except MetasyncError as exc:
@@ -30,7 +41,8 @@ def _drift_of(project: Project, env: str, selectors: Sequence[Selector]) -> Envi
             server = redact_url(load_environment(project.root, env).config.server.url)
         except MetasyncError:
             server = "?"
-        return EnvironmentDrift(env, server, error=exc.problems[0])
+        return EnvironmentDrift(env, server, error=exc.problems[0]), True
     plan = planned.plan
-    return EnvironmentDrift(env, plan.server, classify(plan, planned.live, project.mark),
-                            ignored=plan.ignored)  # fmt: skip
+    matched = bool(plan.changes or plan.unmanaged)
+    drift = classify(plan, planned.live, project.mark)
+    return EnvironmentDrift(env, plan.server, drift, ignored=plan.ignored), matched

@@ -22,7 +22,7 @@ from metasync.manifests.environment import (
 from metasync.manifests.loader import MANIFESTS_DIR
 from metasync.manifests.secrets import Secrets, hide_where_secret
 from metasync.operations import init
-from metasync.plan.select import Selector
+from metasync.plan.select import Selector, nothing_selected, selected
 from metasync.project import Project
 
 
@@ -50,6 +50,10 @@ def export(project: Project, envs: Sequence[str], out: Path, selectors: Sequence
         layout = Layout(done.files, {}, {}, done.warnings)
     else:
         layout = factor(lives, selectors, as_vars=as_vars)
+    if selectors and not any(k for live in lives.values() for k in live.objects
+                             if selected(selectors, k[0], k[1], {})):  # fmt: skip
+        where = f"on the server{'s' if len(envs) > 1 else ''} of {', '.join(envs)}"
+        layout.warnings.append(nothing_selected(selectors, where))
     written, warnings = _write_export(project, out, envs, layout)
     return Exported(tuple(envs), out, written, (*layout.warnings, *warnings))
 

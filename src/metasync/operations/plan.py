@@ -20,7 +20,7 @@ from metasync.model.resource import Resource
 from metasync.plan.model import Change, Plan
 from metasync.plan.planner import build_plan
 from metasync.plan.prune import hold_back, with_running
-from metasync.plan.select import Selector, selected
+from metasync.plan.select import Selector, nothing_selected, selected
 from metasync.project import Desired, Project
 
 
@@ -54,6 +54,9 @@ def plan(
                           ignore=environment.ignore)  # fmt: skip
         plan = replace(plan, project=(project.identity.name, project.identity.source),
                        warnings=(*plan.warnings, *_idle_ignores(environment, desired, live)))  # fmt: skip
+        if selectors and not plan.changes and not plan.unmanaged:
+            where = f"in git or on the server of {env}"
+            plan = replace(plan, warnings=(*plan.warnings, nothing_selected(selectors, where)))
         plan = with_executions(plan, client)
         problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
     if problems:

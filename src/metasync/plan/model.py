@@ -109,7 +109,8 @@ class Plan:
 
 
 #: unknown: the request went out and no answer came back (the read-back settles it when it can)
-Landing = Literal["landed", "not landed", "unknown"]
+#: not applied: never sent (the run was interrupted before it)
+Landing = Literal["landed", "not landed", "unknown", "not applied"]
 
 
 @dataclass(frozen=True, slots=True)

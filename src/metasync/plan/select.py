@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from metasync.errors import MetasyncError, did_you_mean
+from metasync.errors import MetasyncError, Problem, did_you_mean
 from metasync.model.kinds import KINDS
 
 _KEYS = ("kind", "name", "label.<key>")
@@ -64,3 +64,21 @@ def selected(
     selectors: Sequence[Selector], kind: str, name: str, labels: Mapping[str, str]
 ) -> bool:
     return not selectors or any(s.matches(kind, name, labels) for s in selectors)
+
+
+def selection_text(selectors: Sequence[Selector]) -> str:
+    """``--select kind=WorkflowDef,name=a* --select name=b``, as it was given."""
+    return " ".join(
+        "--select " + ",".join(f"{key}={value}" for key, value in s.clauses) for s in selectors
+    )
+
+
+def nothing_selected(selectors: Sequence[Selector], where: str) -> Problem:
+    """The selection matched no object ``where`` (e.g. "in git or on the server of dev")."""
+    return Problem(
+        f"{selection_text(selectors)} matches nothing {where}",
+        hint="Names and labels match as shell globs, case-sensitively (name=order_* or "
+        "name='*_payment'); `metasync render --env ENV` lists what git has.",
+        severity="warning",
+        rule="empty-selection",
+    )

@@ -5,19 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import IO
 
-from rich.console import Console
 from rich.table import Table
 
 from metasync.errors import Problem
 from metasync.plan.model import Change, Outcome
+from metasync.render.console import make_console
 
-_STYLE = {"landed": "green", "not landed": "bold red", "unknown": "bold yellow"}
+_STYLE = {
+    "landed": "green",
+    "not landed": "bold red",
+    "unknown": "bold yellow",
+    "not applied": "dim",
+}
 
 
 def write_apply_result(stream: IO[str], outcomes: Sequence[Outcome], read_back: Sequence[Change],
                        color: bool | None = None, read_back_failed: Problem | None = None) -> None:  # fmt: skip
-    console = Console(file=stream, highlight=False, soft_wrap=True, no_color=color is False,
-                      force_terminal=color, width=120)  # fmt: skip
+    console = make_console(stream, color, width=120)
     if not outcomes:
         console.print("Nothing to apply: the server matches git.")
         return

@@ -6,10 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import IO, Any
 
-from rich.console import Console
 from rich.text import Text
 
 from metasync.plan.drift import DRIFT_TYPES, MEANING, Drift, EnvironmentDrift
+from metasync.render.console import make_console
 from metasync.render.ignored import ignored_json, ignored_line
 from metasync.render.last_write import last_write_json, last_write_line
 from metasync.render.plan_markdown import DEFAULT_LIMIT  # GitHub's limit, with room
@@ -71,8 +71,7 @@ def summary(report: EnvironmentDrift) -> str:
 
 def write_drift_text(stream: IO[str], reports: Sequence[EnvironmentDrift],
                      color: bool | None = None) -> None:  # fmt: skip
-    console = Console(file=stream, highlight=False, soft_wrap=True, no_color=color is False,
-                      force_terminal=color)  # fmt: skip
+    console = make_console(stream, color)
     for index, report in enumerate(reports):
         if index:
             console.print()

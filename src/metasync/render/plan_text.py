@@ -9,6 +9,7 @@ from rich.text import Text
 
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.plan.model import Change, FieldChange, Plan
+from metasync.render.console import make_console
 from metasync.render.ignored import ignored_line
 from metasync.render.tree import Line, diff_lines, is_task, value_lines, wrap_names
 from metasync.render.values import summary_line
@@ -122,8 +123,7 @@ def remarks(change: Change) -> list[tuple[str, str]]:
 
 
 def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> None:
-    console = Console(file=stream, highlight=False, soft_wrap=True, no_color=color is False,
-                      force_terminal=color)  # fmt: skip
+    console = make_console(stream, color)
     width = width_of(console, stream)
     console.print(
         Text(

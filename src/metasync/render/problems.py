@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import IO, Any, Literal
 
-from rich.console import Console
 from rich.text import Text
 
 from metasync.errors import RULES, Problem
+from metasync.render.console import make_console
 
 _STYLE = {"error": "bold red", "warning": "yellow"}
 
@@ -28,12 +28,14 @@ PLACES = 3
 def write_problems(stream: IO[str], problems: Iterable[Problem]) -> None:
     """Each problem in full: errors, and the warnings of a run (a lock taken over, a webhook
     that failed), which say what happened and are never silenced."""
-    console = Console(file=stream, highlight=False, soft_wrap=True)
+    console = make_console(stream)
     for problem in problems:
         text = Text.assemble((f"{problem.severity}:", _STYLE[problem.severity]), " ")
         if problem.location is not None:
             text.append(f"{problem.location}: ", style="bold")
         text.append(problem.message)
+        if problem.location is not None and problem.location.snippet:
+            text.append(f"\n{problem.location.snippet}")
         if problem.hint:
             text.append(f"\n  {problem.hint}", style="dim")
         console.print(text)
@@ -70,7 +72,7 @@ def by_place(problems: Iterable[Problem]) -> list[Problem]:
 class _Lines:
     def __init__(self, stream: IO[str]):
         self.stream = stream
-        console = Console(file=stream)
+        console = make_console(stream)
         coloured = console.is_terminal and not console.no_color and console.color_system
         self.label = "\x1b[33mwarning\x1b[0m:" if coloured else "warning:"
         self.dim = ("\x1b[2m", "\x1b[0m") if coloured else ("", "")

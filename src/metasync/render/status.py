@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from rich.console import Console
 from rich.table import Table
 
 from metasync.plan.model import Cell, StatusMatrix
+from metasync.render.console import make_console
 
 _STYLE = {
     "in-sync": "green",
@@ -31,8 +31,7 @@ def _cell(cell: Cell | None) -> str:
 
 
 def write_status_text(stream: IO[str], status: StatusMatrix, color: bool | None = None) -> None:
-    console = Console(file=stream, highlight=False, soft_wrap=True, no_color=color is False,
-                      force_terminal=color, width=200)  # fmt: skip
+    console = make_console(stream, color, width=200)
     table = Table(title="Status", title_justify="left")
     table.add_column("resource")
     for env in status.environments:
