@@ -267,6 +267,11 @@ def test_ctrl_c_during_apply_says_what_landed_where_the_images_are_and_what_next
         lines: queue.Queue[str] = queue.Queue()
         reader = threading.Thread(target=_pump, args=(run.stderr, lines))
         reader.start()
+        # stdout read all along: the plan lists what a shared server holds besides (after a
+        # session's other tests, more than a pipe buffers), and a full pipe would stop the apply
+        printed: queue.Queue[str] = queue.Queue()
+        printer = threading.Thread(target=_pump, args=(run.stdout, printed))
+        printer.start()
         said: list[str] = []
         deadline = time.monotonic() + 180
         while sum(line.startswith("applying ") for line in said) < 2:
@@ -277,9 +282,10 @@ def test_ctrl_c_during_apply_says_what_landed_where_the_images_are_and_what_next
                 pytest.fail(f"no second step within 3 minutes: {''.join(said)}")
         time.sleep(0.5)
         run.send_signal(signal.SIGINT)
-        run.wait(timeout=120)  # its stdout (a few kB) fits in the pipe meanwhile
+        run.wait(timeout=120)
         reader.join(timeout=30)
-        out = run.stdout.read() if run.stdout else ""
+        printer.join(timeout=30)
+        out = "".join(_drain(printed))
         err = "".join([*said, *_drain(lines)])
     env_file.write_text(env_file.read_text().replace(writes.url, conductor.url))
     assert run.returncode == 130, out + err
