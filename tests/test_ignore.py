@@ -252,7 +252,10 @@ def test_fields_another_system_manages_are_kept_on_the_server(
     _ignoring(project, prefix)
     code, text = _cli(project, prefix, "plan", "--env", "dev", "--detailed-exitcode")
     assert code == 0, text
-    assert "2 fields ignored by environment.yaml ignore: (the server's values are kept)" in text
+    assert (
+        "2 fields ignored by ignore: in metasync.yaml or environment.yaml (the server's values are kept)"
+        in text
+    )
     code, out = _cli(project, prefix, "drift", "--env", "dev", "-o", "json")
     assert code == 0, out
     (report,) = json.loads(out)["environments"]
@@ -322,7 +325,7 @@ def test_every_plan_output_says_how_many_fields_were_ignored() -> None:
         IgnoredField("TaskDef", "charge", None, "retryCount"),
     )
     plan = Plan("dev", "http://x", "oss", (), ignored=fields)
-    said = "2 fields ignored by environment.yaml ignore: (the server's values are kept)"
+    said = "2 fields ignored by ignore: in metasync.yaml or environment.yaml (the server's values are kept)"
     text = StringIO()
     write_plan_text(text, plan, color=False)
     assert said in text.getvalue()

@@ -9,13 +9,14 @@ from metasync.plan.model import IgnoredField
 
 
 def ignored_line(fields: Sequence[IgnoredField]) -> str:
-    """``2 fields ignored by environment.yaml ignore: (the server's values are kept)``; "" if none."""
+    """``2 fields ignored by ignore: in metasync.yaml or environment.yaml (the server's values are
+    kept)``; "" if none."""
     if not fields:
         return ""
     count = len(fields)
     return (
-        f"{count} field{'s' if count != 1 else ''} ignored by environment.yaml ignore: "
-        "(the server's values are kept)"
+        f"{count} field{'s' if count != 1 else ''} ignored by ignore: in metasync.yaml or "
+        "environment.yaml (the server's values are kept)"
     )
 
 
