@@ -86,6 +86,7 @@ TASKDEFS = "".join(
 def make_project(root: Path, n: int) -> int:
     (root / "manifests" / "workflows").mkdir(parents=True)
     (root / "environments" / "dev").mkdir(parents=True)
+    (root / "metasync.yaml").write_text("name: bench\n")  # what apply and plan mark and lock
     (root / "environments" / "dev" / "environment.yaml").write_text(ENVIRONMENT)
     (root / "manifests" / "taskdefs.yaml").write_text(TASKDEFS)
     size = 0

@@ -80,7 +80,6 @@ def main(sizes: list[int]) -> None:
             server = conductor_server.start(f"warn{n}", log_dir=Path(tmp) / "log")
             try:
                 bench_load.make_project(clean, n)
-                (clean / "metasync.yaml").write_text("name: bench\n")
                 env = clean / "environments" / "dev" / "environment.yaml"
                 env.write_text(env.read_text().replace("http://127.0.0.1:18081", server.url))
                 bench_plan.register(clean, server.url)
