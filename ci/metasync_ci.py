@@ -166,7 +166,10 @@ def pr_plan(options: argparse.Namespace) -> int:
     step_summary(body)
     if options.publish:
         publish_comment(body)
-    return 1 if failed or untested else 0
+    if failed or untested:  # the job log says why too, not only the comment
+        print(body, file=sys.stderr)
+        return 1
+    return 0
 
 
 def workflow_tests(options: argparse.Namespace, env: str, out: Path,

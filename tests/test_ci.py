@@ -472,6 +472,9 @@ def test_a_pull_request_that_breaks_a_tested_workflow_fails_with_the_test_first(
     junit = (repo / "out" / "tests" / "dev.xml").read_text()
     assert "<failure " in junit
     assert "metasync test" in result.stderr
+    # the job log says why too, not only the comment
+    assert "**Workflow tests failed for dev: do not merge.**" in result.stderr
+    assert f"FAIL {prefix}card_order_is_paid_fulfilled_and_summarized" in result.stderr
 
 
 def test_the_workflows_run_the_action_and_the_action_runs_the_script() -> None:
