@@ -717,3 +717,30 @@ def test_a_sub_workflow_runs_the_version_its_task_names() -> None:
     assert sent["c"]["tasks"][0]["taskReferenceName"] == "old"  # pinned to v1
     assert sent["d"]["tasks"][0]["taskReferenceName"] == "new"  # no version: the newest
     assert [t["subWorkflowParam"]["version"] for t in tasks] == [1, 2]
+
+
+def test_a_slow_answer_is_awaited_until_the_test_s_own_deadline() -> None:
+    """3.15 does not index a test's correlation id: when its test request answers late (its test
+    loop runs on), only the answer tells, and it is awaited until the test's deadline (it was given
+    up 10 s after the first wait, as an error that said the test had not started)."""
+    import time as _time
+    from typing import cast
+
+    from metasync.conductor.client import ConductorClient
+    from metasync.testing.runner import _start
+
+    class LateServer:
+        label = "the slow server"
+
+        def test_workflow(self, request: dict[str, object]) -> dict[str, object]:
+            _time.sleep(11.0)
+            return {"workflowId": "w-1", "status": "COMPLETED"}
+
+        def correlated(self, name: str, correlation: str) -> list[dict[str, object]]:
+            return []  # what 3.15 answers for a test execution
+
+    begun = _time.monotonic()
+    request = {"name": "metasync_test_wf", "correlationId": "c-1"}
+    started = _start(cast(ConductorClient, LateServer()), request, 0.1, deadline=begun + 30)
+    assert started == {"workflowId": "w-1", "status": "COMPLETED"}
+    assert 10.5 < _time.monotonic() - begun < 15
