@@ -1,4 +1,4 @@
-"""The error boundary: exit codes of DESIGN.md section 4, crash logs, no tracebacks."""
+"""The error boundary: exit codes of docs/cli.md, crash logs, no tracebacks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every overlay rule of DESIGN.md section 3, through `render` (pure: no server)."""
+"""Every overlay rule of docs/environments.md, through `render` (pure: no server)."""
 
 from __future__ import annotations
 

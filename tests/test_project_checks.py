@@ -1,4 +1,4 @@
-"""Project-level contracts: the layering of DESIGN.md section 8, and a valid CI workflow."""
+"""Project-level contracts: the layering of README.md (Design), and a valid CI workflow."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_a_layer_violation_is_caught(tmp_path: Path) -> None:
     (copy / "metasync" / "model" / "leak.py").write_text("import metasync.cli\nimport httpx\n")
     result = lint_imports(pythonpath=copy)
     assert result.returncode == 1
-    assert "Layers point one way (DESIGN.md section 8) BROKEN" in result.stdout
+    assert "Layers point one way (README: Design) BROKEN" in result.stdout
     assert (
         "Only metasync.conductor (and metasync.notify, for webhooks) talk HTTP BROKEN"
         in result.stdout
