@@ -15,18 +15,23 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import platformdirs
 
 from metasync import __version__
 from metasync import operations as op
 from metasync.cli.interrupted import write_interrupted
 from metasync.cli.strict import StrictCommand, check_repeated, no_color_option
 from metasync.errors import MetasyncError, Problem
+from metasync.lazy import lazy_module
 from metasync.manifests.secrets import scrub
 from metasync.render.problems import WarningsMode, write_problems, write_warnings
+
+if TYPE_CHECKING:
+    import platformdirs
+else:  # for crash logs only (metasync/lazy.py)
+    platformdirs = lazy_module("platformdirs")
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
