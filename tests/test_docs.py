@@ -66,8 +66,10 @@ def walk(
 ) -> Iterator[tuple[str, click.Command]]:
     yield " ".join(path), command
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
-            if not sub.hidden:
+        ctx = click.Context(command, info_name=path[-1])
+        for name in sorted(command.list_commands(ctx)):  # those loaded on demand too
+            sub = command.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
                 yield from walk(sub, (*path, name))
 
 

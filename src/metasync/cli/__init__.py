@@ -6,14 +6,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from metasync import __version__
 from metasync import operations as op
-from metasync.apply.lease import Lease
-from metasync.apply.steps import Step
 from metasync.cli.boundary import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -25,7 +23,6 @@ from metasync.cli.complete import environments as complete_env
 from metasync.errors import MetasyncError, Problem
 from metasync.manifests.suppression import unused
 from metasync.notify import send as send_notifications
-from metasync.operations.apply import Applied
 from metasync.plan.select import parse_selectors
 from metasync.project import Project
 from metasync.render.apply_result import write_apply_result
@@ -35,6 +32,26 @@ from metasync.render.plan_markdown import DEFAULT_LIMIT, render_plan_markdown
 from metasync.render.plan_text import write_plan_text
 from metasync.render.problems import WARNINGS_MODES, WarningsMode, write_problems, write_warnings
 from metasync.render.resources import write_json, write_yaml
+
+if TYPE_CHECKING:
+    from metasync.apply.lease import Lease
+    from metasync.apply.steps import Step
+    from metasync.operations.apply import Applied
+
+#: the other commands, each family in a module of its own that registers them on ``cli``: loaded
+#: when one of its commands is asked for (cli/boundary.py), so that `metasync plan` loads neither
+#: `metasync test`'s runner nor `metasync schema`'s JSON Schemas, nor git for `promote`
+FAMILIES = {
+    "init": "metasync.cli.init",
+    "changed": "metasync.cli.promotion",
+    "promote": "metasync.cli.promotion",
+    "drift": "metasync.cli.reports",
+    "status": "metasync.cli.reports",
+    "export": "metasync.cli.reports",
+    "history": "metasync.cli.reports",
+    "schema": "metasync.cli.schema",
+    "test": "metasync.cli.testing",
+}
 
 
 def _set_warnings(ctx: click.Context, param: click.Parameter, value: WarningsMode | None) -> None:
@@ -54,7 +71,11 @@ def _warn(warnings: Sequence[Problem], suppressed: int = 0) -> None:
     write_warnings(sys.stderr, warnings, OUTPUT.warnings, suppressed)
 
 
-@click.group(cls=BoundaryGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=BoundaryGroup,
+    lazy_commands=FAMILIES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--project",
     "project_dir",
@@ -389,10 +410,6 @@ def _write_lease(lease: Lease | None) -> None:
 
 def _interactive() -> bool:
     return sys.stdin.isatty()
-
-
-# the other commands, each family in its module, registered on ``cli`` as they load
-from metasync.cli import init, promotion, reports, schema, testing  # noqa: E402, F401
 
 
 def main() -> None:

@@ -8,24 +8,30 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import importlib
 import os
 import platform
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import platformdirs
 
 from metasync import __version__
+from metasync import operations as op
 from metasync.cli.interrupted import write_interrupted
 from metasync.cli.strict import StrictCommand, check_repeated, no_color_option
 from metasync.errors import MetasyncError, Problem
+from metasync.lazy import lazy_module
 from metasync.manifests.secrets import scrub
-from metasync.operations.apply import ApplyInterrupted
 from metasync.render.problems import WarningsMode, write_problems, write_warnings
+
+if TYPE_CHECKING:
+    import platformdirs
+else:  # for crash logs only (metasync/lazy.py)
+    platformdirs = lazy_module("platformdirs")
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -77,13 +83,28 @@ def write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path:
 
 class BoundaryGroup(click.Group):
     """A click group whose ``main`` applies the error boundary (also under CliRunner); its
-    commands are strict (cli/strict.py), and it takes ``--no-color``."""
+    commands are strict (cli/strict.py), and it takes ``--no-color``.
+
+    ``lazy_commands`` names, per command, the module that defines it (registering it on this
+    group): imported when the command is asked for (run, its help, completion), so a run loads
+    the modules of its own command only."""
 
     command_class = StrictCommand
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.params.append(no_color_option())
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            importlib.import_module(self.lazy_commands[cmd_name])
+        return super().get_command(ctx, cmd_name)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         check_repeated(self, ctx, args)
@@ -128,7 +149,9 @@ class BoundaryGroup(click.Group):
         except click.ClickException as exc:  # usage errors are user errors: 1, never 2
             exc.show()
             return EXIT_USER_ERROR
-        except ApplyInterrupted as stop:  # Ctrl-C while writing: what landed, what next
+        # Ctrl-C while writing: what landed, what next (the class is looked up only when
+        # something was raised: a run that never applies never loads operations/apply.py)
+        except op.apply.ApplyInterrupted as stop:
             write_interrupted(stop)
             return EXIT_INTERRUPTED
         except KeyboardInterrupt:

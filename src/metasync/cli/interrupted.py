@@ -4,12 +4,15 @@ and what to run next."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from metasync.operations.apply import ApplyInterrupted
 from metasync.render.apply_result import write_apply_result
 from metasync.render.problems import write_problems
+
+if TYPE_CHECKING:
+    from metasync.operations.apply import ApplyInterrupted
 
 
 def write_interrupted(stop: ApplyInterrupted) -> None:

@@ -85,11 +85,18 @@ def _repeated_message(ctx: click.Context, option: click.Option, given: list[str]
         f"{name} is given {len(given)} times ({', '.join(given)}), and `{command}` takes one "
         "(it would silently use the last)."
     )
-    group = ctx.parent.command if ctx.parent is not None else None
+    parent = ctx.parent
+    group = parent.command if parent is not None else None
+    commands = (  # every command, those of modules not loaded yet too (cli/boundary.py)
+        {n: group.get_command(parent, n) for n in group.list_commands(parent)}
+        if parent is not None and isinstance(group, click.Group)
+        else {}
+    )
     several = sorted(
         cmd_name
-        for cmd_name, cmd in (group.commands.items() if isinstance(group, click.Group) else ())
-        if any(isinstance(p, click.Option) and p.multiple and name in p.opts for p in cmd.params)
+        for cmd_name, cmd in commands.items()
+        if cmd is not None
+        and any(isinstance(p, click.Option) and p.multiple and name in p.opts for p in cmd.params)
     )
     if several:
         message += f" Give {name} once (these commands take several: {', '.join(several)})."

@@ -9,12 +9,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path, PurePosixPath
-
-import git
+from typing import TYPE_CHECKING
 
 from metasync.errors import ConfigError, Location
+from metasync.lazy import lazy_module
 from metasync.manifests.loader import MANIFESTS_DIR, ManifestSource
 from metasync.manifests.yamlio import decode_text
+
+if TYPE_CHECKING:
+    import git
+else:  # imported when a pin, `changed` or `promote` first reads git (metasync/lazy.py)
+    git = lazy_module("git")
 
 
 def open_repo(root: Path) -> git.Repo:
