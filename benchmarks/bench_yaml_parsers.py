@@ -13,7 +13,8 @@ A candidate that is not installed is skipped (and said so). metasync's own reade
 (src/metasync/manifests/yamlio.py, libyaml's CSafeLoader, compose + construct, with its duplicate-key
 check) is imported from this source tree. For each parser, three questions:
 
-* speed: seconds to turn the N workflow files (already in memory) into Python objects, best of three;
+* speed: CPU seconds to turn the N workflow files (already in memory) into Python objects, best of
+  five runs interleaved across the parsers (CPU time: the machine is shared);
 * the same objects: equal to metasync's on every benchmark file and on a set of edge cases where
   YAML 1.1 (PyYAML/libyaml) and YAML 1.2 parsers differ (yes/on, 0777, 1:30, merge keys, tags...);
 * errors: what it says, and at which line, for a tab, a duplicate key, an unclosed quote, an
@@ -26,6 +27,7 @@ import importlib
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from metasync.errors import ManifestError
 from metasync.manifests import yamlio
 
 Parse = Callable[[str], list[Any]]
+RUNS = 5
 
 
 def optional(name: str) -> Any:
@@ -208,10 +211,6 @@ def available(module: str) -> bool:
     return module == "yaml" or globals()[module] is not None
 
 
-def best_of(runs: int, fn: Callable[[], object]) -> float:
-    return bench_load.best_of(runs, fn)
-
-
 def same(parse: Parse, text: str, expected: list[Any]) -> bool:
     try:
         return parse(text) == expected
@@ -251,31 +250,39 @@ def main(n: int) -> None:
     reference = [metasync_parse(t) for t in texts]
     edge_reference = {name: metasync_parse(text) for name, text in EDGE_CASES.items()}
     print(f"{n:,} workflows + task defs, {len(texts):,} files, {size:.1f} MB of YAML\n")
+    usable = [(name, parse) for name, module, _, parse in CANDIDATES if available(module)]
+    for name, module, package, _ in CANDIDATES:
+        if not available(module):
+            print(f"skipped {name}: not installed (pip install {package})")
+    checks: dict[str, tuple[str, str]] = {}
+    differences = []
+    for name, parse in usable:  # also a warm-up
+        if parse is ryml_tree:
+            checks[name] = ("(a tree)", "-")
+            continue
+        pairs = zip(texts, reference, strict=True)
+        identical = "yes" if all(same(parse, t, r) for t, r in pairs) else "NO"
+        wrong = [k for k, text in EDGE_CASES.items() if not same(parse, text, edge_reference[k])]
+        checks[name] = (identical, f"{len(EDGE_CASES) - len(wrong)}/{len(EDGE_CASES)}")
+        if wrong:
+            differences.append(f"  {name}: {', '.join(wrong)}")
+    seconds = dict.fromkeys((name for name, _ in usable), float("inf"))
+    for _ in range(RUNS):  # interleaved: a noisy moment hits every parser alike
+        for name, parse in usable:
+            start = time.process_time()
+            for text in texts:
+                parse(text)
+            seconds[name] = min(seconds[name], time.process_time() - start)
+    base = seconds[usable[0][0]]
+    print(f"CPU seconds to Python objects, best of {RUNS} interleaved runs\n")
     print(
         f"{'parser':<31} {'seconds':>8} {'vs metasync':>11} {'same objects':>12} {'edge cases':>10}"
     )
-    base = None
-    usable = []
-    differences = []
-    for name, module, package, parse in CANDIDATES:
-        if not available(module):
-            print(f"{name:<31} skipped: not installed (pip install {package})")
-            continue
-        usable.append((name, parse))
-        seconds = best_of(3, lambda parse=parse: [parse(t) for t in texts])  # type: ignore[misc]
-        base = base or seconds
-        if parse is ryml_tree:
-            identical, edges = "(a tree)", "-"
-        else:
-            pairs = zip(texts, reference, strict=True)
-            identical = "yes" if all(same(parse, t, r) for t, r in pairs) else "NO"
-            wrong = [
-                k for k, text in EDGE_CASES.items() if not same(parse, text, edge_reference[k])
-            ]
-            edges = f"{len(EDGE_CASES) - len(wrong)}/{len(EDGE_CASES)}"
-            if wrong:
-                differences.append(f"  {name}: {', '.join(wrong)}")
-        print(f"{name:<31} {seconds:>8.2f} {base / seconds:>10.1f}x {identical:>12} {edges:>10}")
+    for name, _ in usable:
+        identical, edges = checks[name]
+        print(
+            f"{name:<31} {seconds[name]:>8.2f} {base / seconds[name]:>10.1f}x {identical:>12} {edges:>10}"
+        )
     if differences:
         print("\nedge cases whose objects differ from metasync's:", *differences, sep="\n")
     print("\nerrors: message (line); metasync first")
