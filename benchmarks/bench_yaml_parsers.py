@@ -124,6 +124,9 @@ def _ryml_build(tree: Any, node: int) -> Any:
     if tree.val_is_null(node):
         return None
     text = bytes(tree.val(node)).decode()
+    if tree.has_val_tag(node):  # the explicit tags a manifest may use: !!str, !!int, !!float...
+        tag = bytes(tree.val_tag(node)).decode().replace("!!", "tag:yaml.org,2002:")
+        return _CONSTRUCTOR.construct_object(yaml.ScalarNode(tag, text))
     if tree.is_val_quoted(node) or tree.is_val_literal(node) or tree.is_val_folded(node):
         return text
     return _plain(text)
@@ -195,7 +198,7 @@ EDGE_CASES = {
     "quoting": "a: 'it''s'\nb: \"tab\\there\"\nc: \"${x.output}\"\nd: ${workflow.input.x}\n",
     "flow": "a: {b: [1, {c: d}], e: f}\n",
     "unicode": 'a: h\u00e9llo\nb: "\\u00e9"\n',
-    "keys": "1: one\ntrue: t\n2.5: f\n",
+    "keys": "1: one\nfalse: f\n2.5: x\n",
 }
 
 ERROR_CASES = {
