@@ -744,3 +744,37 @@ def test_a_slow_answer_is_awaited_until_the_test_s_own_deadline() -> None:
     started = _start(cast(ConductorClient, LateServer()), request, 0.1, deadline=begun + 30)
     assert started == {"workflowId": "w-1", "status": "COMPLETED"}
     assert 10.5 < _time.monotonic() - begun < 15
+
+
+def test_a_join_is_checked_as_soon_as_its_forked_tasks_end(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server
+) -> None:
+    """3.15 checks a JOIN 0, 2, 6, 14 and 30 s after scheduling it: a forked task that ends at
+    18 s kept the test waiting for the 30 s check (the example's order_to_cash, whose sub-workflow
+    ended just after its parent JOIN's check, failed 'still RUNNING after 30 s' now and then). The
+    runner has the server check a JOIN once every task it joins has ended (conductor-oss checks
+    one continuously for its first 10 s, then backs off too)."""
+    forked = workflow(f"{prefix}forked", """
+- name: both
+  taskReferenceName: both
+  type: FORK_JOIN
+  forkTasks:
+    - - {name: pause, taskReferenceName: pause, type: WAIT, inputParameters: {duration: 18 seconds}}
+    - - name: note
+        taskReferenceName: note
+        type: INLINE
+        inputParameters: {evaluatorType: javascript, expression: "(function () { return 1; })();"}
+- {name: join_both, taskReferenceName: join_both, type: JOIN, joinOn: [pause, note]}
+""")  # fmt: skip
+    test = spec_doc("joined_in_time", f"""
+workflow: {prefix}forked
+timeoutSeconds: 27
+expect: {{status: COMPLETED, tasks: [both, pause, note, join_both]}}
+""")  # fmt: skip
+    project = write_project(
+        tmp_path, {"manifests/w.yaml": forked, "manifests/t.yaml": test}, environment(conductor.url)
+    )
+    document = report(project)
+    result = document["tests"][0]
+    assert result["outcome"] == "passed", result
+    assert result["seconds"] < 27
