@@ -768,7 +768,7 @@ def test_a_join_is_checked_as_soon_as_its_forked_tasks_end(
 """)  # fmt: skip
     test = spec_doc("joined_in_time", f"""
 workflow: {prefix}forked
-timeoutSeconds: 27
+timeoutSeconds: 29
 expect: {{status: COMPLETED, tasks: [both, pause, note, join_both]}}
 """)  # fmt: skip
     project = write_project(
@@ -777,4 +777,4 @@ expect: {{status: COMPLETED, tasks: [both, pause, note, join_both]}}
     document = report(project)
     result = document["tests"][0]
     assert result["outcome"] == "passed", result
-    assert result["seconds"] < 27
+    assert result["seconds"] < 29

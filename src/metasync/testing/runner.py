@@ -26,8 +26,8 @@ from metasync.testing.request import build, stood_in
 TERMINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED", "TIMED_OUT"})
 _POLL_S = 0.1
 #: how long the server may take to answer a test before the runner looks the execution up (and
-#: starts checking its ready JOINs, _nudge)
-_ANSWER_S = 2.0
+#: starts checking its ready JOINs, _nudge); not less: tests may share a correlation id
+_ANSWER_S = 10.0
 #: every how many polls a running execution is evaluated again (_nudge)
 _NUDGE_EVERY = 5
 _ENDED = frozenset({"COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "CANCELED", "SKIPPED",
@@ -112,7 +112,7 @@ def _run(client: ConductorClient, test: Resource, *, workflows: Sequence[Resourc
     try:
         execution = _start(client, request, min(timeout or spec.timeoutSeconds, _ANSWER_S),
                            deadline=started + (timeout or spec.timeoutSeconds),
-                           answered=answered)  # fmt: skip
+                           answered=answered, stop=stop)  # fmt: skip
         execution, waiting = _until_done(client, execution, request=request, started=started,
                                          timeout=timeout or spec.timeoutSeconds, stop=stop,
                                          answered=answered)  # fmt: skip
@@ -155,14 +155,16 @@ def _sub_workflow_runs(client: ConductorClient, execution: Mapping[str, Any],
 
 
 def _start(client: ConductorClient, request: Mapping[str, Any], wait: float, *,
-           deadline: float, answered: threading.Event | None = None) -> Mapping[str, Any]:  # fmt: skip
+           deadline: float, answered: threading.Event | None = None,
+           stop: threading.Event | None = None) -> Mapping[str, Any]:  # fmt: skip
     """Start the test. The server answers once it stops feeding mocks, which can take it 20,000
     rounds (a sub-workflow waiting for a mock it has not got; on 3.15, a task it scheduled twice):
     past ``wait`` seconds, the execution is found by its correlation id and polled as usual,
     while the server goes on feeding mocks. 3.15 does not index a test's correlation id (its
     running list finds the execution while it runs; once it has ended, only the answer tells): the
     answer is awaited until the test's own ``deadline`` (at least 10 s more).
-    ``answered`` is set once the server has answered: its test loop has ended."""
+    ``answered`` is set once the server has answered: its test loop has ended; ``stop`` (Ctrl-C)
+    ends the wait (what the server started is found and removed by the caller)."""
     answer: dict[str, Any] = {}
 
     def call() -> None:
@@ -184,6 +186,8 @@ def _start(client: ConductorClient, request: Mapping[str, Any], wait: float, *,
     name, correlation = str(request["name"]), str(request["correlationId"])
     until = max(deadline, time.monotonic() + 10)
     while time.monotonic() < until:  # started as soon as the server took the request
+        if stop is not None and stop.is_set():
+            raise ServerError(f"{client.label}: the test of {name} was interrupted")
         found = client.correlated(name, correlation)
         if found:
             return max(found, key=lambda e: int(e.get("startTime") or 0))
@@ -202,10 +206,10 @@ def _until_done(client: ConductorClient, execution: Mapping[str, Any], *, timeou
                 started: float, request: Mapping[str, Any], stop: threading.Event,
                 answered: threading.Event) -> tuple[Mapping[str, Any], list[str]]:  # fmt: skip
     """Poll to a terminal state; what keeps it from one (a worker with no mock, the timeout, an
-    interruption) as failures. While the server's own test loop runs (it has not ``answered``),
-    the runner has the server evaluate nothing but ready JOINs: 3.15 evaluates an execution
-    without a lock, and a second evaluation beside the loop's own loses updates (a DO_WHILE
-    that never iterates again, a SUB_WORKFLOW task left IN_PROGRESS)."""
+    interruption) as failures. While the server's own test loop feeds the execution (it has not
+    ``answered``), the runner has the server evaluate only ready JOINs and executions with no
+    running task: 3.15 evaluates an execution without a lock (its default), so an evaluation
+    beside the loop's own may lose an update."""
     workflow_id = str(execution["workflowId"])
     polls = 0
     while str(execution.get("status")) not in TERMINAL:
@@ -226,11 +230,12 @@ def _until_done(client: ConductorClient, execution: Mapping[str, Any], *, timeou
 
 def _nudge(client: ConductorClient, execution: Mapping[str, Any], *, decide: bool) -> None:
     """Have the server check every JOIN of the execution and its running sub-workflows whose
-    forked tasks have all ended (_join_ready), and, when ``decide``, evaluate them all again (once
-    it stops feeding mocks, 3.15 now and then leaves an execution RUNNING whose tasks have all
-    ended)."""
+    forked tasks have all ended (_join_ready), and evaluate each of them again when ``decide`` or
+    when all its tasks have ended: 3.15 now and then leaves an execution RUNNING whose tasks have
+    all ended, and its test loop, which evaluates an execution only for a running task, spins
+    on it until its 20,000th round."""
     workflow_id = str(execution["workflowId"])
-    if decide:
+    if decide or all(str(t.get("status")) in _ENDED for t in execution.get("tasks") or ()):
         client.decide(workflow_id)
     for task in execution.get("tasks") or ():
         if task.get("subWorkflowId") and str(task.get("status")) not in _ENDED:
