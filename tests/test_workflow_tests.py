@@ -744,3 +744,32 @@ def test_a_slow_answer_is_awaited_until_the_test_s_own_deadline() -> None:
     started = _start(cast(ConductorClient, LateServer()), request, 0.1, deadline=begun + 30)
     assert started == {"workflowId": "w-1", "status": "COMPLETED"}
     assert 10.5 < _time.monotonic() - begun < 15
+
+
+def test_a_join_counts_as_ready_once_every_task_it_joins_has_ended() -> None:
+    """3.15 checks a JOIN 0, 2, 6, 14 and 30 s after scheduling it, and evaluating the execution
+    does not check it: a sub-workflow that ended just after a check kept the example's
+    order_to_cash 'still RUNNING after 30 s' now and then. The runner has the server check a JOIN
+    (_nudge) once every task it joins has ended, and only then (a loop's JOIN joins its own
+    iteration)."""
+    from metasync.testing.runner import _join_ready
+
+    def join(*refs: str, status: str = "IN_PROGRESS", **more: object) -> dict[str, object]:
+        return {"taskType": "JOIN", "status": status, "referenceTaskName": "j",
+                "inputData": {"joinOn": list(refs)}, **more}  # fmt: skip
+
+    def execution(**statuses: str) -> dict[str, object]:
+        return {"tasks": [{"referenceTaskName": r, "status": s} for r, s in statuses.items()]}
+
+    ended = execution(fulfil="COMPLETED", confirm="COMPLETED")
+    assert _join_ready(join("fulfil", "confirm"), ended)
+    assert _join_ready(join("fulfil", "confirm"), execution(fulfil="FAILED", confirm="CANCELED"))
+    assert not _join_ready(join("fulfil", "confirm"), execution(fulfil="IN_PROGRESS",
+                                                                confirm="COMPLETED"))  # fmt: skip
+    assert not _join_ready(join("fulfil", "confirm"), execution(confirm="COMPLETED"))
+    assert not _join_ready(join("fulfil", "confirm", status="COMPLETED"), ended)
+    assert not _join_ready(join(), ended)
+    assert not _join_ready({**join("fulfil"), "taskType": "SUB_WORKFLOW"}, ended)
+    looped = join("pick", loopOverTask=True, iteration=2)
+    assert _join_ready(looped, execution(pick__1="IN_PROGRESS", pick__2="COMPLETED"))
+    assert not _join_ready(looped, execution(pick__1="COMPLETED", pick__2="SCHEDULED"))

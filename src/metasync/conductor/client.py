@@ -302,6 +302,19 @@ class ConductorClient(Transport):
             if exc.status != 404:
                 raise
 
+    def reevaluate_task(self, workflow_id: str, task_id: str) -> None:
+        """Have the server evaluate a running system task (a JOIN) again now: an IN_PROGRESS
+        update with no callback puts its queue message back at the front (both flavours keep a
+        system task IN_PROGRESS on such an update: they never restart it). A task or execution
+        that has ended meanwhile is fine."""
+        body = {"workflowInstanceId": workflow_id, "taskId": task_id, "status": "IN_PROGRESS",
+                "callbackAfterSeconds": 0}  # fmt: skip
+        try:
+            self._call("POST", "/tasks", body=body, idempotent=True)
+        except ServerError as exc:
+            if exc.status != 404:
+                raise
+
     def correlated(self, name: str, correlation_id: str) -> list[Json]:
         """The executions of workflow ``name`` with ``correlation_id``, ended ones included; on
         3.15, which finds none that way for a workflow sent inline, the running ones."""

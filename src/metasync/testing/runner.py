@@ -25,10 +25,11 @@ from metasync.testing.request import build, stood_in
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED", "TIMED_OUT"})
 _POLL_S = 0.1
-#: how long the server may take to answer a test before the runner looks the execution up
+#: how long the server may take to answer a test before the runner looks the execution up (and
+#: starts checking its ready JOINs, _nudge); not less: tests may share a correlation id
 _ANSWER_S = 10.0
 #: every how many polls a running execution is evaluated again (_nudge)
-_NUDGE_EVERY = 10
+_NUDGE_EVERY = 5
 _ENDED = frozenset({"COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "CANCELED", "SKIPPED",
                     "TIMED_OUT", "COMPLETED_WITH_ERRORS"})  # fmt: skip
 
@@ -107,11 +108,14 @@ def _run(client: ConductorClient, test: Resource, *, workflows: Sequence[Resourc
     if refused:
         return result("failed", refused)
     execution: Mapping[str, Any] | None = None
+    answered = threading.Event()  # the server's own test loop has ended
     try:
         execution = _start(client, request, min(timeout or spec.timeoutSeconds, _ANSWER_S),
-                           deadline=started + (timeout or spec.timeoutSeconds))  # fmt: skip
+                           deadline=started + (timeout or spec.timeoutSeconds),
+                           answered=answered, stop=stop)  # fmt: skip
         execution, waiting = _until_done(client, execution, request=request, started=started,
-                                         timeout=timeout or spec.timeoutSeconds, stop=stop)  # fmt: skip
+                                         timeout=timeout or spec.timeoutSeconds, stop=stop,
+                                         answered=answered)  # fmt: skip
         runs = task_runs(execution)
         inside = _sub_workflow_runs(client, execution)
         failures = waiting or judge(spec, workflow, execution, runs, inside)
@@ -151,17 +155,23 @@ def _sub_workflow_runs(client: ConductorClient, execution: Mapping[str, Any],
 
 
 def _start(client: ConductorClient, request: Mapping[str, Any], wait: float, *,
-           deadline: float) -> Mapping[str, Any]:  # fmt: skip
+           deadline: float, answered: threading.Event | None = None,
+           stop: threading.Event | None = None) -> Mapping[str, Any]:  # fmt: skip
     """Start the test. The server answers once it stops feeding mocks, which can take it 20,000
     rounds (a sub-workflow waiting for a mock it has not got; on 3.15, a task it scheduled twice):
     past ``wait`` seconds, the execution is found by its correlation id and polled as usual,
-    while the server goes on feeding mocks. 3.15 does not index a test's correlation id, so there
-    only the answer tells: it is awaited until the test's own ``deadline`` (at least 10 s more)."""
+    while the server goes on feeding mocks. 3.15 does not index a test's correlation id (its
+    running list finds the execution while it runs; once it has ended, only the answer tells): the
+    answer is awaited until the test's own ``deadline`` (at least 10 s more).
+    ``answered`` is set once the server has answered: its test loop has ended; ``stop`` (Ctrl-C)
+    ends the wait (what the server started is found and removed by the caller)."""
     answer: dict[str, Any] = {}
 
     def call() -> None:
         try:
             answer["execution"] = client.test_workflow(dict(request))
+            if answered is not None:  # (a lost answer tells nothing of the loop)
+                answered.set()
         except BaseException as exc:  # handed to the test's own thread below
             answer["error"] = exc
 
@@ -176,6 +186,8 @@ def _start(client: ConductorClient, request: Mapping[str, Any], wait: float, *,
     name, correlation = str(request["name"]), str(request["correlationId"])
     until = max(deadline, time.monotonic() + 10)
     while time.monotonic() < until:  # started as soon as the server took the request
+        if stop is not None and stop.is_set():
+            raise ServerError(f"{client.label}: the test of {name} was interrupted")
         found = client.correlated(name, correlation)
         if found:
             return max(found, key=lambda e: int(e.get("startTime") or 0))
@@ -191,16 +203,19 @@ def _start(client: ConductorClient, request: Mapping[str, Any], wait: float, *,
 
 
 def _until_done(client: ConductorClient, execution: Mapping[str, Any], *, timeout: float,
-                started: float, request: Mapping[str, Any],
-                stop: threading.Event) -> tuple[Mapping[str, Any], list[str]]:  # fmt: skip
+                started: float, request: Mapping[str, Any], stop: threading.Event,
+                answered: threading.Event) -> tuple[Mapping[str, Any], list[str]]:  # fmt: skip
     """Poll to a terminal state; what keeps it from one (a worker with no mock, the timeout, an
-    interruption) as failures."""
+    interruption) as failures. While the server's own test loop feeds the execution (it has not
+    ``answered``), the runner has the server evaluate only ready JOINs and executions with no
+    running task: 3.15 evaluates an execution without a lock (its default), so an evaluation
+    beside the loop's own may lose an update."""
     workflow_id = str(execution["workflowId"])
     polls = 0
     while str(execution.get("status")) not in TERMINAL:
         polls += 1
         if polls % _NUDGE_EVERY == 0:
-            _nudge(client, execution)
+            _nudge(client, execution, decide=answered.is_set())
         unmocked = _waiting_for_a_worker(client, execution, request)
         if unmocked:
             return execution, unmocked
@@ -213,13 +228,42 @@ def _until_done(client: ConductorClient, execution: Mapping[str, Any], *, timeou
     return execution, []
 
 
-def _nudge(client: ConductorClient, execution: Mapping[str, Any]) -> None:
-    """Have the server evaluate the execution and its running sub-workflows again: once it stops
-    feeding mocks, 3.15 (now and then) leaves an execution RUNNING whose tasks have all ended."""
-    client.decide(str(execution["workflowId"]))
+def _nudge(client: ConductorClient, execution: Mapping[str, Any], *, decide: bool) -> None:
+    """Have the server check every JOIN of the execution and its running sub-workflows whose
+    forked tasks have all ended (_join_ready), and evaluate each of them again when ``decide`` or
+    when all its tasks have ended: 3.15 now and then leaves an execution RUNNING whose tasks have
+    all ended, and its test loop, which evaluates an execution only for a running task, spins
+    on it until its 20,000th round."""
+    workflow_id = str(execution["workflowId"])
+    if decide or all(str(t.get("status")) in _ENDED for t in execution.get("tasks") or ()):
+        client.decide(workflow_id)
     for task in execution.get("tasks") or ():
         if task.get("subWorkflowId") and str(task.get("status")) not in _ENDED:
-            client.decide(str(task["subWorkflowId"]))
+            child = client.execution(str(task["subWorkflowId"]))
+            if child is not None and str(child.get("status")) not in TERMINAL:
+                _nudge(client, child, decide=decide)
+            elif decide:
+                client.decide(str(task["subWorkflowId"]))
+        elif _join_ready(task, execution):
+            client.reevaluate_task(workflow_id, str(task["taskId"]))
+
+
+def _join_ready(task: Mapping[str, Any], execution: Mapping[str, Any]) -> bool:
+    """A running JOIN whose forked tasks have all ended. The server checks a JOIN only when its
+    queue message comes due, and 3.15 postpones it 2, 4, 8, 16, then 30 s after each check
+    (conductor-oss checks it continuously for its first 10 s): a sub-workflow that ends just
+    after a check keeps its parent's JOIN, and the test, waiting up to 30 s; deciding the
+    execution does not check an asynchronous task."""
+    if str(task.get("taskType")) != "JOIN" or str(task.get("status")) != "IN_PROGRESS":
+        return False
+    joined = (task.get("inputData") or {}).get("joinOn") or ()
+    iteration = int(task.get("iteration") or 0) if task.get("loopOverTask") else 0
+    ended = {
+        str(t.get("referenceTaskName")): str(t.get("status")) in _ENDED
+        for t in execution.get("tasks") or ()
+    }
+    refs = [f"{ref}__{iteration}" if iteration else str(ref) for ref in joined]
+    return bool(refs) and all(ended.get(ref, False) for ref in refs)
 
 
 def _waiting_for_a_worker(client: ConductorClient, execution: Mapping[str, Any],
