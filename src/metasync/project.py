@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -47,6 +47,7 @@ from metasync.model.checks import check_resources
 from metasync.model.flavour import flavour_of
 from metasync.model.resource import Resource
 from metasync.model.workflow_test import check_tests
+from metasync.plan.memo import FingerprintMemo
 
 #: what each environment's server said it is, by URL (the checks follow its flavour offline)
 SERVERS_SEEN = f"{LOCAL_DIR}/servers.json"
@@ -237,6 +238,18 @@ class Project:
             contents.append(f"{display}\0{named}")
         settings = file_key(self.root / PROJECT_FILE) or "-"
         return key_of("desired", settings, *context, *contents)
+
+    def fingerprint_memo(self, env: str, secret_values: Iterable[str]
+                         ) -> tuple[FingerprintMemo, list[Problem]]:  # fmt: skip
+        """The fingerprints ``env``'s last plan found (plan/memo.py), from the cache; and the
+        warning to show when its file was damaged."""
+        entries, damage = self.cache.load("memo", key_of("memo", env), sources_from(()))
+        known = entries if isinstance(entries, dict) else None
+        return FingerprintMemo(known, list(secret_values)), [damage] if damage else []
+
+    def keep_fingerprints(self, env: str, memo: FingerprintMemo) -> None:
+        """Keep what this plan used and found, for the next plan of ``env``."""
+        self.cache.store("memo", key_of("memo", env), memo.entries)
 
     def manifests_at(self, ref: str, where: str = "") -> ManifestSource:
         """manifests/ as committed at ``ref`` (an environment's promotion pin)."""
