@@ -3,10 +3,11 @@
 An entry is found by a key that hashes everything its value was computed from (the manifests'
 bytes or git blob ids, the environment's resolved settings, metasync's version, this file's
 format), so an entry is never out of date: a change makes a new key, and the old entry ages out
-(least recently used first, beyond ``MAX_BYTES``). Each file carries a magic string, the format,
-metasync's version and a SHA-256 of its payload, checked before the payload is read: a damaged or
-foreign file is reported once (rule ``cache-corrupt``), ignored, and rewritten. Writes go to a
-temporary file renamed into place, so concurrent runs see a whole file or none. A folder that
+(least recently used first, beyond ``MAX_BYTES``). Each file carries a magic string, the
+format, metasync's version, its key and a SHA-256 of its payload, checked before the payload is
+read: a damaged or foreign file is reported once (rule ``cache-corrupt``), ignored, and
+rewritten. Writes go to a temporary file renamed into place, so concurrent runs see a whole
+file or none. A folder that
 cannot be read or written only loses the memory: no command fails for the cache.
 
 The cache is local state (``.metasync/`` ignores itself in git). It holds rendered manifests,
@@ -41,6 +42,7 @@ MAX_BYTES = 512 * 1024 * 1024
 FORMAT = 1
 _MAGIC = b"metasync-cache\n"
 _DIGEST = 32
+_KEY = 32  # the key, a SHA-256
 
 
 def version() -> str:
@@ -148,7 +150,7 @@ class Cache:
         except OSError:
             return None, None
         try:
-            value = _Unpickler(_payload(data), sources).load()
+            value = _Unpickler(_payload(data, key), sources).load()
         except _Unusable as exc:
             return None, self._damaged(path, exc.damage) if exc.damage else None
         except Exception as exc:  # a payload that passed its checksum but does not load
@@ -167,7 +169,7 @@ class Cache:
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
             return  # something in it cannot be stored: it is computed each time
         payload = buffer.getbuffer()
-        header = _header()
+        header = _header(key)
         path = self._path(space, key)
         try:
             if not self.folder.is_dir():
@@ -224,12 +226,13 @@ class Cache:
                 total -= size
 
 
-def _header() -> bytes:
+def _header(key: str) -> bytes:
     tag = version().encode()
-    return _MAGIC + FORMAT.to_bytes(2, "little") + len(tag).to_bytes(2, "little") + tag
+    return (_MAGIC + FORMAT.to_bytes(2, "little") + len(tag).to_bytes(2, "little") + tag
+            + bytes.fromhex(key))  # fmt: skip
 
 
-def _payload(data: bytes) -> bytes:
+def _payload(data: bytes, key: str) -> bytes:
     """The payload of a cache file, after its checks; raises _Unusable when one fails."""
     if not data.startswith(_MAGIC):
         raise _Unusable("it is not a metasync cache file")
@@ -243,6 +246,9 @@ def _payload(data: bytes) -> bytes:
     if tag != version().encode():
         raise _Unusable(f"it was written by metasync {tag.decode(errors='replace')}")
     start = at + 4 + size
+    if data[start : start + _KEY] != bytes.fromhex(key):
+        raise _Unusable("it holds another entry than its name says")
+    start += _KEY
     digest, payload = data[start : start + _DIGEST], data[start + _DIGEST :]
     if len(digest) < _DIGEST or hashlib.sha256(payload).digest() != digest:
         raise _Unusable("its checksum does not match: it is truncated or altered")
