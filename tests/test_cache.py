@@ -228,13 +228,9 @@ def test_a_warm_plan_sees_an_edit_of_git(tmp_path: Path, prefix: str,
     result = run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert {c["action"] for c in plan_json(root)["changes"]} == {"noop"}  # type: ignore[index]
-    path = next(
-        p
-        for p in sorted((root / "manifests").rglob("*.yaml"))
-        if "kind: WorkflowDef" in p.read_text()
-    )
-    path.write_text(
-        path.read_text().replace("\nspec:\n", "\nspec:\n  description: edited in git\n", 1)
-    )
+    path = root / "manifests" / "workflows" / "payment_processing.yaml"
+    text = path.read_text()
+    assert "  description: " in text
+    path.write_text(text.replace("  description: ", "  description: Edited in git. ", 1))
     updates = [c for c in plan_json(root)["changes"] if c["action"] == "update"]  # type: ignore[index]
     assert len(updates) == 1
