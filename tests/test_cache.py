@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,10 @@ import conductor_server
 import metasync
 from helpers import committed_example, git, prefixed_example, run_cli, write_project
 from metasync import project as project_module
+from metasync.conductor.normalize import Flavour
 from metasync.errors import Problem
+from metasync.model.checks import check_resources
+from metasync.model.resource import Resource
 
 WF = """\
 apiVersion: metasync/v1
@@ -126,12 +130,11 @@ def test_an_upgrade_of_metasync_computes_again(
     root = small(tmp_path)
     assert "0 warning(s)" not in validate(root)[1]
     before = entries(root)
-    # the new version checks more: a stale entry of the old one would not show its warning
-    checks = project_module.check_resources
 
-    def more(*args: object, **kwargs: object) -> list[Problem]:
-        return [*checks(*args, **kwargs), Problem("new check", None, "fix it", "warning",  # type: ignore[arg-type]
-                                                  "unknown-field")]  # fmt: skip
+    # the new version checks more: a stale entry of the old one would not show its warning
+    def more(resources: list[Resource], flavour: Flavour | None) -> list[Problem]:
+        found = check_resources(resources, flavour)
+        return [*found, Problem("new check", None, "fix it", "warning", "unknown-field")]
 
     monkeypatch.setattr(project_module, "check_resources", more)
     assert "new check" not in validate(root)[2]  # same version: the cache answers
@@ -191,7 +194,7 @@ def test_a_read_only_cache_folder_fails_nothing(tmp_path: Path) -> None:
 # -- with a server ----------------------------------------------------------------------------------
 
 
-def plan_json(root: Path) -> dict[str, object]:
+def plan_json(root: Path) -> dict[str, Any]:
     result = run_cli("--project", str(root), "plan", "--env", "dev", "-o", "json")
     assert result.exit_code in (0, 2), result.stdout + result.stderr
     document = json.loads(result.stdout)
@@ -209,17 +212,17 @@ def test_plan_json_is_the_same_cold_and_warm_and_sees_a_server_change(
     cold = plan_json(root)
     warm = plan_json(root)
     assert cold == warm
-    assert {c["action"] for c in cold["changes"]} == {"noop"}  # type: ignore[index]
+    assert {c["action"] for c in cold["changes"]} == {"noop"}
     # the server's object changes behind the cache's back: the remembered fingerprints must not
     # hide it
-    name = next(c["name"] for c in cold["changes"] if c["kind"] == "WorkflowDef")  # type: ignore[index]
+    name = next(c["name"] for c in cold["changes"] if c["kind"] == "WorkflowDef")
     original = api.get(f"/metadata/workflow/{name}", params={"version": 1}).json()
     changed = {**original, "description": "changed on the server"}
     assert api.put("/metadata/workflow", json=[changed]).status_code == 200
-    updates = [c for c in plan_json(root)["changes"] if c["action"] != "noop"]  # type: ignore[index]
+    updates = [c for c in plan_json(root)["changes"] if c["action"] != "noop"]
     assert [(u["name"], u["action"]) for u in updates] == [(name, "update")]
     assert api.put("/metadata/workflow", json=[original]).status_code == 200
-    assert {c["action"] for c in plan_json(root)["changes"]} == {"noop"}  # type: ignore[index]
+    assert {c["action"] for c in plan_json(root)["changes"]} == {"noop"}
 
 
 def test_a_warm_plan_sees_an_edit_of_git(tmp_path: Path, prefix: str,
@@ -227,10 +230,10 @@ def test_a_warm_plan_sees_an_edit_of_git(tmp_path: Path, prefix: str,
     root = committed_example(tmp_path / "project", prefix, conductor.url)
     result = run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve")
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert {c["action"] for c in plan_json(root)["changes"]} == {"noop"}  # type: ignore[index]
+    assert {c["action"] for c in plan_json(root)["changes"]} == {"noop"}
     path = root / "manifests" / "workflows" / "payment_processing.yaml"
     text = path.read_text()
     assert "  description: " in text
     path.write_text(text.replace("  description: ", "  description: Edited in git. ", 1))
-    updates = [c for c in plan_json(root)["changes"] if c["action"] == "update"]  # type: ignore[index]
+    updates = [c for c in plan_json(root)["changes"] if c["action"] == "update"]
     assert len(updates) == 1
