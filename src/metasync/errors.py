@@ -54,6 +54,7 @@ RULES: dict[str, str] = {
     "ledger-not-updated": "the ledger of what the project wrote could not be updated",
     "answer-lost": "a write's answer was lost, but the read-back shows it landed",
     "notification-failed": "a webhook notification was not delivered",
+    "cache-corrupt": "a damaged cache file (.metasync/cache/) was ignored and rewritten",
 }
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from metasync.errors import (
     redact_url,
 )
 from metasync.local import LOCAL_DIR, read_local, write_local
+from metasync.manifests.cache import Cache, disabled_by_env, file_key, key_of, sources_from
 from metasync.manifests.environment import (
     ENVIRONMENTS_DIR,
     PROJECT_FILE,
@@ -32,14 +33,21 @@ from metasync.manifests.environment import (
     load_settings,
 )
 from metasync.manifests.gitref import manifests_at, open_repo, remote_identity, resolve_commit
-from metasync.manifests.loader import MANIFESTS_DIR, ManifestSource, load_manifests
-from metasync.manifests.overlays import apply_overlays
+from metasync.manifests.loader import (
+    MANIFESTS_DIR,
+    ManifestSource,
+    content_key,
+    load_manifests,
+    working_tree,
+)
+from metasync.manifests.overlays import apply_overlays, overlay_readers
 from metasync.manifests.suppression import Suppression, split, suppressions
 from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
 from metasync.model.checks import check_resources
 from metasync.model.flavour import flavour_of
 from metasync.model.resource import Resource
 from metasync.model.workflow_test import check_tests
+from metasync.plan.memo import FingerprintMemo
 
 #: what each environment's server said it is, by URL (the checks follow its flavour offline)
 SERVERS_SEEN = f"{LOCAL_DIR}/servers.json"
@@ -113,8 +121,10 @@ def find_project(start: Path) -> Path:
 
 
 class Project:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, cache: bool | None = None):
+        """``cache``: use .metasync/cache/ (default: unless METASYNC_NO_CACHE is set)."""
         self.root = root.resolve()
+        self.cache = Cache(self.root, enabled=not disabled_by_env() if cache is None else cache)
         if not (self.root / MANIFESTS_DIR).is_dir():
             raise ConfigError(
                 f"not a metasync project: there is no {MANIFESTS_DIR}/ folder",
@@ -171,6 +181,7 @@ class Project:
         source = None
         unpinned: list[Problem] = []
         silence = suppressions(self.settings.warnings, PROJECT_FILE)
+        lookup_key = "unresolved"
         if env is None:
             lookup = unresolved_lookup
         else:
@@ -178,19 +189,67 @@ class Project:
             environment = load_environment(self.root, env, connect=False)
             config = environment.config
             lookup = manifest_lookup(env, config.vars, config.secrets, environment.file)
+            lookup_key = json.dumps(
+                [environment.file, config.vars, config.secrets, pin, worktree],
+                sort_keys=True,
+                default=repr,
+            )
             silence += suppressions(config.warnings, environment.file)
             if (pin or config.promotion.ref) and not worktree:
                 source = self.manifests_at(pin or config.promotion.ref or "", environment.file)
             elif config.promotion.from_ and not worktree:
                 unpinned.append(_unpinned(env, config.promotion.from_, environment.file))
-        loaded = load_manifests(self.root, lookup, source)
+        files = list(working_tree(self.root) if source is None else source)
+        overlays = [] if env is None else overlay_readers(self.root, env)
+        said = [(p.message, str(p.location)) for p in unpinned]
+        key = self._desired_key(files, overlays, env, flavour, lookup_key, said, repr(silence))
+        damage = None
+        if key is not None:
+            cached, damage = self.cache.load("desired", key, sources_from([*files, *overlays]))
+            if isinstance(cached, Desired):
+                return cached
+        loaded = load_manifests(self.root, lookup, files)
         resources, problems = loaded.resources, unpinned + loaded.problems
         if env is not None:
             overlaid = apply_overlays(self.root, env, resources, lookup)
             resources, problems = overlaid.resources, problems + overlaid.problems
         problems += check_resources(resources, flavour) + check_tests(loaded.tests, resources)
         problems, silenced = split(problems, silence)
-        return Desired(env, resources, problems, loaded.tests, silenced, silence)
+        desired = Desired(env, resources, problems, loaded.tests, silenced, silence)
+        if key is not None:
+            self.cache.store("desired", key, desired)
+        if damage is not None:  # said once, never stored
+            desired = replace(desired, problems=[*desired.problems, damage])
+        return desired
+
+    def _desired_key(self, files: ManifestSource, overlays: ManifestSource,
+                     *context: object) -> str | None:  # fmt: skip
+        """The cache key of an environment's desired state: everything ``desired`` reads (the
+        manifests' and overlays' contents, metasync.yaml, and ``context``: the environment's
+        resolved settings, the flavour), or None when a file's content cannot be named (then
+        nothing is cached)."""
+        if not self.cache.enabled:
+            return None
+        contents = []
+        for display, read in [*files, *overlays]:
+            named = content_key(read)
+            if named is None:
+                return None
+            contents.append(f"{display}\0{named}")
+        settings = file_key(self.root / PROJECT_FILE) or "-"
+        return key_of("desired", settings, *context, *contents)
+
+    def fingerprint_memo(self, env: str, secret_values: Iterable[str]
+                         ) -> tuple[FingerprintMemo, list[Problem]]:  # fmt: skip
+        """The fingerprints ``env``'s last plan found (plan/memo.py), from the cache; and the
+        warning to show when its file was damaged."""
+        entries, damage = self.cache.load("memo", key_of("memo", env), sources_from(()))
+        known = entries if isinstance(entries, dict) else None
+        return FingerprintMemo(known, list(secret_values)), [damage] if damage else []
+
+    def keep_fingerprints(self, env: str, memo: FingerprintMemo) -> None:
+        """Keep what this plan used and found, for the next plan of ``env``."""
+        self.cache.store("memo", key_of("memo", env), memo.entries)
 
     def manifests_at(self, ref: str, where: str = "") -> ManifestSource:
         """manifests/ as committed at ``ref`` (an environment's promotion pin)."""

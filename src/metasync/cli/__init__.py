@@ -24,7 +24,7 @@ from metasync.errors import MetasyncError, Problem
 from metasync.manifests.suppression import unused
 from metasync.notify import send as send_notifications
 from metasync.plan.select import parse_selectors
-from metasync.project import Project
+from metasync.project import Project, find_project
 from metasync.render.apply_result import write_apply_result
 from metasync.render.notification import apply_message
 from metasync.render.plan_json import write_plan_json
@@ -85,17 +85,26 @@ def _warn(warnings: Sequence[Problem], suppressed: int = 0) -> None:
     "Default: the current folder or the nearest one above it that holds one, as git finds its "
     "repository.",
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Neither read nor write the cache of loaded manifests (.metasync/cache/); also "
+    "METASYNC_NO_CACHE=1.",
+)
 @click.version_option(__version__, prog_name="metasync")
 @_warnings
 @click.pass_context
-def cli(ctx: click.Context, project_dir: Path | None) -> None:
+def cli(ctx: click.Context, project_dir: Path | None, no_cache: bool) -> None:
     """Conductor task definitions, workflows and event handlers from git."""
     ctx.obj = project_dir
+    ctx.meta["metasync.cache"] = False if no_cache else None
 
 
 def _project(ctx: click.Context) -> Project:
     given: Path | None = ctx.find_root().obj
-    return Project(given) if given is not None else Project.find(Path.cwd())
+    cache: bool | None = ctx.meta.get("metasync.cache")
+    root = given if given is not None else find_project(Path.cwd())
+    return Project(root, cache=cache)
 
 
 @cli.command()

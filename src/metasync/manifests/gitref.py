@@ -7,7 +7,6 @@ import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -69,12 +68,24 @@ def manifests_at(root: Path, commit: git.Commit) -> ManifestSource:
         if path.suffix in (".yaml", ".yml"):
             relative = path if str(project) == "." else path.relative_to(project)
             display = f"{relative.as_posix()}@{short}"
-            source.append((display, partial(_read_blob, item, display)))
+            source.append((display, _BlobReader(item, display)))
     return sorted(source, key=lambda pair: pair[0])
 
 
-def _read_blob(blob: git.Blob, display: str) -> str:
-    return decode_text(blob.data_stream.read(), display)
+class _BlobReader:
+    """Reads a committed manifest; its content is named by git's blob id (no read needed)."""
+
+    __slots__ = ("blob", "display")
+
+    def __init__(self, blob: git.Blob, display: str) -> None:
+        self.blob = blob
+        self.display = display
+
+    def __call__(self) -> str:
+        return decode_text(self.blob.data_stream.read(), self.display)
+
+    def content_key(self) -> str:
+        return f"git-blob:{self.blob.hexsha}"
 
 
 def commit_file_on_branch(repo: git.Repo, base: git.Commit, path: str, content: str, *,

@@ -7,15 +7,16 @@ object). Problems are collected, not raised one at a time, so one run reports al
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from metasync.errors import MetasyncError, Problem, did_you_mean
+from metasync.manifests.cache import file_key
 from metasync.manifests.schema import problems_from
 from metasync.manifests.variables import Lookup, Unresolved, substitute
 from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
@@ -46,16 +47,45 @@ def manifest_files(root: Path) -> list[Path]:
     base = root / MANIFESTS_DIR
     if not base.is_dir():
         return []
-    return sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    found: list[tuple[tuple[str, ...], str]] = []
+    for folder, _, names in os.walk(base):  # as rglob: symlinked folders are not entered
+        parts = Path(folder).relative_to(base).parts
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.splitext(name)[1] in (".yaml", ".yml") and os.path.isfile(path):
+                found.append(((*parts, name), path))
+    return [Path(path) for _, path in sorted(found)]  # in the order of their parts, as rglob's
 
 
 ManifestSource = Iterable[tuple[str, Callable[[], str]]]
 
 
+class FileReader:
+    """Reads a manifest file; ``content_key`` names its content (for the cache)."""
+
+    __slots__ = ("display", "path")
+
+    def __init__(self, path: Path, display: str) -> None:
+        self.path = path
+        self.display = display
+
+    def __call__(self) -> str:
+        return read_text(self.path, self.display)
+
+    def content_key(self) -> str | None:
+        return file_key(self.path)
+
+
+def content_key(read: Callable[[], str]) -> str | None:
+    """What names a reader's content (a file's hash, a git blob's id); None when not known."""
+    key = getattr(read, "content_key", None)
+    return key() if callable(key) else None
+
+
 def working_tree(root: Path) -> ManifestSource:
     """The manifests as they are on disk: (display name, reader) pairs."""
     return [
-        (display, partial(read_text, path, display))
+        (display, FileReader(path, display))
         for path in manifest_files(root)
         for display in [path.relative_to(root).as_posix()]
     ]

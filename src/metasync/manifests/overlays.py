@@ -33,6 +33,7 @@ import jsonpatch
 from pydantic import BaseModel, ValidationError
 
 from metasync.errors import Location, MetasyncError, Problem, did_you_mean
+from metasync.manifests.loader import FileReader
 from metasync.manifests.schema import problems_from
 from metasync.manifests.variables import Lookup, Unresolved, substitute
 from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
@@ -68,6 +69,12 @@ def overlay_files(root: Path, env: str) -> list[Path]:
     if not base.is_dir():
         return []
     return sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def overlay_readers(root: Path, env: str) -> list[tuple[str, FileReader]]:
+    """(display name, reader) of each overlay file of ``env``."""
+    return [(p.relative_to(root).as_posix(), FileReader(p, p.relative_to(root).as_posix()))
+            for p in overlay_files(root, env)]  # fmt: skip
 
 
 def apply_overlays(

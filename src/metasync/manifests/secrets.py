@@ -136,12 +136,23 @@ class Secrets:
 
 
 def used_secrets(value: Any) -> set[str]:
+    if isinstance(value, (dict, list)):  # most specs have none: one look at their JSON tells
+        try:
+            if "((" not in json.dumps(value, ensure_ascii=False):
+                return set()
+        except (TypeError, ValueError):
+            pass
+        return _used(value)
+    return _used(value)
+
+
+def _used(value: Any) -> set[str]:
     if isinstance(value, str):
         return set(_SECRET.findall(value)) if "((" in value else set()
     if isinstance(value, dict):
-        return {n for v in value.values() for n in used_secrets(v)}
+        return {n for v in value.values() for n in _used(v)}
     if isinstance(value, list):
-        return {n for v in value for n in used_secrets(v)}
+        return {n for v in value for n in _used(v)}
     return set()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -59,13 +59,26 @@ _Loader.yaml_implicit_resolvers = {
 
 
 class _Source:
-    """A file's text; its node trees are composed again only when a line is asked for."""
+    """A file's text; its node trees are composed again only when a line is asked for.
 
-    __slots__ = ("_nodes", "text")
+    A source loaded from the cache (manifests/cache.py) has no text yet: ``read`` gives it, from
+    the same file (whose content is the cache's key), the first time a line is asked for."""
 
-    def __init__(self, text: str):
-        self.text = text
+    __slots__ = ("_nodes", "_read", "_text", "file", "size")
+
+    def __init__(self, text: str | None, file: str = "", *, size: int | None = None,
+                 read: Callable[[], str] | None = None) -> None:  # fmt: skip
+        self._text = text
+        self._read = read
+        self.file = file
+        self.size = len(text) if text is not None else (size or 0)
         self._nodes: list[yaml.Node | None] | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self._read() if self._read is not None else ""
+        return self._text
 
     def node(self, index: int) -> yaml.Node | None:
         if self._nodes is None:
@@ -91,11 +104,14 @@ class DocumentLocator:
     index: int
     base: tuple[str | int, ...] = ()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (DocumentLocator, (self.file, self.source, self.index, self.base))  # fast to load
+
     def locate(self, path: Sequence[str | int], display: str = "") -> Location:
         """The file now, its line when asked: thousands of warnings, of which a few are shown,
         must not each compose their file again."""
         full = (*self.base, *path)
-        anchor = (self.index, full, len(self.source.text))
+        anchor = (self.index, full, self.source.size)
         return Location(self.file, path=display, find=partial(self.line, full), anchor=anchor)
 
     def line(self, full: tuple[str | int, ...]) -> int | None:
@@ -169,7 +185,7 @@ def decode_text(raw: bytes, display: str) -> str:
 def parse_documents(text: str, display: str) -> list[YamlDocument]:
     """Every non-empty document of ``text``; YAML errors become ManifestError with file:line."""
     docs: list[YamlDocument] = []
-    source = _Source(text)
+    source = _Source(text, display)
     loader = _Loader(text)
     try:
         index = 0

@@ -49,11 +49,14 @@ def plan(
             [r for r in desired.resources if selected(selectors, r.kind, r.name, r.labels)],
             live, client.label,
         )  # fmt: skip
+        memo, damaged = project.fingerprint_memo(env, secrets.values.values())
         plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                           mark=project.mark, policy=environment.config.policy,
-                          ignore=environment.ignore)  # fmt: skip
+                          ignore=environment.ignore, memo=memo)  # fmt: skip
+        project.keep_fingerprints(env, memo)
         plan = replace(plan, project=(project.identity.name, project.identity.source),
-                       warnings=(*plan.warnings, *_idle_ignores(environment, desired, live)))  # fmt: skip
+                       warnings=(*plan.warnings, *_idle_ignores(environment, desired, live),
+                                 *damaged))  # fmt: skip
         if selectors and not plan.changes and not plan.unmanaged:
             where = f"in git or on the server of {env}"
             plan = replace(plan, warnings=(*plan.warnings, nothing_selected(selectors, where)))

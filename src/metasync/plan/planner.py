@@ -17,6 +17,7 @@ from metasync.model.paths import display_path
 from metasync.model.resource import Resource
 from metasync.plan.diff import diff, tasks_by_ref
 from metasync.plan.ignore import Rule, differing, keep_live, rules_for, without
+from metasync.plan.memo import FingerprintMemo
 from metasync.plan.model import Change, FieldChange, IgnoredField, Plan, Unmanaged
 from metasync.plan.prune import protected as _protected
 from metasync.plan.prune import prune_changes
@@ -27,10 +28,11 @@ from metasync.plan.versions import Same, Versions
 def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                selectors: Sequence[Selector] = (), *, secrets: Secrets | None = None,
                mark: str | None = None, policy: Policy | None = None,
-               ignore: Sequence[Rule] = ()) -> Plan:  # fmt: skip
+               ignore: Sequence[Rule] = (), memo: FingerprintMemo | None = None) -> Plan:  # fmt: skip
     """What apply would change. ``mark`` tells objects metasync wrote; ``policy`` (the
     environment's) decides versioning and pruning; without one: in place, no prune. ``ignore``
-    leaves fields other systems manage out (plan/ignore.py)."""
+    leaves fields other systems manage out (plan/ignore.py). ``memo`` remembers fingerprints of
+    unchanged objects between plans (plan/memo.py)."""
     policy = policy or Policy()
     changes: list[Change] = []
     warnings: list[Problem] = []
@@ -54,6 +56,15 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         paths = rules_for(ignore, resource.kind, resource.name)
         # what the server holds of it: this version, or (a new version) the one it follows
         server = current if current is not None or previous is None else live.objects[previous]
+        same = None
+        if memo is not None and current is not None and not paths:
+            same = memo.same(resource.kind, live.flavour, live_state, spec, current)
+        if same is not None:  # unchanged since a plan that normalized both sides
+            changes.append(Change(
+                resource.kind, resource.name, resource.version, "noop", live_fingerprint=same,
+                desired_fingerprint=same, desired=spec, live=current,
+            ))  # fmt: skip
+            continue
         if paths and server is not None:  # fields others manage: the server's value is kept
             ignored += _ignored(resource, ignore, normalize(resource.kind, spec, live.flavour),
                                 normalize(resource.kind, server, live.flavour))  # fmt: skip

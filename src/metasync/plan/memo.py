@@ -1,0 +1,82 @@
+"""Fingerprints remembered between plans: an unchanged object is not normalized again.
+
+``build_plan`` compares each object's canonical form (``normalize``) by fingerprint; normalizing
+thousands of workflows, on both sides, is most of a plan's own time. The memo maps a digest of an
+object as given (its kind, the server's flavour, the live-state fields left out, its JSON) to the
+fingerprint of its canonical form, for objects that normalize without unknown fields. Nothing
+that holds a secret is remembered, nor keyed: a desired spec with a ``((secrets.X))`` placeholder,
+and a server's object that holds a secret's value (marshal writes strings as UTF-8), are computed every time. The memo is data; the
+operation that plans loads it from the project's cache and stores it back (``entries``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from metasync.conductor.normalize import Flavour, Unknown, normalize
+from metasync.model.fingerprint import fingerprint
+
+Entries = dict[bytes, str]
+
+
+class FingerprintMemo:
+    def __init__(self, entries: Mapping[bytes, str] | None = None,
+                 secret_values: Sequence[str] = ()) -> None:  # fmt: skip
+        self._known: Mapping[bytes, str] = entries or {}
+        #: what this plan used or found: what is worth keeping for the next one
+        self.entries: Entries = {}
+        self._secrets = [s.encode("utf-8", "surrogatepass") for s in secret_values if s]
+
+    def key(self, kind: str, flavour: str, live_state: Sequence[str],
+            value: Mapping[str, Any]) -> bytes | None:  # fmt: skip
+        """The memo's key for ``value``; None when it must not be remembered (a secret in it, or
+        a value marshal does not write)."""
+        try:
+            # marshal's version 0 writes plain data by value alone (no references, no interning)
+            # and fast: 20 times faster than normalizing, 3 times faster than JSON
+            data = marshal.dumps((kind, flavour, tuple(live_state), value), 0)  # type: ignore[arg-type]
+        except ValueError:
+            return None
+        if b"((secrets." in data or any(s in data for s in self._secrets):
+            return None
+        return hashlib.blake2b(data, digest_size=20).digest()
+
+    def fingerprint(self, key: bytes | None, compute: Callable[[], str | None]) -> str | None:
+        """The fingerprint under ``key``, or ``compute()``'s (remembered when it is not None)."""
+        if key is None:
+            return compute()
+        known = self._known.get(key)
+        if known is None:
+            known = compute()
+            if known is None:
+                return None
+        self.entries[key] = known
+        return known
+
+    def same(self, kind: str, flavour: Flavour, live_state: Sequence[str],
+             spec: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:  # fmt: skip
+        """The fingerprint ``spec`` and ``current`` share when their canonical forms (without
+        ``live_state``) are equal, known from the memo or found now; else None (then the planner
+        compares them in full)."""
+        wanted_key = self.key(kind, flavour, live_state, spec)
+        have_key = self.key(kind, flavour, live_state, current)
+        if wanted_key is None or have_key is None:
+            return None
+
+        def wanted() -> str | None:
+            unknown: list[Unknown] = []
+            canonical = _without(normalize(kind, spec, flavour, unknown), live_state)
+            return None if unknown else fingerprint(canonical)
+
+        def have() -> str:
+            return fingerprint(_without(normalize(kind, current, flavour), live_state))
+
+        found = self.fingerprint(wanted_key, wanted)
+        return found if found is not None and found == self.fingerprint(have_key, have) else None
+
+
+def _without(spec: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k not in fields} if fields else spec
