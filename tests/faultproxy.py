@@ -7,7 +7,9 @@ injects one fault:
 * ``503``: answer 503 without forwarding;
 * ``close``: close the connection without an answer, before forwarding (nothing was carried out);
 * ``lose``: forward it, let the server carry it out, then close the connection without returning
-  the answer (the lost response that makes a create ambiguous).
+  the answer (the lost response that makes a create ambiguous);
+* ``404``, ``405``: answer so without forwarding, as a server without that endpoint does (scripted
+  with ``first`` only, never drawn).
 
 Which one: ``first`` scripts the faults of the first requests of a kind (``"POST /api/event":
 ["lose", "503"]``, then the rest decides); otherwise a ``random.Random(seed)`` draws, with a share
@@ -35,7 +37,7 @@ from types import TracebackType
 from typing import Literal
 from urllib.parse import urlsplit
 
-Fault = Literal["pass", "delay", "503", "close", "lose"]
+Fault = Literal["pass", "delay", "503", "close", "lose", "404", "405"]
 FAULTS: tuple[Fault, ...] = ("delay", "503", "close", "lose")
 #: the faults after which the server has the request (it was forwarded)
 FORWARDED: frozenset[Fault] = frozenset({"pass", "delay", "lose"})
@@ -170,6 +172,11 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if fault == "503":
                 self._answer(503, [("Content-Type", "application/json")],
                              b'{"status":503,"message":"fault proxy: unavailable"}')  # fmt: skip
+                return
+            if fault in ("404", "405"):
+                message = {"status": int(fault), "message": "fault proxy: no such endpoint"}
+                self._answer(int(fault), [("Content-Type", "application/json")],
+                             json.dumps(message).encode())  # fmt: skip
                 return
             if fault == "delay":
                 time.sleep(wait)

@@ -58,6 +58,9 @@ class LiveReader(Protocol):
 
     def server_version(self) -> str | None: ...
     def objects(self, kind: Kind) -> list[Json] | None: ...
+    def newest_workflows(self) -> list[Json] | None: ...
+    def workflow_versions(self) -> dict[str, list[int]] | None: ...
+    def workflow(self, name: str, version: int | None = None) -> Json | None: ...
 
 
 class LiveWriter(LiveReader, Protocol):
@@ -160,6 +163,42 @@ class ConductorClient(Transport):
             return self._list("GET", kind.endpoints.list)
         except ServerError as exc:
             if exc.status == 404 and kind.endpoints.optional:
+                return None
+            raise
+
+    def newest_workflows(self) -> list[Json] | None:
+        """The newest version of each workflow definition, in full
+        (``GET /metadata/workflow/latest-versions``, 3.15 and conductor-oss); None when the server
+        has no such endpoint (404 or 405, or an answer that is not a list: an older server reads
+        the path as a workflow's name)."""
+        data = self._optional("/metadata/workflow/latest-versions")
+        return data if isinstance(data, list) else None
+
+    def workflow_versions(self) -> dict[str, list[int]] | None:
+        """Name -> the versions the server holds, without the definitions
+        (``GET /metadata/workflow/names-and-versions``); None when the server has no such
+        endpoint (as ``newest_workflows``)."""
+        data = self._optional("/metadata/workflow/names-and-versions")
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+            return None  # a workflow definition by that name (an older server), not the index
+        found: dict[str, list[int]] = {}
+        for name, entries in data.items():
+            versions = [e.get("version") if isinstance(e, dict) else None for e in entries]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in versions):
+                raise ServerError(
+                    f"GET /api/metadata/workflow/names-and-versions: the versions of {name!r} "
+                    "are not integers",
+                    hint=f"Is {self.url} a Conductor server? Its answer is not what Conductor sends.",
+                )
+            found[str(name)] = [int(v) for v in versions if isinstance(v, int)]
+        return found
+
+    def _optional(self, path: str) -> object:
+        """The JSON answer of a read a server may not have; None when it answers 404 or 405."""
+        try:
+            return json_of(self._call("GET", path))
+        except ServerError as exc:
+            if exc.status in (404, 405):
                 return None
             raise
 

@@ -1,15 +1,18 @@
-"""What a server holds, read with one request per kind."""
+"""What a server holds, read with one request per kind (workflows: their newest versions, and the
+older ones only where the caller needs them)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from metasync.conductor.client import LiveReader
 from metasync.conductor.normalize import Flavour, flavour_of
+from metasync.conductor.transport import Json
 from metasync.errors import ServerError
 from metasync.model.kinds import IN_ORDER, KINDS
 
@@ -25,6 +28,11 @@ HISTORY_PREFIX = "metasync_history_"
 #: the names of metasync before 0.2 (a '.' after the prefix): still metasync's own
 _LEGACY_PREFIXES = ("metasync_lock.", "metasync_ledger.")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_INTERNAL = (LOCK_PREFIX, LEDGER_PREFIX, HISTORY_PREFIX, *_LEGACY_PREFIXES)
+#: (name, version) of an older workflow version -> does the caller need it?
+Older = Callable[[str, int], bool]
+#: more older versions wanted than this: one read of the whole list costs less than one each
+ONE_BY_ONE_MAX = 40
 
 
 def internal_name(prefix: str, project: str) -> str:
@@ -42,6 +50,9 @@ class LiveState:
     internal: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: the kinds this server does not have (conductor 3.15: no schedules)
     missing: tuple[str, ...] = ()
+    #: older workflow versions were left unread (the reader's caller needed none of them):
+    #: ``objects`` holds each workflow's newest version and the older ones asked for
+    partial: bool = False
     _ledgers: dict[str, dict[str, dict[str, str | None]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -115,32 +126,82 @@ def ledger_spec(mark: str, entries: Mapping[str, Mapping[str, str | None]]) -> d
     }
 
 
-def read_live(reader: LiveReader) -> LiveState:
+def read_live(reader: LiveReader, older: Older | None = None) -> LiveState:
     """Every object of every kind the server has (one request per kind); metasync's own
-    definitions (locks, ledgers) apart. A kind the server does not have is in ``missing``."""
+    definitions (locks, ledgers) apart. A kind the server does not have is in ``missing``.
+
+    ``older`` says which older workflow versions (not a name's newest) the caller needs; None:
+    all of them. With it, workflows are read as their newest versions plus those (each read by
+    itself, or with the whole list when there are many); a server without the endpoints for
+    that is read whole."""
     version = reader.server_version()
     objects: dict[Key, Mapping[str, Any]] = {}
     internal: dict[str, Mapping[str, Any]] = {}
     missing: list[str] = []
+    partial = False
     for kind in IN_ORDER:
-        listed = reader.objects(kind)
-        if listed is None:
-            missing.append(kind.name)
-            continue
         request = f"GET /api{kind.endpoints.list}"
+        read = _history_proof(reader, older) if kind.versioned and older is not None else None
+        if read is not None:
+            listed, partial = read
+            request = "GET /api/metadata/workflow/latest-versions"
+        else:
+            whole = reader.objects(kind)
+            if whole is None:
+                missing.append(kind.name)
+                continue
+            listed = whole
         for spec in _objects(listed, request, reader.url, kind.versioned):
             name = spec["name"]
-            if name.startswith((LOCK_PREFIX, LEDGER_PREFIX, HISTORY_PREFIX, *_LEGACY_PREFIXES)):
+            if name.startswith(_INTERNAL):
                 if spec.get("version", 1) >= internal.get(name, {}).get("version", 0):
                     internal[name] = spec
                 continue
             version_of = spec.get("version", 1) if kind.versioned else None
             objects[(kind.name, name, version_of)] = spec
-    return LiveState(reader.url, version, flavour_of(version), objects, internal, tuple(missing))
+    return LiveState(reader.url, version, flavour_of(version), objects, internal, tuple(missing),
+                     partial)  # fmt: skip
+
+
+def _history_proof(reader: LiveReader, older: Older) -> tuple[list[Json], bool] | None:
+    """The newest version of each workflow and the older ones ``older`` names, and whether any
+    older one was left out; None when the server cannot answer that (read the whole list)."""
+    newest = reader.newest_workflows()
+    index = reader.workflow_versions() if newest is not None else None
+    if newest is None or index is None:
+        return None
+    checked = _objects(newest, "GET /api/metadata/workflow/latest-versions", reader.url, True)
+    top = {str(spec["name"]): spec.get("version", 1) for spec in checked}
+    wanted: list[tuple[str, int]] = []
+    skipped = False
+    for name, versions in index.items():
+        for number in versions:
+            if name not in top or number == top[name]:
+                continue  # the newest is read; a name not in the newest list appeared meanwhile
+            if not name.startswith(_INTERNAL) and older(name, number):
+                wanted.append((name, number))
+            else:
+                skipped = True
+    if not wanted:
+        return list(checked), skipped
+    if len(wanted) > ONE_BY_ONE_MAX:  # the whole list, of which only those are kept
+        keep = set(wanted)
+        listed = reader.objects(KINDS["WorkflowDef"]) or []
+        request = f"GET /api{KINDS['WorkflowDef'].endpoints.list}"
+        found = [
+            spec
+            for spec in _objects(listed, request, reader.url, True)
+            if (spec["name"], spec.get("version", 1)) in keep
+        ]
+        return [*checked, *found], skipped
+    with ThreadPoolExecutor(max_workers=8) as pool:  # independent reads: let them overlap
+        one_each = list(pool.map(lambda key: reader.workflow(*key), wanted))
+    # a version deleted between the reads is not there (None)
+    return [*checked, *(spec for spec in one_each if spec is not None)], skipped
 
 
 def _objects(items: list[Any], request: str, server: str,
-             versioned: bool = False) -> list[Mapping[str, Any]]:  # fmt: skip
+             versioned: bool = False) -> list[Json]:  # fmt: skip
     """The server's list, each item checked for what identifies it (a damaged or foreign answer
     is the server's fault, said as such, never a crash)."""
     for i, item in enumerate(items):

@@ -74,8 +74,11 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
             raise ApplyInterrupted(env, _finish(client, project, env, done)) from None
         outcomes = _masked(executed, planned)
         ledger = _record_ledger(project, client, planned.live, outcomes)
-        try:
-            live = read_live(client)
+        try:  # what was written, at the versions written (deletes too: gone or not)
+            written = {o.change.key for o in outcomes}
+            live = read_live(
+                client, lambda name, version: ("WorkflowDef", name, version) in written
+            )
         except ServerError as exc:
             problem = mask_problem(exc.problem, planned.secrets)
             done = Applied((*outcomes, *held), (), problem, backup, ledger, revision)

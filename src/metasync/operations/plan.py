@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from metasync.conductor.client import ConductorClient
-from metasync.conductor.live import LiveState, read_live
+from metasync.conductor.live import LiveState, Older, read_live
 from metasync.errors import Location, Problem, ServerError, ValidationFailed
-from metasync.manifests.environment import Environment, Ignore, load_environment
+from metasync.manifests.environment import Environment, Ignore, Policy, load_environment
 from metasync.manifests.secrets import Secrets, used_secrets
 from metasync.manifests.suppression import split
 from metasync.model.flavour import FLAVOUR_NAMES
@@ -37,8 +37,9 @@ def plan(
         for name in used_secrets(r.spec)
     }
     secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
+    policy = environment.config.policy
     with project.connect(env) as client:
-        live = read_live(client)
+        live = read_live(client, _older_needed(desired.resources, selectors, policy))
         # a server that did not say its version (a proxy, another vendor) teaches nothing
         if environment.config.server.flavour is None and live.version is not None:
             assumed = project.flavour(env)
@@ -51,8 +52,14 @@ def plan(
         )  # fmt: skip
         memo, damaged = project.fingerprint_memo(env, secrets.values.values())
         plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
-                          mark=project.mark, policy=environment.config.policy,
-                          ignore=environment.ignore, memo=memo)  # fmt: skip
+                          mark=project.mark, policy=policy, ignore=environment.ignore,
+                          memo=memo)  # fmt: skip
+        if live.partial and any(c.action == "delete" for c in plan.changes):
+            # prune: whether what stays still uses a delete is judged against every version
+            live = read_live(client)
+            plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
+                              mark=project.mark, policy=policy, ignore=environment.ignore,
+                              memo=memo)  # fmt: skip
         project.keep_fingerprints(env, memo)
         plan = replace(plan, project=(project.identity.name, project.identity.source),
                        warnings=(*plan.warnings, *_idle_ignores(environment, desired, live),
@@ -89,6 +96,22 @@ class Planned:
     @property
     def suppressed(self) -> int:
         return len(self.desired.suppressed) + len(self.silenced)
+
+
+def _older_needed(resources: Sequence[Resource], selectors: Sequence[Selector],
+                  policy: Policy) -> Older | None:  # fmt: skip
+    """Which older workflow versions (not a name's newest) the plan needs: with policy
+    new-version, those of the workflows git does not hold that the selection takes in (the plan
+    lists them, or prunes them); the history of the others is the server's own (plan/versions.py).
+    In place, every version git does not hold is listed: all of them (None)."""
+    if policy.versioning != "new-version":
+        return None
+    held = {
+        r.name
+        for r in resources
+        if KINDS[r.kind].versioned and selected(selectors, r.kind, r.name, r.labels)
+    }
+    return lambda name, _version: name not in held and selected(selectors, "WorkflowDef", name, {})
 
 
 def _idle_ignores(environment: Environment, desired: Desired, live: LiveState) -> list[Problem]:
