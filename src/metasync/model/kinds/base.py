@@ -30,6 +30,11 @@ class Endpoints:
     create_batch: bool = False
     #: the update takes a list of objects in one request (workflows)
     update_batch: bool = False
+    #: new objects may be sent in the update's list, which upserts (workflows): once ``existing``
+    #: shows none of them is on the server, so that one made meanwhile is never overwritten
+    create_via_update: bool = False
+    #: what the server holds, by name: ``{name: [{"version": 1, ...}]}`` (no bodies)
+    existing: str | None = None
     update_method: Literal["PUT", "POST"] = "PUT"
     #: the create is a POST that replaces what is there: safe to send twice (no read-back)
     create_is_upsert: bool = False

@@ -53,6 +53,8 @@ KIND = Kind(
         delete="/metadata/workflow/{name}/{version}",
         get="/metadata/workflow/{name}",
         update_batch=True,
+        create_via_update=True,
+        existing="/metadata/workflow/names-and-versions",
     ),
     defaults={
         WorkflowDef: {
