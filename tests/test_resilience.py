@@ -320,7 +320,8 @@ def test_new_workflows_go_in_one_put_list_whose_lost_answer_is_sent_again_and_la
         project = prefixed_example(tmp_path / "project", prefix, proxy.url)
         code, output, table = apply(project)
     assert code == 0, output
-    assert len(table) == 17 and set(table.values()) == {"landed"}, output
+    assert len(table) == 17, output
+    assert set(table.values()) == {"landed"}, output
     assert proxy.seen("GET", f"{WORKFLOWS}/names-and-versions") == ["pass"]
     assert proxy.seen("PUT", WORKFLOWS)[:2] == ["lose", "pass"]  # the list, then again
     assert proxy.forwarded("POST", WORKFLOWS) == 2  # the lock and the history: no workflow
