@@ -310,6 +310,26 @@ def test_apply_through_a_third_of_requests_faulted_reports_truly_and_converges(
     assert set(server_view(direct, prefix).values()) == {"noop"}
 
 
+def test_new_workflows_go_in_one_put_list_whose_lost_answer_is_sent_again_and_lands_once(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client
+) -> None:
+    """The example's six workflows: one look at what is there, one PUT list (its answer lost: it
+    is sent again, an upsert), no POST of a workflow; all land, each once."""
+    direct = prefixed_example(tmp_path / "direct", prefix, conductor.url)
+    with FaultProxy(conductor.url, first={f"PUT {WORKFLOWS}": ["lose"]}) as proxy:
+        project = prefixed_example(tmp_path / "project", prefix, proxy.url)
+        code, output, table = apply(project)
+    assert code == 0, output
+    assert len(table) == 17, output
+    assert set(table.values()) == {"landed"}, output
+    assert proxy.seen("GET", f"{WORKFLOWS}/names-and-versions") == ["pass"]
+    assert proxy.seen("PUT", WORKFLOWS)[:2] == ["lose", "pass"]  # the list, then again
+    assert proxy.forwarded("POST", WORKFLOWS) == 2  # the lock and the history: no workflow
+    assert set(server_view(direct, prefix).values()) == {"noop"}
+    held = api.get("/metadata/workflow/names-and-versions").json()
+    assert [v["version"] for v in held[f"{prefix}order_to_cash"]] == [1]
+
+
 def test_what_never_got_through_is_not_landed_and_the_next_apply_lands_it(
     tmp_path: Path, prefix: str, conductor: conductor_server.Server
 ) -> None:

@@ -10,7 +10,7 @@ from metasync.conductor.client import LiveWriter
 from metasync.conductor.live import stamp
 from metasync.errors import MetasyncError, Problem, ServerError
 from metasync.model.kinds import KINDS
-from metasync.plan.model import Change, Landing, Outcome
+from metasync.plan.model import Change, Outcome
 
 
 class Interrupted(Exception):
@@ -22,34 +22,62 @@ class Interrupted(Exception):
         self.outcomes = tuple(outcomes)
 
 
+#: a list refused with one of these names no object: its objects are sent one by one to tell which
+_ONE_BY_ONE = frozenset({400, 409, 413, 422})
+
+
 def execute(steps: Sequence[Step], writer: LiveWriter,
             on_step: Callable[[Step], None] | None = None, mark: str | None = None) -> list[Outcome]:  # fmt: skip
-    """Run every step; a refused step marks its objects not landed and the rest still run. Ctrl-C
-    stops at once: Interrupted, with the outcomes so far."""
+    """Run every step; a refused step marks its objects not landed and the rest still run. A batch
+    the server refuses as a whole (validation, one made meanwhile) is sent again object by object,
+    so that each outcome is that object's own. Ctrl-C stops at once: Interrupted, with the
+    outcomes so far."""
     outcomes: list[Outcome] = []
     for index, step in enumerate(steps):
-        sending = False
+        sending: tuple[Change, ...] = ()
+        done = len(outcomes)  # the outcomes of this step's objects sent one by one follow
         try:
             if on_step is not None:
                 on_step(step)
-            sending = True
-            _run(step, writer, mark)
+            sending = step.changes
+            several = len(step.changes) > 1
+            if several and step.action == "create" and not writer.lists_creates(step.kind):
+                sent: list[Outcome] = []  # this server takes them one at a time
+                refused: int | None = None
+            else:
+                sent, refused = _outcomes(step, writer, mark)
+            if several and (not sent or refused in _ONE_BY_ONE):
+                for change in step.changes:
+                    sending = (change,)
+                    outcomes += _outcomes(Step(step.kind, step.action, sending), writer, mark)[0]
+            else:
+                outcomes += sent
         except KeyboardInterrupt:
             lost = Problem("interrupted while it was being sent: it may have landed or not",
                            hint="Plan again to see whether it did.")  # fmt: skip
-            outcomes += [Outcome(c, "unknown", (lost,)) if sending else Outcome(c, "not applied")
-                         for c in step.changes]  # fmt: skip
+            settled = {o.change.key for o in outcomes[done:]}
+            on_its_way = {c.key for c in sending}
+            outcomes += [Outcome(c, "unknown", (lost,)) if c.key in on_its_way
+                         else Outcome(c, "not applied")
+                         for c in step.changes if c.key not in settled]  # fmt: skip
             outcomes += [Outcome(c, "not applied") for later in steps[index + 1 :]
                          for c in later.changes]  # fmt: skip
             raise Interrupted(outcomes) from None
-        except ServerError as exc:
-            status: Landing = "unknown" if exc.ambiguous else "not landed"
-            outcomes += [Outcome(c, status, tuple(exc.problems)) for c in step.changes]
-        except MetasyncError as exc:
-            outcomes += [Outcome(c, "not landed", tuple(exc.problems)) for c in step.changes]
-        else:
-            outcomes += [Outcome(c, "landed") for c in step.changes]
     return outcomes
+
+
+def _outcomes(step: Step, writer: LiveWriter, mark: str | None) -> tuple[list[Outcome], int | None]:  # fmt: skip
+    """The step sent as one (every change in it shares its outcome), and the status of a refusal
+    that says nothing was written."""
+    try:
+        _run(step, writer, mark)
+    except ServerError as exc:
+        if exc.ambiguous:
+            return [Outcome(c, "unknown", tuple(exc.problems)) for c in step.changes], None
+        return [Outcome(c, "not landed", tuple(exc.problems)) for c in step.changes], exc.status
+    except MetasyncError as exc:
+        return [Outcome(c, "not landed", tuple(exc.problems)) for c in step.changes], None
+    return [Outcome(c, "landed") for c in step.changes], None
 
 
 def _payload(change: Change, mark: str | None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ says whether the request may have been carried out all the same (apply reports s
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -47,7 +48,8 @@ RETRY_ATTEMPTS = 5
 RETRY_BASE_DELAY_S = 0.2
 #: the longest step between two attempts (jitter takes up to half of it off)
 RETRY_MAX_DELAY_S = 3.0
-#: the longest wait a Retry-After header can ask for
+#: the most JSON one list request carries (a step's objects are split further past it)
+BATCH_BYTES = 8 * 1024 * 1024
 
 
 class LiveReader(Protocol):
@@ -67,6 +69,7 @@ class LiveWriter(LiveReader, Protocol):
     """What apply may do besides reading."""
 
     def create(self, kind: Kind, specs: Sequence[Json]) -> None: ...
+    def lists_creates(self, kind: Kind) -> bool: ...
     def update(self, kind: Kind, specs: Sequence[Json]) -> None: ...
     def delete(self, kind: Kind, name: str, version: int | None) -> None: ...
 
@@ -95,6 +98,8 @@ class ConductorClient(Transport):
             max_delay=RETRY_MAX_DELAY_S if retry_max_delay is None else retry_max_delay,
             sleep=sleep,
         )  # fmt: skip
+        self._lists_creates: bool | None = None  # lists_creates(), asked once
+        self._index: dict[str, list[int]] | None = None  # what it read, for the first list
         # as shown: in plans, drift, backups, messages (credentials in the URL never are)
         self.url = redact_url(str(http.base_url).removesuffix("/").removesuffix("/api"))
 
@@ -221,17 +226,45 @@ class ConductorClient(Transport):
     # -- writes ---------------------------------------------------------------------------------
 
     def create(self, kind: Kind, specs: Sequence[Json]) -> None:
-        """Create ``specs`` (one request, or one each) as the kind's endpoints say."""
+        """Create ``specs``: in lists where the kind's endpoints take them (task definitions; new
+        workflows in the update's upserting list, once none of them is found on the server),
+        else one request each. A list that one object spoils is refused whole by both flavours
+        (400, nothing stored): the caller sends its objects one by one to tell which."""
         at = kind.endpoints
         if at.create_batch:
-            if specs:
-                self._call("POST", at.create, body=list(specs), idempotent=at.create_is_upsert)
+            for chunk in _chunks(specs):
+                self._call("POST", at.create, body=chunk, idempotent=at.create_is_upsert)
+            return
+        if at.create_via_update and len(specs) > 1 and self.lists_creates(kind):
+            # the index lists_creates() read a moment ago serves once; each later list reads it anew
+            held = self._index if self._index is not None else self.workflow_versions()
+            self._index = None
+            if held is None:  # the index was there a moment ago
+                raise ServerError(
+                    f"GET /api/metadata/workflow/names-and-versions: {self.label} no longer "
+                    "answers it: nothing was sent",
+                    hint="Apply again.",
+                )
+            self._none_there(kind, specs, held)
+            self._update_batch(at.update, specs)
             return
         for spec in specs:
             if at.create_is_upsert:
                 self._call("POST", at.create, body=spec, idempotent=True)
             else:
                 self._create(at.create, spec, self._read_back_of(kind, spec))
+
+    def lists_creates(self, kind: Kind) -> bool:
+        """Can several new objects of ``kind`` go in one request? Task definitions always; new
+        workflows where the server has the names-and-versions index that shows none of them is
+        there (Orkes documents none: there, one by one). Asked once per client."""
+        at = kind.endpoints
+        if at.create_batch or not at.create_via_update:
+            return at.create_batch
+        if self._lists_creates is None:
+            self._index = self.workflow_versions()
+            self._lists_creates = self._index is not None
+        return self._lists_creates
 
     def update(self, kind: Kind, specs: Sequence[Json]) -> None:
         at = kind.endpoints
@@ -240,6 +273,24 @@ class ConductorClient(Transport):
             return
         for spec in specs:  # an update puts the whole object: safe to send twice
             self._call(at.update_method, at.update, body=spec, idempotent=True)
+
+    def _none_there(self, kind: Kind, specs: Sequence[Json], held: dict[str, list[int]]) -> None:
+        """Before new objects go in an upserting list: none of them may be on the server (one
+        made since the plan would be overwritten); a 409 naming those that are. ``held``: the
+        server's names and versions (``workflow_versions``)."""
+        taken = [
+            f"{s.get('name')}" + (f" v{s.get('version') or 1}" if kind.versioned else "")
+            for s in specs
+            if int(s.get("version") or 1) in held.get(str(s.get("name")), ())
+        ]
+        if taken:
+            raise ServerError(
+                f"GET /api/metadata/workflow/names-and-versions: {', '.join(taken)} already on "
+                f"{self.label}, "
+                "made since the plan",
+                status=409,
+                hint="Plan again.",
+            )
 
     def delete(self, kind: Kind, name: str, version: int | None) -> None:
         self._call("DELETE", _path(kind.endpoints.delete, name, version))
@@ -271,18 +322,20 @@ class ConductorClient(Transport):
         self.delete(KINDS["WorkflowDef"], name, version)
 
     def _update_batch(self, path: str, specs: Sequence[Json]) -> None:
-        """One PUT of a list; the server may store some and not others (``bulkErrorResults``)."""
-        if not specs:
-            return
-        response = self._call("PUT", path, body=list(specs))
-        errors = json_of(response).get("bulkErrorResults") or {}
-        if errors:
-            raise ServerError(
-                f"PUT /api{path}: the server stored some definitions but not "
-                f"{', '.join(sorted(errors))}",
-                details=[Problem(f"{name}: {message}") for name, message in sorted(errors.items())],
-                hint="Plan again to see what landed.",
-            )
+        """PUT lists (at most ``BATCH_BYTES`` of JSON each); the server may store some and not
+        others (``bulkErrorResults``)."""
+        for chunk in _chunks(specs):
+            response = self._call("PUT", path, body=chunk)
+            errors = json_of(response).get("bulkErrorResults") or {}
+            if errors:
+                raise ServerError(
+                    f"PUT /api{path}: the server stored some definitions but not "
+                    f"{', '.join(sorted(errors))}",
+                    details=[
+                        Problem(f"{name}: {message}") for name, message in sorted(errors.items())
+                    ],
+                    hint="Plan again to see what landed.",
+                )
 
     # -- executions -----------------------------------------------------------------------------
 
@@ -380,6 +433,20 @@ class ConductorClient(Transport):
         except ServerError as exc:
             if exc.status != 404:
                 raise
+
+
+def _chunks(specs: Sequence[Json]) -> list[list[Json]]:
+    """``specs`` in lists of at most ``BATCH_BYTES`` of JSON (one object alone may be more)."""
+    chunks: list[list[Json]] = []
+    size = BATCH_BYTES
+    for spec in specs:
+        length = len(json.dumps(spec, separators=(",", ":"), default=str))
+        if not chunks or size + length > BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(spec)
+        size += length + 1
+    return chunks
 
 
 def _path(template: str, name: str, version: int | None) -> str:

@@ -30,6 +30,10 @@ class Endpoints:
     create_batch: bool = False
     #: the update takes a list of objects in one request (workflows)
     update_batch: bool = False
+    #: new objects may be sent in the update's list, which upserts (workflows): once the server's
+    #: names and versions show none of them is there, so that one made meanwhile is never
+    #: overwritten (a server without that index gets them one by one)
+    create_via_update: bool = False
     update_method: Literal["PUT", "POST"] = "PUT"
     #: the create is a POST that replaces what is there: safe to send twice (no read-back)
     create_is_upsert: bool = False

@@ -53,6 +53,7 @@ KIND = Kind(
         delete="/metadata/workflow/{name}/{version}",
         get="/metadata/workflow/{name}",
         update_batch=True,
+        create_via_update=True,
     ),
     defaults={
         WorkflowDef: {
