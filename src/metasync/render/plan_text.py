@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import IO, Any
 
 from rich.console import Console
-from rich.text import Text
 
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.plan.model import Change, FieldChange, Plan
-from metasync.render.console import make_console
+from metasync.render.console import Lines, make_console
 from metasync.render.ignored import ignored_line
 from metasync.render.tree import Line, diff_lines, is_task, value_lines, wrap_names
 from metasync.render.values import summary_line
@@ -125,28 +124,29 @@ def remarks(change: Change) -> list[tuple[str, str]]:
 def write_plan_text(stream: IO[str], plan: Plan, color: bool | None = None) -> None:
     console = make_console(stream, color)
     width = width_of(console, stream)
-    console.print(
-        Text(
-            f"Plan for {plan.environment}: {plan.server}, {FLAVOUR_NAMES.get(plan.flavour, plan.flavour)}"
-            + (f"; project {plan.project[0]} (from {plan.project[1]})" if plan.project else ""),
-            style="bold",
-        )
-    )
+    out = Lines(console)
+    flavour = FLAVOUR_NAMES.get(plan.flavour, plan.flavour)
+    project = f"; project {plan.project[0]} (from {plan.project[1]})" if plan.project else ""
+    out.line((f"Plan for {plan.environment}: {plan.server}, {flavour}{project}", "bold"))
     for change in plan.pending:
         mark, style = _MARK[change.action]
-        console.print(Text.assemble("\n", (f"{mark} ", style), (_heading(change), "bold")))
+        out.line()
+        out.line((f"{mark} ", style), (_heading(change), "bold"))
         for remark_style, text in remarks(change):
-            console.print(Text(f"    ! {text}", style=remark_style))
+            out.line((f"    ! {text}", remark_style))
         for field in shown_fields(change):
             for sub_mark, sub_style, text in field_lines(field, width - _FIELD_INDENT):
-                console.print(Text.assemble("    ", (f"{sub_mark} ", sub_style), text))
+                out.line("    ", (f"{sub_mark} ", sub_style), text)
     if plan.unmanaged:
-        console.print(Text("\n" + "\n".join(unmanaged_lines(plan, width)), style="dim"))
+        out.line()
+        out.line(("\n".join(unmanaged_lines(plan, width)), "dim"))
     for refusal in plan.refusals:
-        console.print(Text(f"\nrefused: {refusal.message}", style="bold red"))
+        out.line()
+        out.line((f"refused: {refusal.message}", "bold red"))
         if refusal.hint:
-            console.print(Text(f"  {refusal.hint}", style="red"))
+            out.line((f"  {refusal.hint}", "red"))
     if plan.ignored:
-        console.print(Text(f"\n{ignored_line(plan.ignored)}", style="dim"))
-    counts = plan.summary()
-    console.print(Text(f"\nPlan: {summary_line(counts)}.", style="bold"))
+        out.line()
+        out.line((ignored_line(plan.ignored), "dim"))
+    out.line()
+    out.line((f"Plan: {summary_line(plan.summary())}.", "bold"))
