@@ -38,10 +38,14 @@ NOT_ON_THE_COMMON_PATH = (
 )
 
 #: run metasync's entry point, then write the names of the loaded modules to argv[1]
+#: (main() ends the process with os._exit once its output is flushed: no atexit handler runs)
 _RUN = """\
-import atexit, sys
+import os, sys
 out = sys.argv.pop(1)
-atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
+def done(code, _exit=os._exit):
+    open(out, "w").write("\\n".join(sorted(sys.modules)))
+    _exit(code)
+os._exit = done
 from metasync.cli import main
 main()
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -422,4 +423,13 @@ def _interactive() -> bool:
 
 
 def main() -> None:
-    cli.main(prog_name="metasync")
+    """The ``metasync`` program. Once its output is flushed the process ends at once: taking
+    apart what a plan of 10,000 workflows holds (half a gigabyte of small objects) one by one
+    costs a fifth of a second, and the system takes the memory back whole."""
+    code = cli.main(prog_name="metasync", standalone_mode=False)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a reader that went away (`| head`): Python's own exit reports it
+        sys.exit(code)
+    os._exit(code)
