@@ -4,7 +4,9 @@ when damaged, the same output warm as cold."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import conductor_server
 import metasync
 from helpers import committed_example, git, prefixed_example, run_cli, write_project
 from metasync import project as project_module
+from metasync.manifests import cache as cache_module
 from metasync.conductor.normalize import Flavour
 from metasync.errors import Problem
 from metasync.model.checks import check_resources
@@ -55,7 +58,9 @@ def validate(root: Path, *args: str) -> tuple[int, str, str]:
 
 
 def entries(root: Path) -> list[Path]:
-    return sorted((root / ".metasync" / "cache").glob("*/*.bin"))
+    """The cached results (not the files' hashes kept beside them)."""
+    found = (root / ".metasync" / "cache").glob("*/*.bin")
+    return sorted(p for p in found if p.parent.name != "hashes")
 
 
 def test_a_warm_run_says_what_a_cold_one_said_with_the_same_file_and_line(tmp_path: Path) -> None:
@@ -83,6 +88,53 @@ def test_an_edit_is_seen(tmp_path: Path) -> None:
     # another file added: counted
     (root / "manifests" / "b.yaml").write_text(WF.replace("NAME", "b"))
     assert "valid: 4 resources" in validate(root)[1]
+
+
+def test_a_file_is_read_again_only_when_its_stat_changed(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A warm run does not read every manifest to name its content: a file whose size, times
+    and inode are as when it was hashed keeps its hash. An edit that keeps the size and puts
+    the old modification time back is still seen (the change time moved), and a file hashed
+    within two seconds of its last change is hashed again (a change in the same tick)."""
+    root = small(tmp_path)
+    path = root / "manifests" / "a.yaml"
+    an_hour_ago = time.time() - 3600
+    os.utime(path, (an_hour_ago, an_hour_ago))  # its change time is now: no waiting two seconds
+    racy = cache_module._RACY_NS
+    monkeypatch.setattr(cache_module, "_RACY_NS", 0)
+    reads: list[Path] = []
+    real = cache_module.file_key
+    monkeypatch.setattr(cache_module, "file_key", lambda p: reads.append(p) or real(p))
+    cache = cache_module.Cache(root)
+    first = cache_module.FileHashes(cache)
+    digest = first.of(path)
+    first.keep()
+    assert reads == [path]
+    assert cache_module.FileHashes(cache).of(path) == digest  # its stat: not read again
+    assert reads == [path]
+
+    path.write_text(path.read_text().replace("retryCont", "retryCnt_"))  # the same size
+    os.utime(path, (an_hour_ago, an_hour_ago))
+    assert cache_module.FileHashes(cache).of(path) != digest
+    assert reads == [path, path]
+
+    monkeypatch.setattr(cache_module, "_RACY_NS", racy)
+    fresh = root / "manifests" / "tasks.yaml"  # changed just now: hashed each time
+    cache_module.FileHashes(cache).of(fresh)
+    hashes = cache_module.FileHashes(cache)
+    hashes.of(fresh)
+    hashes.keep()
+    cache_module.FileHashes(cache).of(fresh)
+    assert reads[2:] == [fresh, fresh, fresh]
+    # and the whole command sees the edit
+    assert "retryCnt_" in validate(root)[2]
+    # a damaged file of hashes is said once, and rewritten
+    (kept,) = (root / ".metasync" / "cache" / "hashes").glob("*.bin")
+    kept.write_bytes(kept.read_bytes()[:-5])
+    _code, _out, err = validate(root)
+    assert err.count("a cache file was damaged") == 1, err
+    assert "warning: .metasync/cache/hashes/" in err
+    assert "a cache file was damaged" not in validate(root)[2]
 
 
 def test_the_cache_can_be_turned_off_by_the_environment(tmp_path: Path,

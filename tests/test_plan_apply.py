@@ -258,6 +258,18 @@ def test_an_unreachable_server_is_a_user_error(
     assert "Is the server running, and is server.url in environment.yaml right?" in result.stderr
 
 
+def test_a_broken_manifest_is_said_and_not_an_unreachable_server(tmp_path: Path,
+                                                                  prefix: str) -> None:  # fmt: skip
+    """The server is read while the manifests are rendered; a manifest's problem is still what a
+    plan says (the read, still trying the server, is left behind)."""
+    project = prefixed_example(tmp_path / "p", prefix, "http://127.0.0.1:9")
+    (project / "manifests" / "broken.yaml").write_text("kind: [TaskDef\n")
+    result = run_cli("--project", str(project), "plan", "--env", "dev")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: manifests/broken.yaml:"), result.stderr
+    assert "cannot reach" not in result.stderr
+
+
 def test_apply_asks_and_only_yes_applies(
     project: Path, prefix: str, monkeypatch: pytest.MonkeyPatch, requests_sent: list[str]
 ) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from metasync.apply.history import history_name
 from metasync.apply.lock import lock_name
+from metasync.bulk import no_cycles
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState
 from metasync.conductor.normalize import Flavour
@@ -23,7 +24,14 @@ from metasync.errors import (
     redact_url,
 )
 from metasync.local import LOCAL_DIR, read_local, write_local
-from metasync.manifests.cache import Cache, disabled_by_env, file_key, key_of, sources_from
+from metasync.manifests.cache import (
+    Cache,
+    FileHashes,
+    disabled_by_env,
+    file_key,
+    key_of,
+    sources_from,
+)
 from metasync.manifests.environment import (
     ENVIRONMENTS_DIR,
     PROJECT_FILE,
@@ -41,13 +49,14 @@ from metasync.manifests.loader import (
     working_tree,
 )
 from metasync.manifests.overlays import apply_overlays, overlay_readers
+from metasync.manifests.secrets import used_secrets
 from metasync.manifests.suppression import Suppression, split, suppressions
 from metasync.manifests.variables import Lookup, manifest_lookup, unresolved_lookup
 from metasync.model.checks import check_resources
 from metasync.model.flavour import flavour_of
 from metasync.model.resource import Resource
 from metasync.model.workflow_test import check_tests
-from metasync.plan.memo import FingerprintMemo
+from metasync.plan.memo import FingerprintMemo, spec_digest
 
 #: what each environment's server said it is, by URL (the checks follow its flavour offline)
 SERVERS_SEEN = f"{LOCAL_DIR}/servers.json"
@@ -65,6 +74,31 @@ class Desired:
     #: the warnings warnings.ignore silenced (counted, not shown), and its entries
     suppressed: list[Problem] = field(default_factory=list)
     suppressions: tuple[Suppression, ...] = ()
+    #: per resource: the secrets its spec names and its memo digest (plan/memo.py), worked out
+    #: once, when the manifests are rendered, and cached with them
+    facts: dict[tuple[str, str, int | None], tuple[frozenset[str], bytes | None]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    @cached_property
+    def _own(self) -> dict[tuple[str, str, int | None], Resource]:
+        return {r.key: r for r in self.resources}
+
+    def fact(self, resource: Resource) -> tuple[frozenset[str], bytes | None] | None:
+        """``resource``'s facts, when it is one of these resources (not a copy made since)."""
+        if self._own.get(resource.key) is not resource:
+            return None
+        return self.facts.get(resource.key)
+
+    def secrets_of(self, resource: Resource) -> frozenset[str]:
+        """The secrets ``resource``'s spec names."""
+        facts = self.fact(resource)
+        return facts[0] if facts is not None else frozenset(used_secrets(resource.spec))
+
+    def digest_of(self, resource: Resource) -> bytes | None:
+        """``resource``'s ``spec_digest`` as rendered (None: not known, or not to be kept)."""
+        facts = self.fact(resource)
+        return facts[1] if facts is not None else None
 
     @property
     def errors(self) -> list[Problem]:
@@ -202,27 +236,37 @@ class Project:
         files = list(working_tree(self.root) if source is None else source)
         overlays = [] if env is None else overlay_readers(self.root, env)
         said = [(p.message, str(p.location)) for p in unpinned]
-        key = self._desired_key(files, overlays, env, flavour, lookup_key, said, repr(silence))
-        damage = None
+        hashes = FileHashes(self.cache)
+        key = self._desired_key(hashes, files, overlays, env, flavour, lookup_key, said,
+                                repr(silence))  # fmt: skip
+        damage = hashes.damage
         if key is not None:
-            cached, damage = self.cache.load("desired", key, sources_from([*files, *overlays]))
+            cached, damaged = self.cache.load("desired", key, sources_from([*files, *overlays]))
             if isinstance(cached, Desired):
-                return cached
-        loaded = load_manifests(self.root, lookup, files)
-        resources, problems = loaded.resources, unpinned + loaded.problems
-        if env is not None:
-            overlaid = apply_overlays(self.root, env, resources, lookup)
-            resources, problems = overlaid.resources, problems + overlaid.problems
-        problems += check_resources(resources, flavour) + check_tests(loaded.tests, resources)
+                if damage is None:
+                    return cached
+                return replace(cached, problems=[*cached.problems, damage])
+            damage = damage or damaged
+        with no_cycles():  # thousands of documents, no cycles among them
+            loaded = load_manifests(self.root, lookup, files)
+            resources, problems = loaded.resources, unpinned + loaded.problems
+            if env is not None:
+                overlaid = apply_overlays(self.root, env, resources, lookup)
+                resources, problems = overlaid.resources, problems + overlaid.problems
+            problems += check_resources(resources, flavour) + check_tests(loaded.tests, resources)
         problems, silenced = split(problems, silence)
         desired = Desired(env, resources, problems, loaded.tests, silenced, silence)
         if key is not None:
+            desired.facts.update(
+                (r.key, (frozenset(used_secrets(r.spec)), spec_digest(r.kind, r.spec)))
+                for r in resources
+            )
             self.cache.store("desired", key, desired)
         if damage is not None:  # said once, never stored
             desired = replace(desired, problems=[*desired.problems, damage])
         return desired
 
-    def _desired_key(self, files: ManifestSource, overlays: ManifestSource,
+    def _desired_key(self, hashes: FileHashes, files: ManifestSource, overlays: ManifestSource,
                      *context: object) -> str | None:  # fmt: skip
         """The cache key of an environment's desired state: everything ``desired`` reads (the
         manifests' and overlays' contents, metasync.yaml, and ``context``: the environment's
@@ -232,10 +276,11 @@ class Project:
             return None
         contents = []
         for display, read in [*files, *overlays]:
-            named = content_key(read)
+            named = content_key(read, hashes)
             if named is None:
                 return None
             contents.append(f"{display}\0{named}")
+        hashes.keep()
         settings = file_key(self.root / PROJECT_FILE) or "-"
         return key_of("desired", settings, *context, *contents)
 

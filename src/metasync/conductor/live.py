@@ -14,7 +14,7 @@ from metasync.conductor.client import LiveReader
 from metasync.conductor.normalize import Flavour, flavour_of
 from metasync.conductor.transport import Json
 from metasync.errors import ServerError
-from metasync.model.kinds import IN_ORDER, KINDS
+from metasync.model.kinds import IN_ORDER, KINDS, Kind
 
 Key = tuple[str, str, int | None]
 #: workflow definitions metasync keeps for itself, never planned, listed or pruned: apply locks,
@@ -134,23 +134,30 @@ def read_live(reader: LiveReader, older: Older | None = None) -> LiveState:
     all of them. With it, workflows are read as their newest versions plus those (each read by
     itself, or with the whole list when there are many); a server without the endpoints for
     that is read whole."""
-    version = reader.server_version()
+
+    def read(kind: Kind) -> tuple[list[Json] | None, bool, str]:
+        if kind.versioned and older is not None:
+            found = _history_proof(reader, older)
+            if found is not None:
+                return (*found, "GET /api/metadata/workflow/latest-versions")
+        return reader.objects(kind), False, f"GET /api{kind.endpoints.list}"
+
+    # independent requests: the server answers them side by side (its answer is most of the
+    # time), and a failure is reported as the first one in the kinds' order
+    with ThreadPoolExecutor(max_workers=len(IN_ORDER) + 1) as pool:
+        asked_version = pool.submit(reader.server_version)
+        reads = [pool.submit(read, kind) for kind in IN_ORDER]
+        version = asked_version.result()
+        answers = [(kind, future.result()) for kind, future in zip(IN_ORDER, reads, strict=True)]
     objects: dict[Key, Mapping[str, Any]] = {}
     internal: dict[str, Mapping[str, Any]] = {}
     missing: list[str] = []
     partial = False
-    for kind in IN_ORDER:
-        request = f"GET /api{kind.endpoints.list}"
-        read = _history_proof(reader, older) if kind.versioned and older is not None else None
-        if read is not None:
-            listed, partial = read
-            request = "GET /api/metadata/workflow/latest-versions"
-        else:
-            whole = reader.objects(kind)
-            if whole is None:
-                missing.append(kind.name)
-                continue
-            listed = whole
+    for kind, (listed, left_out, request) in answers:
+        if listed is None:
+            missing.append(kind.name)
+            continue
+        partial = partial or left_out
         for spec in _objects(listed, request, reader.url, kind.versioned):
             name = spec["name"]
             if name.startswith(_INTERNAL):
@@ -166,8 +173,10 @@ def read_live(reader: LiveReader, older: Older | None = None) -> LiveState:
 def _history_proof(reader: LiveReader, older: Older) -> tuple[list[Json], bool] | None:
     """The newest version of each workflow and the older ones ``older`` names, and whether any
     older one was left out; None when the server cannot answer that (read the whole list)."""
-    newest = reader.newest_workflows()
-    index = reader.workflow_versions() if newest is not None else None
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the two reads overlap
+        asked_index = pool.submit(reader.workflow_versions)
+        newest = reader.newest_workflows()
+        index = asked_index.result()
     if newest is None or index is None:
         return None
     checked = _objects(newest, "GET /api/metadata/workflow/latest-versions", reader.url, True)

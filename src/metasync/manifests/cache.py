@@ -23,11 +23,13 @@ import io
 import os
 import pickle
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import metasync
+from metasync.bulk import no_cycles
 from metasync.errors import Location, Problem
 from metasync.local import LOCAL_DIR, write_local
 from metasync.manifests.yamlio import _Source
@@ -39,7 +41,7 @@ NO_CACHE_ENV = "METASYNC_NO_CACHE"
 #: the cache's size bound: beyond it, the least recently used entries are removed
 MAX_BYTES = 512 * 1024 * 1024
 #: the layout of an entry; bumped whenever what is stored changes shape
-FORMAT = 1
+FORMAT = 2
 _MAGIC = b"metasync-cache\n"
 _DIGEST = 32
 _KEY = 32  # the key, a SHA-256
@@ -84,6 +86,55 @@ def file_key(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+#: a file hashed this soon after its last change is hashed again next time: a change made
+#: within the file system's timestamp granularity (2 s on FAT) may leave its stat as it was
+_RACY_NS = 2_000_000_000
+_Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+class FileHashes:
+    """Files' SHA-256, remembered by their stat (size, modification and change times, inode), as
+    git's index remembers blob ids: a file whose stat is as it was is not read again. An entry is
+    trusted only when the file had not changed for ``_RACY_NS`` when it was hashed (a change after
+    that gives another change time); anything else is hashed. Kept in the cache
+    (``hashes/``): with the cache off, every file is read."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+        known, damage = cache.load("hashes", key_of("hashes"), sources_from(()))
+        self._known: dict[str, tuple[_Stat, int, str]] = known if isinstance(known, dict) else {}
+        self._changed = damage is not None  # rewritten
+        #: the warning to show when the file was damaged
+        self.damage = damage
+
+    def of(self, path: Path) -> str | None:
+        """``path``'s SHA-256 (hex); None when it cannot be read."""
+        name = str(path)
+        try:
+            info = os.stat(name)
+        except OSError:
+            return None
+        stat = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+        known = self._known.get(name)
+        if known is not None and known[0] == stat and known[1] - _RACY_NS > max(stat[1:3]):
+            return known[2]
+        hashed_at = time.time_ns()
+        digest = file_key(path)
+        if digest is None:
+            return None
+        self._known[name] = (stat, hashed_at, digest)
+        self._changed = True
+        return digest
+
+    def keep(self) -> None:
+        """Store what was hashed this run, for the next one (files gone are forgotten)."""
+        if self._changed:
+            self._cache.store("hashes", key_of("hashes"), {
+                name: entry for name, entry in self._known.items() if os.path.exists(name)
+            })  # fmt: skip
+            self._changed = False
 
 
 #: classes an entry may hold; anything else in a file makes it foreign
@@ -150,7 +201,8 @@ class Cache:
         except OSError:
             return None, None
         try:
-            value = _Unpickler(_payload(data, key), sources).load()
+            with no_cycles():
+                value = _Unpickler(_payload(data, key), sources).load()
         except _Unusable as exc:
             return None, self._damaged(path, exc.damage) if exc.damage else None
         except Exception as exc:  # a payload that passed its checksum but does not load

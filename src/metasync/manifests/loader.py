@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from metasync.errors import MetasyncError, Problem, did_you_mean
-from metasync.manifests.cache import file_key
+from metasync.manifests.cache import FileHashes, file_key
 from metasync.manifests.schema import problems_from
 from metasync.manifests.variables import Lookup, Unresolved, substitute
 from metasync.manifests.yamlio import DocumentLocator, parse_documents, read_text
@@ -76,8 +76,11 @@ class FileReader:
         return file_key(self.path)
 
 
-def content_key(read: Callable[[], str]) -> str | None:
-    """What names a reader's content (a file's hash, a git blob's id); None when not known."""
+def content_key(read: Callable[[], str], hashes: FileHashes | None = None) -> str | None:
+    """What names a reader's content (a file's hash, a git blob's id); None when not known.
+    ``hashes``: files' hashes remembered by their stat."""
+    if hashes is not None and isinstance(read, FileReader):
+        return hashes.of(read.path)
     key = getattr(read, "content_key", None)
     return key() if callable(key) else None
 

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 
 class ConductorModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # built on first use: a plan served from the cache validates no manifest
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     #: fields only conductor-oss (>= 3.21) knows; 3.15 drops them on write
     OSS_ONLY: ClassVar[frozenset[str]] = frozenset()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState, Older, read_live
-from metasync.errors import Location, Problem, ServerError, ValidationFailed
+from metasync.errors import Location, MetasyncError, Problem, ServerError, ValidationFailed
 from metasync.manifests.environment import Environment, Ignore, Policy, load_environment
-from metasync.manifests.secrets import Secrets, used_secrets
+from metasync.manifests.secrets import Secrets
 from metasync.manifests.suppression import split
 from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
@@ -23,23 +26,40 @@ from metasync.plan.prune import hold_back, with_running
 from metasync.plan.select import Selector, nothing_selected, selected
 from metasync.project import Desired, Project
 
+T = TypeVar("T")
+
 
 def plan(
     project: Project, env: str, selectors: Sequence[Selector] = (), pin: str | None = None
 ) -> Planned:
-    """Render ``env``, read its server in bulk, plan, and let the server check what would change."""
-    desired = project.render(env, pin)
+    """Render ``env``, read its server in bulk, plan, and let the server check what would change.
+
+    The server is read while the manifests are rendered (the wait for its answer is most of a
+    plan that changes nothing); the manifests' problems still come first."""
     environment = load_environment(project.root, env)
-    used = {
-        name
-        for r in desired.resources
-        if selected(selectors, r.kind, r.name, r.labels)
-        for name in used_secrets(r.spec)
-    }
-    secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
     policy = environment.config.policy
-    with project.connect(env) as client:
-        live = read_live(client, _older_needed(desired.resources, selectors, policy))
+    try:
+        client = project.connect(env)
+    except MetasyncError:  # the manifests' problems first, as when nothing is read early
+        project.render(env, pin)
+        raise
+    with client:
+        rendered: Future[Sequence[Resource]] = Future()
+        reading = _in_background(read_live, client, _older_needed(rendered, selectors, policy))
+        try:
+            desired = project.render(env, pin)
+            used = {
+                name
+                for r in desired.resources
+                if selected(selectors, r.kind, r.name, r.labels)
+                for name in desired.secrets_of(r)
+            }
+            secrets = Secrets.from_environment(environment.config.secrets, used, environment.file)
+        except BaseException as exc:
+            rendered.set_exception(exc)  # the read gives up where it needs what git holds
+            raise
+        rendered.set_result(desired.resources)
+        live = reading.result()
         # a server that did not say its version (a proxy, another vendor) teaches nothing
         if environment.config.server.flavour is None and live.version is not None:
             assumed = project.flavour(env)
@@ -53,13 +73,13 @@ def plan(
         memo, damaged = project.fingerprint_memo(env, secrets.values.values())
         plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                           mark=project.mark, policy=policy, ignore=environment.ignore,
-                          memo=memo)  # fmt: skip
+                          memo=memo, facts=desired.fact)  # fmt: skip
         if live.partial and any(c.action == "delete" for c in plan.changes):
             # prune: whether what stays still uses a delete is judged against every version
             live = read_live(client)
             plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                               mark=project.mark, policy=policy, ignore=environment.ignore,
-                              memo=memo)  # fmt: skip
+                              memo=memo, facts=desired.fact)  # fmt: skip
         project.keep_fingerprints(env, memo)
         plan = replace(plan, project=(project.identity.name, project.identity.source),
                        warnings=(*plan.warnings, *_idle_ignores(environment, desired, live),
@@ -98,20 +118,42 @@ class Planned:
         return len(self.desired.suppressed) + len(self.silenced)
 
 
-def _older_needed(resources: Sequence[Resource], selectors: Sequence[Selector],
+def _in_background(call: Callable[..., T], *args: Any) -> Future[T]:
+    """``call(*args)`` in a daemon thread: a command that fails meanwhile exits without waiting
+    for it (a read of a server that does not answer is retried for seconds)."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(call(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="metasync-read", daemon=True).start()
+    return future
+
+
+def _older_needed(rendered: Future[Sequence[Resource]], selectors: Sequence[Selector],
                   policy: Policy) -> Older | None:  # fmt: skip
     """Which older workflow versions (not a name's newest) the plan needs: with policy
     new-version, those of the workflows git does not hold that the selection takes in (the plan
     lists them, or prunes them); the history of the others is the server's own (plan/versions.py).
-    In place, every version git does not hold is listed: all of them (None)."""
+    In place, every version git does not hold is listed: all of them (None). What git holds is
+    asked when it is needed: the read starts before the manifests are rendered."""
     if policy.versioning != "new-version":
         return None
-    held = {
-        r.name
-        for r in resources
-        if KINDS[r.kind].versioned and selected(selectors, r.kind, r.name, r.labels)
-    }
-    return lambda name, _version: name not in held and selected(selectors, "WorkflowDef", name, {})
+
+    @functools.cache
+    def held() -> frozenset[str]:
+        return frozenset(
+            r.name
+            for r in rendered.result()
+            if KINDS[r.kind].versioned and selected(selectors, r.kind, r.name, r.labels)
+        )
+
+    return lambda name, _version: (
+        name not in held() and selected(selectors, "WorkflowDef", name, {})
+    )
 
 
 def _idle_ignores(environment: Environment, desired: Desired, live: LiveState) -> list[Problem]:

@@ -30,6 +30,14 @@ class FingerprintMemo:
         self.entries: Entries = {}
         self._secrets = [s.encode("utf-8", "surrogatepass") for s in secret_values if s]
 
+    def desired_key(self, flavour: str, live_state: Sequence[str], digest: bytes) -> bytes:
+        """The memo's key for a desired spec as git renders it, from its ``spec_digest`` (kept
+        with the rendered manifests): what ``key`` would hash, without marshalling it again.
+        Not checked for secret values: a spec without a placeholder holds only what the cached
+        render holds already (manifests, variables), and the digest is one-way."""
+        data = b"\0".join([b"desired", flavour.encode(), "\0".join(live_state).encode(), digest])
+        return hashlib.blake2b(data, digest_size=20).digest()
+
     def key(self, kind: str, flavour: str, live_state: Sequence[str],
             value: Mapping[str, Any]) -> bytes | None:  # fmt: skip
         """The memo's key for ``value``; None when it must not be remembered (a secret in it, or
@@ -57,11 +65,17 @@ class FingerprintMemo:
         return known
 
     def same(self, kind: str, flavour: Flavour, live_state: Sequence[str],
-             spec: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:  # fmt: skip
+             spec: Mapping[str, Any], current: Mapping[str, Any], *,
+             digest: bytes | None = None) -> str | None:  # fmt: skip
         """The fingerprint ``spec`` and ``current`` share when their canonical forms (without
         ``live_state``) are equal, known from the memo or found now; else None (then the planner
-        compares them in full)."""
-        wanted_key = self.key(kind, flavour, live_state, spec)
+        compares them in full). ``digest``: ``spec``'s ``spec_digest``, when ``spec`` is the
+        rendered spec itself (no secret put in, no server field kept)."""
+        wanted_key = (
+            self.desired_key(flavour, live_state, digest)
+            if digest is not None
+            else self.key(kind, flavour, live_state, spec)
+        )
         have_key = self.key(kind, flavour, live_state, current)
         if wanted_key is None or have_key is None:
             return None
@@ -80,3 +94,15 @@ class FingerprintMemo:
 
 def _without(spec: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k not in fields} if fields else spec
+
+
+def spec_digest(kind: str, spec: Mapping[str, Any]) -> bytes | None:
+    """A digest of a rendered spec, for ``FingerprintMemo.desired_key``; None for a spec that
+    must not be remembered (a ``((secrets.`` placeholder in it) or that marshal cannot write."""
+    try:
+        data = marshal.dumps((kind, spec), 0)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    if b"((secrets." in data:
+        return None
+    return hashlib.blake2b(data, digest_size=20).digest()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from metasync.bulk import no_cycles
 from metasync.conductor.live import LiveState
 from metasync.conductor.normalize import Flavour, Unknown, normalize
 from metasync.errors import Location, Problem
@@ -24,15 +25,29 @@ from metasync.plan.prune import prune_changes
 from metasync.plan.select import Selector, selected
 from metasync.plan.versions import Same, Versions
 
+#: a desired resource -> the secrets it names and its spec_digest (plan/memo.py); None: not known
+Facts = Callable[[Resource], "tuple[frozenset[str], bytes | None] | None"]
+
 
 def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                selectors: Sequence[Selector] = (), *, secrets: Secrets | None = None,
                mark: str | None = None, policy: Policy | None = None,
-               ignore: Sequence[Rule] = (), memo: FingerprintMemo | None = None) -> Plan:  # fmt: skip
+               ignore: Sequence[Rule] = (), memo: FingerprintMemo | None = None,
+               facts: Facts | None = None) -> Plan:  # fmt: skip
     """What apply would change. ``mark`` tells objects metasync wrote; ``policy`` (the
     environment's) decides versioning and pruning; without one: in place, no prune. ``ignore``
     leaves fields other systems manage out (plan/ignore.py). ``memo`` remembers fingerprints of
-    unchanged objects between plans (plan/memo.py)."""
+    unchanged objects between plans (plan/memo.py); ``facts`` tells, of a desired resource,
+    the secrets it names and its ``spec_digest`` when known (worked out with the render)."""
+    with no_cycles():  # thousands of canonical forms and changes, no cycles among them
+        return _build_plan(environment, desired, live, selectors, secrets=secrets, mark=mark,
+                           policy=policy, ignore=ignore, memo=memo, facts=facts)  # fmt: skip
+
+
+def _build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
+                selectors: Sequence[Selector], *, secrets: Secrets | None, mark: str | None,
+                policy: Policy | None, ignore: Sequence[Rule], memo: FingerprintMemo | None,
+                facts: Facts | None) -> Plan:  # fmt: skip
     policy = policy or Policy()
     changes: list[Change] = []
     warnings: list[Problem] = []
@@ -46,7 +61,11 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
     for resource in versions.resources:
         labels[resource.key] = resource.labels
         unknown: list[Unknown] = []
-        spec = secrets.resolve(resource.spec) if secrets is not None else resource.spec
+        known = facts(resource) if facts is not None else None
+        names, digest = known if known is not None else (None, None)
+        spec = resource.spec
+        if secrets is not None and names != frozenset():  # none named: nothing to put in
+            spec = secrets.resolve(spec)
         current = live.objects.get(resource.key)
         live_state = () if policy.manageLiveState else KINDS[resource.kind].live_state
         if live_state and current is not None:  # the server's own: kept as it is
@@ -58,7 +77,8 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         server = current if current is not None or previous is None else live.objects[previous]
         same = None
         if memo is not None and current is not None and not paths:
-            same = memo.same(resource.kind, live.flavour, live_state, spec, current)
+            same = memo.same(resource.kind, live.flavour, live_state, spec, current,
+                             digest=digest if spec is resource.spec else None)  # fmt: skip
         if same is not None:  # unchanged since a plan that normalized both sides
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "noop", live_fingerprint=same,
