@@ -9,13 +9,16 @@ injects one fault:
 * ``lose``: forward it, let the server carry it out, then close the connection without returning
   the answer (the lost response that makes a create ambiguous);
 * ``404``, ``405``: answer so without forwarding, as a server without that endpoint does (scripted
-  with ``first`` only, never drawn).
+  with ``first`` only, never drawn);
+* ``cut``: forward it, then send the status, the headers and half of the body, and close the
+  connection (an answer cut short mid-body; scripted with ``first`` only).
 
 Which one: ``first`` scripts the faults of the first requests of a kind (``"POST /api/event":
 ["lose", "503"]``, then the rest decides); otherwise a ``random.Random(seed)`` draws, with a share
 per fault, for the requests ``match`` accepts (default: all; the others pass and draw nothing).
-Since metasync sends one request at a time, a seed gives the same faults on every run. ``log`` and
-``counts`` tell what was done::
+A seed gives the same faults to the same sequence of requests: metasync's writes go one at a
+time, but a plan's reads (one per kind) go side by side and may arrive in either order. ``log``
+and ``counts`` tell what was done::
 
     with FaultProxy(server_url, seed=7, shares={"503": 0.1, "lose": 0.1}) as proxy:
         ...  # point the client at proxy.url
@@ -37,10 +40,10 @@ from types import TracebackType
 from typing import Literal
 from urllib.parse import urlsplit
 
-Fault = Literal["pass", "delay", "503", "close", "lose", "404", "405"]
+Fault = Literal["pass", "delay", "503", "close", "lose", "404", "405", "cut"]
 FAULTS: tuple[Fault, ...] = ("delay", "503", "close", "lose")
 #: the faults after which the server has the request (it was forwarded)
-FORWARDED: frozenset[Fault] = frozenset({"pass", "delay", "lose"})
+FORWARDED: frozenset[Fault] = frozenset({"pass", "delay", "lose", "cut"})
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
      "upgrade", "host", "content-length"}
@@ -185,15 +188,21 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if fault == "lose":
                 self.close_connection = True
                 return
-            self._answer(status, answer_headers, answer)
+            self._answer(status, answer_headers, answer, cut=fault == "cut")
 
-        def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes,
+                    cut: bool = False) -> None:  # fmt: skip
             self.send_response(status)
             for name, value in headers:
                 if name.lower() not in _HOP_BY_HOP:
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if cut:  # half of what the headers promise, then the connection closes
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(body)
 
     return Handler

@@ -17,9 +17,9 @@ import conductor_server
 import metasync
 from helpers import committed_example, git, prefixed_example, run_cli, write_project
 from metasync import project as project_module
-from metasync.manifests import cache as cache_module
 from metasync.conductor.normalize import Flavour
 from metasync.errors import Problem
+from metasync.manifests import cache as cache_module
 from metasync.model.checks import check_resources
 from metasync.model.resource import Resource
 
@@ -104,7 +104,12 @@ def test_a_file_is_read_again_only_when_its_stat_changed(tmp_path: Path,
     monkeypatch.setattr(cache_module, "_RACY_NS", 0)
     reads: list[Path] = []
     real = cache_module.file_key
-    monkeypatch.setattr(cache_module, "file_key", lambda p: reads.append(p) or real(p))
+
+    def counted(path: Path) -> str | None:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(cache_module, "file_key", counted)
     cache = cache_module.Cache(root)
     first = cache_module.FileHashes(cache)
     digest = first.of(path)

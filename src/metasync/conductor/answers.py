@@ -20,11 +20,15 @@ def json_of(response: httpx.Response) -> Any:
         with no_cycles():  # a list of thousands of definitions
             return json.loads(response.content)
     except ValueError:
-        raise ServerError(
-            f"{response.request.method} {response.request.url.path}: the answer is not JSON "
-            f"({response.headers.get('content-type', 'no content type')})",
-            hint="Is server.url the Conductor server's base URL (without /api)?",
-        ) from None
+        raise not_json(response) from None
+
+
+def not_json(response: httpx.Response) -> ServerError:
+    return ServerError(
+        f"{response.request.method} {response.request.url.path}: the answer is not JSON "
+        f"({response.headers.get('content-type', 'no content type')})",
+        hint="Is server.url the Conductor server's base URL (without /api)?",
+    )
 
 
 def body_of(response: httpx.Response) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -52,6 +52,10 @@ RETRY_MAX_DELAY_S = 3.0
 BATCH_BYTES = 8 * 1024 * 1024
 
 
+#: an object's JSON text, as the server wrote it -> what the caller keeps of it (conductor/stream.py)
+Digest = Callable[[str], Any]
+
+
 class LiveReader(Protocol):
     """What plan, drift and status may do with a server: read."""
 
@@ -59,8 +63,8 @@ class LiveReader(Protocol):
     url: str
 
     def server_version(self) -> str | None: ...
-    def objects(self, kind: Kind) -> list[Json] | None: ...
-    def newest_workflows(self) -> list[Json] | None: ...
+    def objects(self, kind: Kind, digest: Digest | None = None) -> list[Json] | None: ...
+    def newest_workflows(self, digest: Digest | None = None) -> list[Json] | None: ...
     def workflow_versions(self) -> dict[str, list[int]] | None: ...
     def workflow(self, name: str, version: int | None = None) -> Json | None: ...
 
@@ -126,6 +130,9 @@ class ConductorClient(Transport):
             auth=auth,
             transport=transport,
             headers={"Accept": "application/json"},
+            # a plain-HTTP server never uses TLS (redirects are not followed): no need to load
+            # the certificate store (a thirtieth of a second before the first request)
+            verify=not base.lower().startswith("http://"),
         )
         return cls(
             http,
@@ -161,22 +168,23 @@ class ConductorClient(Transport):
             return None
         return None
 
-    def objects(self, kind: Kind) -> list[Json] | None:
+    def objects(self, kind: Kind, digest: Digest | None = None) -> list[Json] | None:
         """Every object of ``kind`` on the server, in full; None when the server has no such kind
-        (an optional kind whose list answers 404: conductor 3.15 has no schedules)."""
+        (an optional kind whose list answers 404: conductor 3.15 has no schedules). With
+        ``digest``: a ``Digested`` list, each object's digest of its JSON text beside it."""
         try:
-            return self._list("GET", kind.endpoints.list)
+            return self._list("GET", kind.endpoints.list, digest)
         except ServerError as exc:
             if exc.status == 404 and kind.endpoints.optional:
                 return None
             raise
 
-    def newest_workflows(self) -> list[Json] | None:
+    def newest_workflows(self, digest: Digest | None = None) -> list[Json] | None:
         """The newest version of each workflow definition, in full
         (``GET /metadata/workflow/latest-versions``, 3.15 and conductor-oss); None when the server
         has no such endpoint (404 or 405, or an answer that is not a list: an older server reads
         the path as a workflow's name)."""
-        data = self._optional("/metadata/workflow/latest-versions")
+        data = self._optional("/metadata/workflow/latest-versions", digest)
         return data if isinstance(data, list) else None
 
     def workflow_versions(self) -> dict[str, list[int]] | None:
@@ -198,10 +206,10 @@ class ConductorClient(Transport):
             found[str(name)] = [int(v) for v in versions if isinstance(v, int)]
         return found
 
-    def _optional(self, path: str) -> object:
+    def _optional(self, path: str, digest: Digest | None = None) -> object:
         """The JSON answer of a read a server may not have; None when it answers 404 or 405."""
         try:
-            return json_of(self._call("GET", path))
+            return self._parsed(path, digest)
         except ServerError as exc:
             if exc.status in (404, 405):
                 return None

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from metasync.conductor.client import LiveReader
+from metasync.conductor.client import Digest, LiveReader
 from metasync.conductor.normalize import Flavour, flavour_of
 from metasync.conductor.transport import Json
 from metasync.errors import ServerError
@@ -53,6 +53,9 @@ class LiveState:
     #: older workflow versions were left unread (the reader's caller needed none of them):
     #: ``objects`` holds each workflow's newest version and the older ones asked for
     partial: bool = False
+    #: of the objects read in a list: the reader's digest of each one's JSON text (read_live's
+    #: ``digest``), where it gave one
+    digests: Mapping[Key, Any] = field(default_factory=dict)
     _ledgers: dict[str, dict[str, dict[str, str | None]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -126,21 +129,23 @@ def ledger_spec(mark: str, entries: Mapping[str, Mapping[str, str | None]]) -> d
     }
 
 
-def read_live(reader: LiveReader, older: Older | None = None) -> LiveState:
+def read_live(reader: LiveReader, older: Older | None = None,
+              digest: Digest | None = None) -> LiveState:  # fmt: skip
     """Every object of every kind the server has (one request per kind); metasync's own
     definitions (locks, ledgers) apart. A kind the server does not have is in ``missing``.
 
     ``older`` says which older workflow versions (not a name's newest) the caller needs; None:
     all of them. With it, workflows are read as their newest versions plus those (each read by
     itself, or with the whole list when there are many); a server without the endpoints for
-    that is read whole."""
+    that is read whole. ``digest``: what to keep of each listed object's JSON text
+    (``LiveState.digests``)."""
 
     def read(kind: Kind) -> tuple[list[Json] | None, bool, str]:
         if kind.versioned and older is not None:
-            found = _history_proof(reader, older)
+            found = _history_proof(reader, older, digest)
             if found is not None:
                 return (*found, "GET /api/metadata/workflow/latest-versions")
-        return reader.objects(kind), False, f"GET /api{kind.endpoints.list}"
+        return reader.objects(kind, digest), False, f"GET /api{kind.endpoints.list}"
 
     # independent requests: the server answers them side by side (its answer is most of the
     # time), and a failure is reported as the first one in the kinds' order
@@ -151,6 +156,7 @@ def read_live(reader: LiveReader, older: Older | None = None) -> LiveState:
         answers = [(kind, future.result()) for kind, future in zip(IN_ORDER, reads, strict=True)]
     objects: dict[Key, Mapping[str, Any]] = {}
     internal: dict[str, Mapping[str, Any]] = {}
+    digests: dict[Key, Any] = {}
     missing: list[str] = []
     partial = False
     for kind, (listed, left_out, request) in answers:
@@ -158,24 +164,28 @@ def read_live(reader: LiveReader, older: Older | None = None) -> LiveState:
             missing.append(kind.name)
             continue
         partial = partial or left_out
-        for spec in _objects(listed, request, reader.url, kind.versioned):
+        kept = getattr(listed, "digests", None) if digest is not None else None
+        for i, spec in enumerate(_objects(listed, request, reader.url, kind.versioned)):
             name = spec["name"]
             if name.startswith(_INTERNAL):
                 if spec.get("version", 1) >= internal.get(name, {}).get("version", 0):
                     internal[name] = spec
                 continue
-            version_of = spec.get("version", 1) if kind.versioned else None
-            objects[(kind.name, name, version_of)] = spec
+            key = (kind.name, name, spec.get("version", 1) if kind.versioned else None)
+            objects[key] = spec
+            if kept is not None and i < len(kept) and kept[i] is not None:
+                digests[key] = kept[i]
     return LiveState(reader.url, version, flavour_of(version), objects, internal, tuple(missing),
-                     partial)  # fmt: skip
+                     partial, digests)  # fmt: skip
 
 
-def _history_proof(reader: LiveReader, older: Older) -> tuple[list[Json], bool] | None:
+def _history_proof(reader: LiveReader, older: Older,
+                   digest: Digest | None = None) -> tuple[list[Json], bool] | None:  # fmt: skip
     """The newest version of each workflow and the older ones ``older`` names, and whether any
     older one was left out; None when the server cannot answer that (read the whole list)."""
     with ThreadPoolExecutor(max_workers=1) as pool:  # the two reads overlap
         asked_index = pool.submit(reader.workflow_versions)
-        newest = reader.newest_workflows()
+        newest = reader.newest_workflows(digest)
         index = asked_index.result()
     if newest is None or index is None:
         return None
@@ -192,7 +202,7 @@ def _history_proof(reader: LiveReader, older: Older) -> tuple[list[Json], bool] 
             else:
                 skipped = True
     if not wanted:
-        return list(checked), skipped
+        return checked, skipped  # as listed (with its digests)
     if len(wanted) > ONE_BY_ONE_MAX:  # the whole list, of which only those are kept
         keep = set(wanted)
         listed = reader.objects(KINDS["WorkflowDef"]) or []

@@ -3,6 +3,7 @@ was lost read back before it is sent again (the rules are in client.py's docstri
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -11,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from metasync.conductor.answers import json_of, message_of, refusal, status_of
+from metasync.conductor.answers import json_of, message_of, not_json, refusal, status_of
+from metasync.conductor.stream import ListParser
 from metasync.errors import ServerError
 
 Json = dict[str, Any]
@@ -42,9 +44,27 @@ class Transport:
         self._sleep = sleep
         self._jitter = random.Random()
 
-    def _list(self, method: str, path: str) -> list[Json]:
+    def _parsed(self, path: str, digest: Callable[[str], Any] | None = None) -> Any:
+        """A GET's JSON answer, parsed as it arrives (conductor/stream.py): a list comes back as
+        a ``Digested`` list when ``digest`` is given. An answer of 400 or more is an error."""
+        sent = self._send("GET", path, sink=lambda: ListParser(digest))
+        response = sent.answer
+        if not response.is_success:
+            raise refusal(f"GET /api{path}", response)
+        parser = sent.tried.parsed
+        if parser is None or not parser.received:
+            return {}  # as json_of: no body
         try:
-            data = json_of(self._call(method, path))
+            return parser.result()
+        except ValueError:
+            raise not_json(response) from None
+
+    def _list(self, method: str, path: str, digest: Callable[[str], Any] | None = None
+              ) -> list[Json]:  # fmt: skip
+        try:
+            data = (
+                self._parsed(path, digest) if method == "GET" else json_of(self._call(method, path))
+            )
         except ServerError as exc:
             if exc.status != 404:
                 raise
@@ -93,6 +113,7 @@ class Transport:
         params: dict[str, Any] | None = None,
         idempotent: bool | None = None,
         read_back: _ReadBack | None = None,
+        sink: Callable[[], ListParser] | None = None,
     ) -> _Sent:
         """The first answer that is not transient, within ``retry_attempts`` attempts: the one
         loop that decides whether to try again (client.py's docstring says when).
@@ -111,7 +132,7 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            tried = self._attempt(method, path, body, params)
+            tried = self._attempt(method, path, body, params, sink)
             if tried.response is not None and not tried.transient:
                 return _Sent(tried.response, maybe_done, tried, attempt)
             exhausted = attempt >= self._attempts
@@ -173,10 +194,16 @@ class Transport:
                 ambiguous=True,
             ) from None
 
-    def _attempt(self, method: str, path: str, body: Any, params: dict[str, Any] | None) -> _Try:
-        """One attempt: its answer, or what went wrong and whether it may have been carried out."""
+    def _attempt(self, method: str, path: str, body: Any, params: dict[str, Any] | None,
+                 sink: Callable[[], ListParser] | None = None) -> _Try:  # fmt: skip
+        """One attempt: its answer, or what went wrong and whether it may have been carried out.
+        ``sink``: a successful answer's body goes to a parser as it arrives (not kept)."""
+        parsed = None
         try:
-            response = self._http.request(method, path, json=body, params=params)
+            if sink is None:
+                response = self._http.request(method, path, json=body, params=params)
+            else:
+                response, parsed = self._streamed(method, path, params, sink)
         except _NOT_SENT as exc:
             return _Try(None, f"cannot reach {self.label} ({type(exc).__name__}: {exc})",
                         sent=False, hint=_UNREACHABLE_HINT)  # fmt: skip
@@ -194,7 +221,7 @@ class Transport:
             ) from None
         status = response.status_code
         if status not in _RETRY_STATUSES:
-            return _Try(response, "", sent=True)
+            return _Try(response, "", sent=True, parsed=parsed)
         return _Try(
             response,
             message_of(response),
@@ -203,6 +230,24 @@ class Transport:
             hint="The server is limiting requests: try again later." if status == 429 else
             "The server (or a proxy in front of it) is unavailable: try again later.",
         )  # fmt: skip
+
+    def _streamed(self, method: str, path: str, params: dict[str, Any] | None,
+                  sink: Callable[[], ListParser]) -> tuple[httpx.Response, ListParser | None]:  # fmt: skip
+        """The response; a 2xx one's body fed to ``sink()`` as it arrives (a body that is not
+        JSON stops the reading: the parser says why), any other read whole."""
+        request = self._http.build_request(method, path, params=params)
+        response = self._http.send(request, stream=True)
+        try:
+            if not response.is_success:
+                response.read()
+                return response, None
+            parser = sink()
+            with contextlib.suppress(ValueError):  # not JSON: the parser's result() says so
+                for chunk in response.iter_bytes():
+                    parser.feed(chunk)
+            return response, parser
+        finally:
+            response.close()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff, half to all of each step (jitter); longer if Retry-After says so."""
@@ -264,6 +309,8 @@ class _Try:
     late: bool = False  # it timed out: it may yet be carried out
     retry_after: float | None = None
     hint: str | None = None
+    #: a streamed answer's body, parsed as it arrived
+    parsed: ListParser | None = None
 
     @property
     def status(self) -> int | None:

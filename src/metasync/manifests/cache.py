@@ -80,10 +80,11 @@ def key_of(*parts: object) -> str:
     return digest.hexdigest()
 
 
-def file_key(path: Path) -> str | None:
+def file_key(path: Path | str) -> str | None:
     """The SHA-256 of a file's bytes; None when it cannot be read (then nothing is cached)."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
     except OSError:
         return None
 
@@ -109,11 +110,13 @@ class FileHashes:
         #: the warning to show when the file was damaged
         self.damage = damage
 
-    def of(self, path: Path) -> str | None:
-        """``path``'s SHA-256 (hex); None when it cannot be read."""
-        name = str(path)
+    def of(self, path: Path | str, info: os.stat_result | None = None,
+           name: str | None = None) -> str | None:  # fmt: skip
+        """``path``'s SHA-256 (hex); None when it cannot be read. ``info``: its stat, if known;
+        ``name``: its path from the project's root (the default: ``path`` as given)."""
+        name = name or str(path)
         try:
-            info = os.stat(name)
+            info = info or os.stat(name)
         except OSError:
             return None
         stat = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
@@ -131,8 +134,10 @@ class FileHashes:
     def keep(self) -> None:
         """Store what was hashed this run, for the next one (files gone are forgotten)."""
         if self._changed:
+            root = self._cache.root
             self._cache.store("hashes", key_of("hashes"), {
-                name: entry for name, entry in self._known.items() if os.path.exists(name)
+                name: entry for name, entry in self._known.items()
+                if os.path.exists(os.path.join(root, name))
             })  # fmt: skip
             self._changed = False
 

@@ -151,10 +151,11 @@ def line_of(node: yaml.Node, path: Sequence[str | int]) -> int:
     return line
 
 
-def read_text(path: Path, display: str) -> str:
+def read_text(path: Path | str, display: str) -> str:
     """Read a UTF-8 text file, refusing binaries with a clear message."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as file:
+            raw = file.read()
     except OSError as exc:
         raise ManifestError(
             f"cannot read the file: {exc.strerror}", location=Location(display)

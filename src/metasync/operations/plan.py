@@ -20,6 +20,7 @@ from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
+from metasync.plan.memo import text_digest
 from metasync.plan.model import Change, Plan
 from metasync.plan.planner import build_plan
 from metasync.plan.prune import hold_back, with_running
@@ -45,7 +46,11 @@ def plan(
         raise
     with client:
         rendered: Future[Sequence[Resource]] = Future()
-        reading = _in_background(read_live, client, _older_needed(rendered, selectors, policy))
+        # each object's text as listed keys the fingerprint memo (plan/memo.py): what could
+        # show a secret the project has is not kept
+        known = Secrets.available(environment.config.secrets).values.values()
+        reading = _in_background(read_live, client, _older_needed(rendered, selectors, policy),
+                                 text_digest(known))  # fmt: skip
         try:
             desired = project.render(env, pin)
             used = {
@@ -76,7 +81,7 @@ def plan(
                           memo=memo, facts=desired.fact)  # fmt: skip
         if live.partial and any(c.action == "delete" for c in plan.changes):
             # prune: whether what stays still uses a delete is judged against every version
-            live = read_live(client)
+            live = read_live(client, None, text_digest(known))
             plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                               mark=project.mark, policy=policy, ignore=environment.ignore,
                               memo=memo, facts=desired.fact)  # fmt: skip

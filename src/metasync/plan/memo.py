@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from metasync.conductor.normalize import Flavour, Unknown, normalize
@@ -37,6 +37,13 @@ class FingerprintMemo:
         render holds already (manifests, variables), and the digest is one-way."""
         data = b"\0".join([b"desired", flavour.encode(), "\0".join(live_state).encode(), digest])
         return hashlib.blake2b(data, digest_size=20).digest()
+
+    def listed_key(self, kind: str, flavour: str, live_state: Sequence[str],
+                   digest: bytes) -> bytes:  # fmt: skip
+        """The memo's key for a server's object from the ``text_digest`` of its JSON text as
+        listed (conductor/stream.py): the same text parses to the same object."""
+        parts = [b"listed", kind.encode(), flavour.encode(), "\0".join(live_state).encode(), digest]
+        return hashlib.blake2b(b"\0".join(parts), digest_size=20).digest()
 
     def key(self, kind: str, flavour: str, live_state: Sequence[str],
             value: Mapping[str, Any]) -> bytes | None:  # fmt: skip
@@ -66,17 +73,22 @@ class FingerprintMemo:
 
     def same(self, kind: str, flavour: Flavour, live_state: Sequence[str],
              spec: Mapping[str, Any], current: Mapping[str, Any], *,
-             digest: bytes | None = None) -> str | None:  # fmt: skip
+             digest: bytes | None = None, listed: bytes | None = None) -> str | None:  # fmt: skip
         """The fingerprint ``spec`` and ``current`` share when their canonical forms (without
         ``live_state``) are equal, known from the memo or found now; else None (then the planner
         compares them in full). ``digest``: ``spec``'s ``spec_digest``, when ``spec`` is the
-        rendered spec itself (no secret put in, no server field kept)."""
+        rendered spec itself (no secret put in, no server field kept); ``listed``:
+        ``current``'s ``text_digest``, when the server's list gave one."""
         wanted_key = (
             self.desired_key(flavour, live_state, digest)
             if digest is not None
             else self.key(kind, flavour, live_state, spec)
         )
-        have_key = self.key(kind, flavour, live_state, current)
+        have_key = (
+            self.listed_key(kind, flavour, live_state, listed)
+            if listed is not None
+            else self.key(kind, flavour, live_state, current)
+        )
         if wanted_key is None or have_key is None:
             return None
 
@@ -106,3 +118,17 @@ def spec_digest(kind: str, spec: Mapping[str, Any]) -> bytes | None:
     if b"((secrets." in data:
         return None
     return hashlib.blake2b(data, digest_size=20).digest()
+
+
+def text_digest(secret_values: Iterable[str]) -> Callable[[str], bytes | None]:
+    """What a plan keeps of each object's JSON text as the server lists it: a digest, or None
+    for a text that must not be remembered, or that may not show a secret it holds (a secret's
+    value in it, a placeholder, or any escape: ``\\`` can spell any character)."""
+    needles = [value for value in secret_values if value]
+
+    def digest(text: str) -> bytes | None:
+        if "\\" in text or "((secrets." in text or any(n in text for n in needles):
+            return None
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).digest()
+
+    return digest

@@ -78,7 +78,8 @@ def _build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
         same = None
         if memo is not None and current is not None and not paths:
             same = memo.same(resource.kind, live.flavour, live_state, spec, current,
-                             digest=digest if spec is resource.spec else None)  # fmt: skip
+                             digest=digest if spec is resource.spec else None,
+                             listed=live.digests.get(resource.key))  # fmt: skip
         if same is not None:  # unchanged since a plan that normalized both sides
             changes.append(Change(
                 resource.kind, resource.name, resource.version, "noop", live_fingerprint=same,

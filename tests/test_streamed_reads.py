@@ -1,0 +1,145 @@
+"""A server's lists are parsed as their bytes arrive (conductor/stream.py), each object with a
+digest of its own JSON text that keys the plan's fingerprint memo (plan/memo.py): the same value as
+a whole ``json.loads`` for any split of the bytes, the same errors, and no digest where the text
+could show a secret."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import conductor_server
+from faultproxy import FaultProxy
+from helpers import prefixed_example, run_cli
+from metasync.conductor.client import ConductorClient
+from metasync.conductor.stream import ListParser
+from metasync.model.kinds import KINDS
+from metasync.plan.memo import text_digest
+
+DOCUMENTS = [
+    b"[]",
+    b" [ ]\n",
+    b"[1, 2.5e3, -7, true, false, null]",
+    '[{"name": "caf\u00e9 \u2603 \U0001f600", "tasks": [{"a": [1, {"b": null}]}]}, "x"]'.encode(),
+    b'[{"script": "line\\none \\"quoted\\" \\u00e9"}, {"k": "]},[{"}]',
+    json.dumps(
+        [{"name": f"w{i}", "version": i, "tasks": [{"x": "y" * i}]} for i in range(50)]
+    ).encode(),
+]
+
+
+#: what json, the utf-8 decoder and the parser say of an answer that is not a whole list
+NOT_JSON = (
+    "Expecting value|Extra data|Unterminated|expected ',' or ']'|not closed|extra data|can't decode"
+)
+
+
+def parse(data: bytes, sizes: list[int]) -> tuple[Any, list[Any]]:
+    parser = ListParser(digest=lambda text: text)
+    at = 0
+    for size in sizes:
+        parser.feed(data[at : at + size])
+        at += size
+    parser.feed(data[at:])
+    return parser.result(), parser.digests
+
+
+@pytest.mark.parametrize("data", DOCUMENTS, ids=range(len(DOCUMENTS)))
+def test_any_split_of_the_bytes_parses_as_json_loads_does(data: bytes) -> None:
+    expected = json.loads(data)
+    rng = random.Random(len(data))
+    splits = [[1] * len(data), [2] * len(data), [7] * len(data)]
+    splits += [[rng.randint(1, 40) for _ in range(len(data))] for _ in range(20)]
+    for sizes in splits:
+        value, texts = parse(data, sizes)
+        assert value == expected
+        # each element's digest is of its own text, exactly as the server wrote it
+        assert [json.loads(text) for text in texts] == expected
+        assert all(text in data.decode() for text in texts)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[1,]",
+        b"[,1]",
+        b"[1 2]",
+        b"[1",
+        b'[{"a": 1}',
+        b"[1]x",
+        b'[{"a": 1}}]',
+        b"[\xff]",
+        b"",
+        b"  ",
+    ],
+)
+def test_what_is_not_a_whole_json_list_is_an_error(data: bytes) -> None:
+    for size in (1, 3, 1000):
+        with pytest.raises(ValueError, match=NOT_JSON):
+            parse(data, [size] * len(data))
+
+
+def test_an_answer_that_is_not_a_list_is_parsed_whole() -> None:
+    for data in (b'{"status": 404, "message": "x"}', b'  "text"', b"12"):
+        assert parse(data, [1] * len(data))[0] == json.loads(data)
+
+
+def test_after_an_error_the_parser_stays_failed() -> None:
+    parser = ListParser()
+    for step in (lambda: parser.feed(b"[1 2"), lambda: parser.feed(b"]"), parser.result):
+        with pytest.raises(ValueError, match="expected ',' or ']' after element 1"):
+            step()
+
+
+def test_no_digest_where_the_text_could_show_a_secret() -> None:
+    digest = text_digest(["s3cr3t-value", ""])
+    plain = '{"name": "a", "headers": {"token": "abc"}}'
+    assert digest(plain) == digest(plain) is not None
+    assert digest(plain) != digest(plain.replace("abc", "abd"))
+    assert digest('{"token": "s3cr3t-value"}') is None  # a secret's value
+    assert digest('{"token": "Bearer ((secrets.API))"}') is None  # a placeholder
+    # an escape can spell a secret's characters: a text with one is never kept
+    assert digest('{"token": "s3cr3t\\u002dvalue"}') is None
+    assert digest('{"script": "a\\nb"}') is None
+
+
+@pytest.mark.server
+def test_a_servers_lists_read_as_they_arrive_are_its_lists(
+    conductor: conductor_server.Server, prefix: str, tmp_path: Path
+) -> None:
+    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
+    assert run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve").exit_code == 0
+    with ConductorClient.connect(conductor.url, label="the dev server") as client:
+        for kind in ("TaskDef", "WorkflowDef", "EventHandler"):
+            listed = client.objects(KINDS[kind], digest=lambda text: text)
+            assert listed is not None
+            whole = httpx.get(f"{conductor.url}/api{KINDS[kind].endpoints.list}").json()
+            assert list(listed) == whole
+            assert len(listed.digests) == len(whole)  # type: ignore[attr-defined]
+            assert [json.loads(t) for t in listed.digests] == whole  # type: ignore[attr-defined]
+            assert any(o["name"].startswith(prefix) for o in listed)
+
+
+@pytest.mark.server
+def test_a_list_cut_short_mid_answer_is_read_again(
+    conductor: conductor_server.Server, prefix: str, tmp_path: Path
+) -> None:
+    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
+    assert run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve").exit_code == 0
+    request = "GET /api/metadata/workflow"
+    with FaultProxy(conductor.url, first={request: ["cut", "cut"]}) as proxy:
+        env = root / "environments" / "dev" / "environment.yaml"
+        env.write_text(env.read_text().replace(conductor.url, proxy.url))
+        result = run_cli("--project", str(root), "--no-cache", "plan", "--env", "dev")
+        assert proxy.seen("GET", "/api/metadata/workflow") == ["cut", "cut", "pass"], (
+            proxy.log,
+            result.stdout,
+            result.stderr,
+        )
+    assert result.exit_code == 0, result.stderr
+    assert "0 to create, 0 to update, 0 to delete" in result.stdout
