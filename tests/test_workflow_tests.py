@@ -781,10 +781,11 @@ def test_a_test_whose_answer_is_held_is_found_running_or_ended(
     """3.15 keeps the test request open while its test loop runs and indexes no correlation id:
     the runner looked for the execution in the server's running list only, and otherwise waited
     for the answer, so an execution that had ended, or was missing from that list, was given up
-    on with 'did not start within 30 s' when the loop spun on past the test's deadline (seen once
-    on the example). It is found among the executions of its workflow created since the request,
-    running or ended, and told apart from another test's by its input (the two here share a
-    correlation id). The answers are held back (as 3.15's loop would) until both are found."""
+    on with 'did not start within 30 s' when the loop spun on past the test's deadline (the
+    example failed so once; which of the two it was is not known). It is found among the
+    executions of its workflow created since the request, running or ended, and told apart from
+    another test's by its input (the two here share a correlation id). The answers are held back
+    (as 3.15's loop would) until both are found."""
     from metasync.conductor.client import ConductorClient
     from metasync.testing.runner import _lookup, _remove, _start
 
