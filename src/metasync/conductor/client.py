@@ -415,16 +415,26 @@ class ConductorClient(Transport):
             if exc.status != 404:
                 raise
 
-    def correlated(self, name: str, correlation_id: str) -> list[Json]:
-        """The executions of workflow ``name`` with ``correlation_id``, ended ones included; on
-        3.15, which finds none that way for a workflow sent inline, the running ones."""
+    def correlated(self, name: str, correlation_id: str, *, version: int = 1,
+                   since: float | None = None) -> list[Json]:  # fmt: skip
+        """The executions of workflow ``name`` with ``correlation_id``, ended ones included. 3.15
+        indexes no correlation id (it finds none that way for a workflow sent inline): there,
+        the executions of ``name`` at ``version`` created since ``since`` (epoch seconds, an
+        hour's leeway either side for the server's clock) are read one by one: the server lists
+        them by name and creation day, running or ended. Without a time it lists its running
+        executions only (from a set its unlocked evaluations update apart from the execution
+        itself), and a test execution that has ended before its request is answered is in none."""
         path = (f"/workflow/{_segment(name)}/correlated/{_segment(correlation_id)}"
                 "?includeClosed=true&includeTasks=true")  # fmt: skip
         found = json_of(self._call("GET", path))
         if isinstance(found, list) and found:
             return [e for e in found if isinstance(e, dict)]
-        running = json_of(self._call("GET", f"/workflow/running/{_segment(name)}"))
-        executions = [self.execution(str(i)) for i in running] if isinstance(running, list) else []
+        query = ""
+        if since is not None:
+            start, end = int((since - 3600) * 1000), int((time.time() + 3600) * 1000)
+            query = f"?version={version}&startTime={start}&endTime={end}"
+        listed = json_of(self._call("GET", f"/workflow/running/{_segment(name)}{query}"))
+        executions = [self.execution(str(i)) for i in listed] if isinstance(listed, list) else []
         return [e for e in executions if e is not None and e.get("correlationId") == correlation_id]
 
     def remove_execution(self, workflow_id: str, *, running: bool) -> None:

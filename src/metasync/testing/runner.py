@@ -108,11 +108,12 @@ def _run(client: ConductorClient, test: Resource, *, workflows: Sequence[Resourc
     if refused:
         return result("failed", refused)
     execution: Mapping[str, Any] | None = None
+    sent = time.time()  # where the server's list of executions by start time is read from
     answered = threading.Event()  # the server's own test loop has ended
     try:
         execution = _start(client, request, min(timeout or spec.timeoutSeconds, _ANSWER_S),
                            deadline=started + (timeout or spec.timeoutSeconds),
-                           answered=answered, stop=stop)  # fmt: skip
+                           answered=answered, stop=stop, since=sent)  # fmt: skip
         execution, waiting = _until_done(client, execution, request=request, started=started,
                                          timeout=timeout or spec.timeoutSeconds, stop=stop,
                                          answered=answered)  # fmt: skip
@@ -126,16 +127,28 @@ def _run(client: ConductorClient, test: Resource, *, workflows: Sequence[Resourc
         if execution is not None:
             removed = _remove(client, str(execution.get("workflowId")))
         else:  # the server may have started it all the same (an error, a lost answer)
-            removed = [i for found in _started(client, request) for i in _remove(client, found)]
+            removed = [
+                i for found in _started(client, request, sent) for i in _remove(client, found)
+            ]
     return replace(done, executions=tuple(removed))
 
 
-def _started(client: ConductorClient, request: Mapping[str, Any]) -> list[str]:
+def _started(client: ConductorClient, request: Mapping[str, Any], since: float) -> list[str]:
     try:
-        found = client.correlated(str(request["name"]), str(request["correlationId"]))
+        found = _lookup(client, request, since)
     except MetasyncError:
         return []
     return [str(e["workflowId"]) for e in found if e.get("workflowId")]
+
+
+def _lookup(client: ConductorClient, request: Mapping[str, Any],
+            since: float) -> list[Mapping[str, Any]]:  # fmt: skip
+    """The executions this test request started, running or ended: those of its workflow and
+    correlation id created since ``since``, whose input holds the request's."""
+    found = client.correlated(str(request["name"]), str(request["correlationId"]),
+                              version=int(request.get("version") or 1), since=since)  # fmt: skip
+    sent = request.get("input") or {}
+    return [e for e in found if all((e.get("input") or {}).get(k) == v for k, v in sent.items())]
 
 
 def _sub_workflow_runs(client: ConductorClient, execution: Mapping[str, Any],
@@ -156,16 +169,18 @@ def _sub_workflow_runs(client: ConductorClient, execution: Mapping[str, Any],
 
 def _start(client: ConductorClient, request: Mapping[str, Any], wait: float, *,
            deadline: float, answered: threading.Event | None = None,
-           stop: threading.Event | None = None) -> Mapping[str, Any]:  # fmt: skip
+           stop: threading.Event | None = None, since: float | None = None) -> Mapping[str, Any]:  # fmt: skip
     """Start the test. The server answers once it stops feeding mocks, which can take it 20,000
     rounds (a sub-workflow waiting for a mock it has not got; on 3.15, a task it scheduled twice):
     past ``wait`` seconds, the execution is found by its correlation id and polled as usual,
-    while the server goes on feeding mocks. 3.15 does not index a test's correlation id (its
-    running list finds the execution while it runs; once it has ended, only the answer tells): the
-    answer is awaited until the test's own ``deadline`` (at least 10 s more).
+    while the server goes on feeding mocks. 3.15 does not index a test's correlation id: there it
+    is found among the executions of its workflow created since ``since`` (when the request was
+    sent), running or ended (_lookup). Until it is found, the answer is awaited until the test's
+    own ``deadline`` (at least 10 s more).
     ``answered`` is set once the server has answered: its test loop has ended; ``stop`` (Ctrl-C)
     ends the wait (what the server started is found and removed by the caller)."""
     answer: dict[str, Any] = {}
+    sent = time.time() if since is None else since
 
     def call() -> None:
         try:
@@ -183,12 +198,12 @@ def _start(client: ConductorClient, request: Mapping[str, Any], wait: float, *,
         raise answer["error"]
     if "execution" in answer:
         return dict(answer["execution"])
-    name, correlation = str(request["name"]), str(request["correlationId"])
+    name = str(request["name"])
     until = max(deadline, time.monotonic() + 10)
     while time.monotonic() < until:  # started as soon as the server took the request
         if stop is not None and stop.is_set():
             raise ServerError(f"{client.label}: the test of {name} was interrupted")
-        found = client.correlated(name, correlation)
+        found = _lookup(client, request, sent)
         if found:
             return max(found, key=lambda e: int(e.get("startTime") or 0))
         caller.join(0.2)
