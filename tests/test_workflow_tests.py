@@ -825,3 +825,36 @@ def test_a_test_whose_answer_is_held_is_found_running_or_ended(
                 _remove(client, str(execution["workflowId"]))
     assert [e["input"] for e in found] == [{"orderId": "o-1"}, {"orderId": "o-2"}]
     assert found[0]["workflowId"] != found[1]["workflowId"]
+
+
+@pytest.mark.server
+def test_a_late_answers_lookup_reads_each_other_execution_once(
+    conductor: conductor_server.Server, prefix: str
+) -> None:
+    """Looking for a test execution by its workflow and start time (3.15 indexes no correlation
+    id) reads the other executions of that workflow once, not on every look."""
+    from faultproxy import FaultProxy
+    from metasync.conductor.client import ConductorClient
+
+    name = f"{prefix}busy"
+    api = httpx.Client(base_url=f"{conductor.url}/api", timeout=30)
+    api.put("/metadata/workflow", json=[{
+        "name": name, "version": 1, "schemaVersion": 2, "ownerEmail": "team@example.com",
+        "tasks": [{"name": "wait", "taskReferenceName": "wait", "type": "WAIT"}],
+    }]).raise_for_status()  # fmt: skip
+    since = time.time()
+    others = [
+        api.post(f"/workflow/{name}", json={}, params={"correlationId": f"other-{i}"}).text
+        for i in range(3)
+    ]
+    with FaultProxy(conductor.url) as proxy:
+        client = ConductorClient.connect(proxy.url, label="the dev server")
+        unlike: set[str] = set()
+        for _ in range(3):
+            assert client.correlated(name, "mine", since=since, unlike=unlike) == []
+        reads = [s.path for s in proxy.log if s.path.startswith("/api/workflow/") and
+                 s.path.rsplit("/", 1)[-1] in others]  # fmt: skip
+    assert sorted(reads) == sorted(f"/api/workflow/{i}" for i in others)  # once each
+    assert unlike == set(others)
+    for execution in others:
+        api.delete(f"/workflow/{execution}/remove", params={"archiveWorkflow": "false"})

@@ -416,14 +416,16 @@ class ConductorClient(Transport):
                 raise
 
     def correlated(self, name: str, correlation_id: str, *, version: int = 1,
-                   since: float | None = None) -> list[Json]:  # fmt: skip
+                   since: float | None = None, unlike: set[str] | None = None) -> list[Json]:  # fmt: skip
         """The executions of workflow ``name`` with ``correlation_id``, ended ones included. 3.15
         indexes no correlation id (it finds none that way for a workflow sent inline): there,
         the executions of ``name`` at ``version`` created since ``since`` (epoch seconds, an
         hour's leeway either side for the server's clock) are read one by one: the server lists
         them by name and creation day, running or ended. Without a time it lists its running
         executions only (from a set its unlocked evaluations update apart from the execution
-        itself), and a test execution that has ended before its request is answered is in none."""
+        itself), and a test execution that has ended before its request is answered is in none.
+        ``unlike``: ids read before that are another execution's: not read again (a workflow with
+        many executions that hour is read once, not on every look); those read now are added."""
         path = (f"/workflow/{_segment(name)}/correlated/{_segment(correlation_id)}"
                 "?includeClosed=true&includeTasks=true")  # fmt: skip
         found = json_of(self._call("GET", path))
@@ -434,8 +436,17 @@ class ConductorClient(Transport):
             start, end = int((since - 3600) * 1000), int((time.time() + 3600) * 1000)
             query = f"?version={version}&startTime={start}&endTime={end}"
         listed = json_of(self._call("GET", f"/workflow/running/{_segment(name)}{query}"))
-        executions = [self.execution(str(i)) for i in listed] if isinstance(listed, list) else []
-        return [e for e in executions if e is not None and e.get("correlationId") == correlation_id]
+        skip = unlike if unlike is not None else set()
+        ids = [str(i) for i in listed if str(i) not in skip] if isinstance(listed, list) else []
+        found = []
+        for execution in (self.execution(i) for i in ids):
+            if execution is None:
+                continue
+            if execution.get("correlationId") == correlation_id:
+                found.append(execution)
+            else:
+                skip.add(str(execution.get("workflowId")))
+        return found
 
     def remove_execution(self, workflow_id: str, *, running: bool) -> None:
         """Remove an execution for good (terminated first when ``running``); gone already is

@@ -141,12 +141,14 @@ def _started(client: ConductorClient, request: Mapping[str, Any], since: float) 
     return [str(e["workflowId"]) for e in found if e.get("workflowId")]
 
 
-def _lookup(client: ConductorClient, request: Mapping[str, Any],
-            since: float) -> list[Mapping[str, Any]]:  # fmt: skip
+def _lookup(client: ConductorClient, request: Mapping[str, Any], since: float,
+            unlike: set[str] | None = None) -> list[Mapping[str, Any]]:  # fmt: skip
     """The executions this test request started, running or ended: those of its workflow and
-    correlation id created since ``since``, whose input holds the request's."""
+    correlation id created since ``since``, whose input holds the request's. ``unlike``: the
+    ids of other executions seen by earlier looks (not read again)."""
     found = client.correlated(str(request["name"]), str(request["correlationId"]),
-                              version=int(request.get("version") or 1), since=since)  # fmt: skip
+                              version=int(request.get("version") or 1), since=since,
+                              unlike=unlike)  # fmt: skip
     sent = request.get("input") or {}
     return [e for e in found if all((e.get("input") or {}).get(k) == v for k, v in sent.items())]
 
@@ -200,10 +202,11 @@ def _start(client: ConductorClient, request: Mapping[str, Any], wait: float, *,
         return dict(answer["execution"])
     name = str(request["name"])
     until = max(deadline, time.monotonic() + 10)
+    others: set[str] = set()  # executions of other requests: read once
     while time.monotonic() < until:  # started as soon as the server took the request
         if stop is not None and stop.is_set():
             raise ServerError(f"{client.label}: the test of {name} was interrupted")
-        found = _lookup(client, request, sent)
+        found = _lookup(client, request, sent, others)
         if found:
             return max(found, key=lambda e: int(e.get("startTime") or 0))
         caller.join(0.2)
