@@ -20,6 +20,8 @@ from metasync import project as project_module
 from metasync.conductor.normalize import Flavour
 from metasync.errors import Problem
 from metasync.manifests import cache as cache_module
+from metasync.manifests import loader as loader_module
+from metasync.manifests import yamlio
 from metasync.model.checks import check_resources
 from metasync.model.resource import Resource
 
@@ -58,9 +60,9 @@ def validate(root: Path, *args: str) -> tuple[int, str, str]:
 
 
 def entries(root: Path) -> list[Path]:
-    """The cached results (not the files' hashes kept beside them)."""
+    """The cached renders and fingerprints (not the files' hashes and loads kept beside them)."""
     found = (root / ".metasync" / "cache").glob("*/*.bin")
-    return sorted(p for p in found if p.parent.name != "hashes")
+    return sorted(p for p in found if p.parent.name not in ("hashes", "files"))
 
 
 def test_a_warm_run_says_what_a_cold_one_said_with_the_same_file_and_line(tmp_path: Path) -> None:
@@ -140,6 +142,35 @@ def test_a_file_is_read_again_only_when_its_stat_changed(tmp_path: Path,
     assert err.count("a cache file was damaged") == 1, err
     assert "warning: .metasync/cache/hashes/" in err
     assert "a cache file was damaged" not in validate(root)[2]
+
+
+def test_after_an_edit_only_the_edited_file_is_loaded_again(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """An edit misses the whole environment's entry, but each file's load is kept on its own: the
+    files that did not change are not parsed again, and what is said is what a run without the
+    cache says (the duplicate and the warnings of unchanged files included)."""
+    root = small(tmp_path)
+    (root / "manifests" / "b.yaml").write_text(WF.replace("NAME", "b"))
+    (root / "manifests" / "c.yaml").write_text(WF.replace("NAME", "c"))
+    assert validate(root)[0] == 0
+    parsed: list[str] = []
+    real = yamlio.parse_documents
+
+    def counted(text: str, display: str) -> Any:
+        parsed.append(display)
+        return real(text, display)
+
+    monkeypatch.setattr(loader_module, "parse_documents", counted)
+    path = root / "manifests" / "b.yaml"
+    path.write_text(path.read_text().replace("{name: w1,", "{name: w9,"))
+    (root / "manifests" / "c2.yaml").write_text(WF.replace("NAME", "a"))  # a's twin
+    (root / "manifests" / "c.yaml").unlink()
+    warm = validate(root)
+    assert sorted(parsed) == ["manifests/b.yaml", "manifests/c2.yaml"]
+    assert warm == validate(root, "--no-cache")
+    assert "manifests/b.yaml:7 tasks[ref=t1].name: no TaskDef 'w9'" in warm[2]
+    assert "WorkflowDef a v1 is defined twice: here and at manifests/a.yaml" in warm[2]
+    assert "manifests/a.yaml:8 tasks[ref=t2].retryCont" in warm[2]  # unchanged file: still said
 
 
 def test_the_cache_can_be_turned_off_by_the_environment(tmp_path: Path,

@@ -43,6 +43,7 @@ from metasync.manifests.environment import (
 from metasync.manifests.gitref import manifests_at, open_repo, remote_identity, resolve_commit
 from metasync.manifests.loader import (
     MANIFESTS_DIR,
+    Loaded,
     ManifestSource,
     content_key,
     load_manifests,
@@ -237,9 +238,11 @@ class Project:
         overlays = [] if env is None else overlay_readers(self.root, env)
         said = [(p.message, str(p.location)) for p in unpinned]
         hashes = FileHashes(self.cache)
+        contents: dict[str, str | None] = {}
         key = self._desired_key(hashes, files, overlays, env, flavour, lookup_key, said,
-                                repr(silence))  # fmt: skip
+                                repr(silence), contents=contents)  # fmt: skip
         damage = hashes.damage
+        known: Loaded | None = None
         if key is not None:
             cached, damaged = self.cache.load("desired", key, sources_from([*files, *overlays]))
             if isinstance(cached, Desired):
@@ -247,8 +250,15 @@ class Project:
                     return cached
                 return replace(cached, problems=[*cached.problems, damage])
             damage = damage or damaged
+            # an edit: the files that did not change are not loaded again (only checked again)
+            pieces, damaged = self.cache.load("files", key_of("files", lookup_key),
+                                              sources_from(files, gone=True))  # fmt: skip
+            known = pieces if isinstance(pieces, dict) else {}
+            damage = damage or damaged
+        each: Loaded = {}
         with no_cycles():  # thousands of documents, no cycles among them
-            loaded = load_manifests(self.root, lookup, files)
+            loaded = load_manifests(self.root, lookup, files, known=known, contents=contents,
+                                    loaded=each)  # fmt: skip
             resources, problems = loaded.resources, unpinned + loaded.problems
             if env is not None:
                 overlaid = apply_overlays(self.root, env, resources, lookup)
@@ -257,6 +267,7 @@ class Project:
         problems, silenced = split(problems, silence)
         desired = Desired(env, resources, problems, loaded.tests, silenced, silence)
         if key is not None:
+            self.cache.store("files", key_of("files", lookup_key), each)
             desired.facts.update(
                 (r.key, (frozenset(used_secrets(r.spec)), spec_digest(r.kind, r.spec)))
                 for r in resources
@@ -267,22 +278,23 @@ class Project:
         return desired
 
     def _desired_key(self, hashes: FileHashes, files: ManifestSource, overlays: ManifestSource,
-                     *context: object) -> str | None:  # fmt: skip
+                     *context: object, contents: dict[str, str | None]) -> str | None:  # fmt: skip
         """The cache key of an environment's desired state: everything ``desired`` reads (the
         manifests' and overlays' contents, metasync.yaml, and ``context``: the environment's
         resolved settings, the flavour), or None when a file's content cannot be named (then
-        nothing is cached)."""
+        nothing is cached). ``contents`` receives each file's content key."""
         if not self.cache.enabled:
             return None
-        contents = []
+        names = []
         for display, read in [*files, *overlays]:
             named = content_key(read, hashes)
             if named is None:
                 return None
-            contents.append(f"{display}\0{named}")
+            contents[display] = named
+            names.append(f"{display}\0{named}")
         hashes.keep()
         settings = file_key(self.root / PROJECT_FILE) or "-"
-        return key_of("desired", settings, *context, *contents)
+        return key_of("desired", settings, *context, *names)
 
     def fingerprint_memo(self, env: str, secret_values: Iterable[str]
                          ) -> tuple[FingerprintMemo, list[Problem]]:  # fmt: skip

@@ -312,10 +312,12 @@ def _payload(data: bytes, key: str) -> bytes:
     return payload
 
 
-def sources_from(readers: Iterable[tuple[str, Callable[[], str]]]
+def sources_from(readers: Iterable[tuple[str, Callable[[], str]]], *, gone: bool = False
                  ) -> Callable[[str, int], _Source | None]:  # fmt: skip
     """What an entry's file positions are bound to on loading: each file's reader, by its name
-    (the key holds the file's content, so the reader gives the text the positions were read in)."""
+    (the key holds the file's content, so the reader gives the text the positions were read in).
+    ``gone``: a file without a reader (deleted since) is bound to no text: the entry holds files
+    one by one, and the caller uses only those whose content it checked."""
     by_name = dict(readers)
     made: dict[str, _Source] = {}
 
@@ -323,6 +325,8 @@ def sources_from(readers: Iterable[tuple[str, Callable[[], str]]]
         if file in made:
             return made[file]
         read = by_name.get(file)
+        if read is None and gone:
+            read = str
         if read is None:
             return None
         made[file] = _Source(None, file, size=size, read=read)

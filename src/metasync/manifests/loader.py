@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,22 +106,58 @@ def working_tree(root: Path) -> ManifestSource:
     ]
 
 
-def load_manifests(root: Path, lookup: Lookup, source: ManifestSource | None = None) -> LoadResult:
-    """Load every manifest of ``source`` (default: the working tree under ``root``)."""
+@dataclass
+class FileLoad:
+    """What loading one manifest file produced: each document's resource (None: refused), its
+    locator and its problems, in order; and the file's own problems (unreadable, not YAML)."""
+
+    documents: list[tuple[Resource | None, DocumentLocator, list[Problem]]]
+    problems: list[Problem] = field(default_factory=list)
+
+
+def load_file(display: str, read: Callable[[], str], lookup: Lookup) -> FileLoad:
+    """Load one manifest file (what ``load_manifests`` does per file, before files are compared)."""
+    try:
+        text = read()
+        docs = parse_documents(text, display)
+    except MetasyncError as exc:
+        return FileLoad([], list(exc.problems))
+    # placeholders only where the file has any (looked for once per file, not per document)
+    substitute_with = lookup if "((" in text else None
+    documents = []
+    for doc in docs:
+        problems: list[Problem] = []
+        documents.append((_document(doc.data, doc.locator, substitute_with, problems),
+                          doc.locator, problems))  # fmt: skip
+    return FileLoad(documents)
+
+
+#: display name -> (content key, what loading the file gave): files loaded before, for
+#: ``load_manifests`` to reuse where the content is the same
+Loaded = dict[str, tuple[str, FileLoad]]
+
+
+def load_manifests(root: Path, lookup: Lookup, source: ManifestSource | None = None, *,
+                   known: Loaded | None = None, contents: Mapping[str, str | None] | None = None,
+                   loaded: Loaded | None = None) -> LoadResult:  # fmt: skip
+    """Load every manifest of ``source`` (default: the working tree under ``root``).
+
+    ``known``: files loaded before, reused where ``contents`` (display name -> content key)
+    says the file is the same; ``loaded`` receives every file's load with its content key."""
     result = LoadResult()
     seen: dict[tuple[str, str, int | None], DocumentLocator] = {}
     for display, read in working_tree(root) if source is None else source:
-        try:
-            text = read()
-            docs = parse_documents(text, display)
-        except MetasyncError as exc:
-            result.problems.extend(exc.problems)
-            continue
-        # placeholders only where the file has any (looked for once per file, not per document)
-        substitute_with = lookup if "((" in text else None
-        for doc in docs:
-            locator = doc.locator
-            resource = _document(doc.data, locator, substitute_with, result.problems)
+        content = contents.get(display) if contents is not None else None
+        before = known.get(display) if known is not None and content is not None else None
+        if before is not None and before[0] == content:
+            file = before[1]
+        else:
+            file = load_file(display, read, lookup)
+        if loaded is not None and content is not None:
+            loaded[display] = (content, file)
+        result.problems.extend(file.problems)
+        for resource, locator, problems in file.documents:
+            result.problems.extend(problems)
             if resource is None:
                 continue
             first = seen.get(resource.key)
