@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/bench_plan.py                  # N = 2,000 and 10,000
     .venv/bin/python benchmarks/bench_plan.py 2000 --versions 1,10 --runs 3
+    .venv/bin/python benchmarks/bench_plan.py 2000 --versions 1,10 --policy new-version
 
 For each N (workflows of 20 tasks, bench_load.py's generator): start a server, register the
 generated project in bulk (setup, not timed), then time `metasync plan --env dev` as a fresh process
@@ -147,11 +148,13 @@ def restore(originals: dict[Path, str]) -> None:
 PLAN_LINE = re.compile(r"Plan: (\d+) to create, (\d+) to update, (\d+) to delete")
 
 
-def check_plan(output: str, updates: int, case: str) -> None:
-    """The plan changes nothing, or updates exactly the edited workflows."""
+def check_plan(output: str, changed: int, case: str, policy: str = "in-place") -> None:
+    """The plan changes nothing, or exactly the edited workflows: updated in place, or (policy
+    new-version) each registered as a new version."""
     found = PLAN_LINE.search(output)
-    if found is None or tuple(map(int, found.groups())) != (0, updates, 0):
-        raise SystemExit(f"{case}: not the plan expected ({updates} to update):\n{output[-3000:]}")
+    expected = (changed, 0, 0) if policy == "new-version" else (0, changed, 0)
+    if found is None or tuple(map(int, found.groups())) != expected:
+        raise SystemExit(f"{case}: not the plan expected ({expected}):\n{output[-3000:]}")
 
 
 def floors(root: Path, url: str, latest: bool, cold: bool, into: dict[str, Best]) -> None:
@@ -180,7 +183,8 @@ def row(n: int, versions: int, case: str, fl: dict[str, Best], *, floor: Best, p
     )
 
 
-def bench(n: int, version_counts: Sequence[int], runs: int, port: int | None) -> None:
+def bench(n: int, version_counts: Sequence[int], runs: int, port: int | None,
+          policy: str = "in-place") -> None:  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "project"
         root.mkdir()
@@ -191,7 +195,8 @@ def bench(n: int, version_counts: Sequence[int], runs: int, port: int | None) ->
                 text = path.read_text()
                 path.write_text(text.replace("spec:\n  version: 1\n", f"spec:\n  version: {VERSION}\n", 1))  # fmt: skip
             env = root / "environments" / "dev" / "environment.yaml"
-            env.write_text(env.read_text().replace("http://127.0.0.1:18081", server.url))
+            env.write_text(env.read_text().replace("http://127.0.0.1:18081", server.url)
+                           + f"policy:\n  versioning: {policy}\n")  # fmt: skip
             register(root, server.url)
             latest = httpx.get(f"{server.url}/api/metadata/workflow/latest-versions", timeout=600)
             has_latest = latest.status_code == 200
@@ -217,8 +222,8 @@ def bench(n: int, version_counts: Sequence[int], runs: int, port: int | None) ->
                 for run in range(runs):
                     changed = change_one_percent(root, n, originals, 33 + run)
                     floors(root, server.url, has_latest, True, fl)
-                    check_plan(plan(root, changed_warm, cold=False), changed, "1% warm")
-                    check_plan(plan(root, changed_cold, cold=True), changed, "1% cold")
+                    check_plan(plan(root, changed_warm, cold=False), changed, "1% warm", policy)
+                    check_plan(plan(root, changed_cold, cold=True), changed, "1% cold", policy)
                 restore(originals)
                 net = fl["net latest"] if has_latest else fl["net all"]
                 print(row(n, versions, "1% warm", fl, floor=net, p=changed_warm), flush=True)
@@ -236,6 +241,9 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--versions", default="1,10", help="versions per workflow on the server")
     parser.add_argument("--runs", type=int, default=3, help="best of this many runs")
     parser.add_argument("--port", type=int, help="the server's port (default: a free one)")
+    parser.add_argument("--policy", choices=["in-place", "new-version"], default="in-place",
+                        help="the environment's policy.versioning: in place, a plan lists every "
+                        "version git does not hold (all are read); new-version reads the newest")  # fmt: skip
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
     version_counts = sorted({int(v) for v in args.versions.split(",")})
@@ -250,7 +258,7 @@ def main(argv: Sequence[str]) -> None:
         flush=True,
     )
     for n in args.sizes:
-        bench(n, version_counts, args.runs, args.port)
+        bench(n, version_counts, args.runs, args.port, args.policy)
 
 
 if __name__ == "__main__":
