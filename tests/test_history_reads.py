@@ -15,7 +15,10 @@ import conductor_server
 from faultproxy import Fault, FaultProxy
 from helpers import run_cli, write_project
 from metasync.conductor import live as live_module
+from metasync.conductor.normalize import normalize
 from metasync.operations import plan as plan_module
+from metasync.plan import memo as memo_module
+from metasync.plan import planner as planner_module
 from metasync.plan.select import parse_selectors
 from metasync.project import Project
 from metasync.render.plan_json import plan_document
@@ -222,3 +225,28 @@ def test_in_place_an_older_version_git_holds_is_read_back_after_apply(
     assert "version=1" in reads
     response = api.get(f"/metadata/workflow/{prefix}main", params={"version": 1})
     assert json.loads(response.text)["description"] == "changed"
+
+
+def test_under_new_version_an_unchanged_workflow_is_known_from_the_memo(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Policy new-version asks whether git's content is the newest version's; a plan that finds
+    nothing changed since the last one knows it from the fingerprint memo, without normalizing
+    the workflows again (2,000 workflows: 2 s of a 0.8 s plan, before)."""
+    root = project(tmp_path / "p", prefix, conductor.url)
+    with_history(root, prefix, api)
+    first = planned(root, conductor.url, prefix, monkeypatch)
+    seen: list[str] = []
+    real = normalize
+
+    def counted(kind: str, spec: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(f"{kind} {spec.get('name')} v{spec.get('version')}")
+        return real(kind, spec, *args, **kwargs)
+
+    monkeypatch.setattr(planner_module, "normalize", counted)
+    monkeypatch.setattr(memo_module, "normalize", counted)
+    again = planned(root, conductor.url, prefix, monkeypatch)
+    assert again == first
+    assert pending(again) == {}
+    assert [s for s in seen if s.startswith("WorkflowDef")] == []

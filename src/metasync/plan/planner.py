@@ -56,7 +56,7 @@ def _build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
     chosen = [r for r in desired if selected(selectors, r.kind, r.name, r.labels)]
     for resource in desired:
         labels[resource.key] = resource.labels
-    versions = Versions(live.objects, chosen, _same(live.flavour, secrets, ignore)
+    versions = Versions(live.objects, chosen, _same(live.flavour, secrets, ignore, memo, live)
                         if policy.versioning == "new-version" else None)  # fmt: skip
     for resource in versions.resources:
         labels[resource.key] = resource.labels
@@ -212,10 +212,22 @@ def _without(spec: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k not in fields} if fields else spec
 
 
-def _same(flavour: Flavour, secrets: Secrets | None, ignore: Sequence[Rule] = ()) -> Same:
+def _same(flavour: Flavour, secrets: Secrets | None, ignore: Sequence[Rule] = (),
+          memo: FingerprintMemo | None = None, live: LiveState | None = None) -> Same:  # fmt: skip
+    """Would writing ``spec`` leave ``current`` as it is? With ``memo``: known from an earlier
+    plan where both are as they were then (``live``'s digests name the server's side)."""
+    listed: dict[int, Any] | None = None
+
     def same(kind: str, spec: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+        nonlocal listed
         resolved = secrets.resolve(spec) if secrets is not None else spec
         paths = rules_for(ignore, kind, str(spec.get("name")))
+        if memo is not None and live is not None and not paths:
+            if listed is None:  # the digest of each listed object, by the object
+                listed = {id(live.objects[k]): d for k, d in live.digests.items()}
+            known = memo.same(kind, flavour, (), resolved, current, listed=listed.get(id(current)))
+            if known is not None:
+                return True
         wanted = without(normalize(kind, resolved, flavour), paths)
         return fingerprint(wanted) == fingerprint(without(normalize(kind, current, flavour), paths))
 
