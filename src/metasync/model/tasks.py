@@ -91,16 +91,19 @@ def sub_workflows(workflow: Mapping[str, Any]) -> set[str]:
 
 
 def callees_first(items: Sequence[T], name: Callable[[T], str],
-                  spec: Callable[[T], Mapping[str, Any]]) -> list[T]:  # fmt: skip
+                  spec: Callable[[T], Mapping[str, Any]],
+                  callees: Callable[[T], set[str]] | None = None) -> list[T]:  # fmt: skip
     """``items`` (workflows, or changes to them) with every sub-workflow before the workflows
     that call it; stable otherwise, a cycle broken where it is found. Items of one name (its
-    versions) stay together."""
+    versions) stay together. ``callees``: an item's sub-workflows, when the caller has them
+    (default: found in ``spec``)."""
     by_name: dict[str, list[T]] = {}
     for item in items:
         by_name.setdefault(name(item), []).append(item)
+    position = {n: i for i, n in enumerate(by_name)}
     calls: dict[str, set[str]] = {n: set() for n in by_name}
     for item in items:
-        calls[name(item)] |= sub_workflows(spec(item))
+        calls[name(item)] |= callees(item) if callees is not None else sub_workflows(spec(item))
     ordered: list[T] = []
     seen: set[str] = set()
 
@@ -108,8 +111,9 @@ def callees_first(items: Sequence[T], name: Callable[[T], str],
         if current in seen:
             return
         seen.add(current)
-        for callee in by_name:  # in the order the items came
-            if callee in calls[current] and callee != current:
+        # in the order the items came
+        for callee in sorted(calls[current] & position.keys(), key=position.__getitem__):
+            if callee != current:
                 place(callee)
         ordered.extend(by_name[current])
 

@@ -18,7 +18,7 @@ from typing import Any
 from metasync.errors import Location, Problem, ValidationFailed
 from metasync.model.kinds import KINDS
 from metasync.model.resource import Resource
-from metasync.model.tasks import callees_first, walk_tasks
+from metasync.model.tasks import callees_first, sub_workflows, walk_tasks
 
 Key = tuple[str, str, int | None]
 #: does this desired spec hold the same content as that live object (version aside)?
@@ -49,8 +49,15 @@ class Versions:
                 on_server.setdefault(name, []).append(version)
         targets: dict[str, int] = {}
         chosen: dict[str, Resource] = {}
-        for resource in callees_first(workflows, lambda r: r.name, lambda r: r.spec):
-            spec = _pinned(resource.spec, targets)
+        calls = {r.name: sub_workflows(r.spec) for r in workflows}  # one version of each
+        for resource in callees_first(workflows, lambda r: r.name, lambda r: r.spec,
+                                      lambda r: calls[r.name]):  # fmt: skip
+            # a workflow that calls none of these has nothing to re-pin
+            spec = (
+                _pinned(resource.spec, targets)
+                if calls[resource.name] & targets.keys()
+                else resource.spec
+            )
             wanted = resource.version or 1
             newest = max(on_server.get(resource.name, ()), default=None)
             if newest is None:
