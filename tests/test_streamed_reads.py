@@ -108,12 +108,18 @@ def test_no_digest_where_the_text_could_show_a_secret() -> None:
     assert digest('{"script": "a\\nb"}') is None
 
 
+def applied(tmp_path: Path, prefix: str, url: str) -> Path:
+    """The example project, applied to the server at ``url``."""
+    root = prefixed_example(tmp_path / "project", prefix, url)
+    assert run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve").exit_code == 0
+    return root
+
+
 @pytest.mark.server
 def test_a_servers_lists_read_as_they_arrive_are_its_lists(
     conductor: conductor_server.Server, prefix: str, tmp_path: Path
 ) -> None:
-    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
-    assert run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve").exit_code == 0
+    applied(tmp_path, prefix, conductor.url)
     with ConductorClient.connect(conductor.url, label="the dev server") as client:
         for kind in ("TaskDef", "WorkflowDef", "EventHandler"):
             listed = client.objects(KINDS[kind], digest=lambda text: text)
@@ -129,8 +135,7 @@ def test_a_servers_lists_read_as_they_arrive_are_its_lists(
 def test_a_list_cut_short_mid_answer_is_read_again(
     conductor: conductor_server.Server, prefix: str, tmp_path: Path
 ) -> None:
-    root = prefixed_example(tmp_path / "project", prefix, conductor.url)
-    assert run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve").exit_code == 0
+    root = applied(tmp_path, prefix, conductor.url)
     request = "GET /api/metadata/workflow"
     with FaultProxy(conductor.url, first={request: ["cut", "cut"]}) as proxy:
         env = root / "environments" / "dev" / "environment.yaml"
