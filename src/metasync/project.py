@@ -96,11 +96,6 @@ class Desired:
         facts = self.fact(resource)
         return facts[0] if facts is not None else frozenset(used_secrets(resource.spec))
 
-    def digest_of(self, resource: Resource) -> bytes | None:
-        """``resource``'s ``spec_digest`` as rendered (None: not known, or not to be kept)."""
-        facts = self.fact(resource)
-        return facts[1] if facts is not None else None
-
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
