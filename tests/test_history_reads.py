@@ -34,7 +34,7 @@ server:
   url: {url}
 policy:
   versioning: {versioning}
-  prune: true
+  prune: {prune}
   maxDeletes: 50
 """
 
@@ -58,7 +58,8 @@ spec:
 """
 
 
-def project(root: Path, prefix: str, url: str, versioning: str = "new-version") -> Path:
+def project(root: Path, prefix: str, url: str, versioning: str = "new-version",
+            prune: bool = True) -> Path:  # fmt: skip
     """Task defs a and b; workflow main on b, workflow gone on a."""
     return write_project(root, {
         "manifests/a.yaml": TASKDEF.format(name=f"{prefix}a"),
@@ -67,7 +68,7 @@ def project(root: Path, prefix: str, url: str, versioning: str = "new-version") 
                                                task=f"{prefix}b"),
         "manifests/gone.yaml": WORKFLOW.format(name=f"{prefix}gone", description="first",
                                                task=f"{prefix}a"),
-    }, ENVIRONMENT.format(url=url, versioning=versioning))  # fmt: skip
+    }, ENVIRONMENT.format(url=url, versioning=versioning, prune=str(prune).lower()))  # fmt: skip
 
 
 def apply(root: Path) -> str:
@@ -225,6 +226,64 @@ def test_in_place_an_older_version_git_holds_is_read_back_after_apply(
     assert "version=1" in reads
     response = api.get(f"/metadata/workflow/{prefix}main", params={"version": 1})
     assert json.loads(response.text)["description"] == "changed"
+
+
+def test_in_place_the_older_versions_of_workflows_in_git_are_listed_not_read(
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """In place without prune, a workflow's versions git does not hold are listed from the
+    server's index, not read (ten versions of each workflow no longer read ten times the data);
+    the version git holds is read though it is not the newest; a name git does not hold is read
+    whole; drift, an audit, reads them all; with prune on every version is read again."""
+    root = project(tmp_path / "p", prefix, conductor.url, versioning="in-place", prune=False)
+    apply(root)  # main v1, gone v1
+    edit(root / "manifests/main.yaml", "version: 1", "version: 2")
+    apply(root)  # main v2; v1 stays, metasync's
+    hand_made(api, f"{prefix}main", 3)  # newer than git's, by hand
+    for version in (1, 2):
+        hand_made(api, f"{prefix}foreign", version)
+    reference = planned(root, conductor.url, prefix, monkeypatch, whole=True)
+    with FaultProxy(conductor.url) as proxy:
+        document = planned(root, proxy.url, prefix, monkeypatch)
+        assert proxy.seen(*FULL_LIST) == []
+        reads = {name: sorted(s.query for s in proxy.log if s.path == f"/api/metadata/workflow/{prefix}{name}")
+                 for name in ("main", "foreign")}  # fmt: skip
+    assert reads == {"main": ["version=2"], "foreign": ["version=1"]}
+    assert pending(document) == {}
+    unmanaged = {(u["name"], u["version"]): u["managedByMetasync"] for u in document["unmanaged"]}
+    assert unmanaged == {
+        (f"{prefix}foreign", 1): False, (f"{prefix}foreign", 2): False,
+        (f"{prefix}main", 1): None,  # metasync's, not read
+        (f"{prefix}main", 3): False,
+    }  # fmt: skip
+    # the whole read knows main v1 is metasync's; the rest of the plan is the same
+    assert reference["unmanaged"] == [
+        {**u, "managedByMetasync": True} if (u["name"], u["version"]) == (f"{prefix}main", 1) else u
+        for u in document["unmanaged"]
+    ]
+    assert {**document, "unmanaged": []} == {**reference, "unmanaged": []}
+    environment = root / "environments/dev/environment.yaml"
+    text = run_cli("--project", str(root), "plan", "--env", "dev", "--select", f"name={prefix}*")
+    assert "(1 older version(s) of workflows in git, listed, not read:" in text.stdout, text.stdout
+    with FaultProxy(conductor.url) as proxy:
+        edit(environment, conductor.url, proxy.url)
+        result = run_cli("--project", str(root), "drift", "--env", "dev", "--select",
+                         f"name={prefix}*", "-o", "json")  # fmt: skip
+        assert proxy.seen(*FULL_LIST) == ["pass"]
+        drift = json.loads(result.stdout)["environments"][0]["drift"]
+        assert [(d["name"], d["version"], d["managedByMetasync"]) for d in drift] == [
+            (f"{prefix}foreign", 1, False), (f"{prefix}foreign", 2, False),
+            (f"{prefix}main", 1, True), (f"{prefix}main", 3, False),
+        ]  # fmt: skip
+        proxy.log.clear()
+        edit(environment, "prune: false", "prune: true")
+        result = run_cli("--project", str(root), "plan", "--env", "dev", "--select",
+                         f"name={prefix}*", "-o", "json")  # fmt: skip
+        assert proxy.seen(*FULL_LIST) == ["pass"]
+    deletes = [(c["name"], c["version"]) for c in json.loads(result.stdout)["changes"]
+               if c["action"] == "delete"]  # fmt: skip
+    assert deletes == [(f"{prefix}main", 1)]
 
 
 def test_under_new_version_an_unchanged_workflow_is_known_from_the_memo(

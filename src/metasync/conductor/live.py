@@ -56,6 +56,9 @@ class LiveState:
     #: of the objects read in a list: the reader's digest of each one's JSON text (read_live's
     #: ``digest``), where it gave one
     digests: Mapping[Key, Any] = field(default_factory=dict)
+    #: the older workflow versions the server's index of names and versions shows that were
+    #: left unread (metasync's own apart): known to be there, not what they hold
+    unread: tuple[Key, ...] = ()
     _ledgers: dict[str, dict[str, dict[str, str | None]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -140,12 +143,12 @@ def read_live(reader: LiveReader, older: Older | None = None,
     that is read whole. ``digest``: what to keep of each listed object's JSON text
     (``LiveState.digests``)."""
 
-    def read(kind: Kind) -> tuple[list[Json] | None, bool, str]:
+    def read(kind: Kind) -> tuple[list[Json] | None, list[Key], str]:
         if kind.versioned and older is not None:
             found = _history_proof(reader, older, digest)
             if found is not None:
                 return (*found, "GET /api/metadata/workflow/latest-versions")
-        return reader.objects(kind, digest), False, f"GET /api{kind.endpoints.list}"
+        return reader.objects(kind, digest), [], f"GET /api{kind.endpoints.list}"
 
     # independent requests: the server answers them side by side (its answer is most of the
     # time), and a failure is reported as the first one in the kinds' order
@@ -159,11 +162,13 @@ def read_live(reader: LiveReader, older: Older | None = None,
     digests: dict[Key, Any] = {}
     missing: list[str] = []
     partial = False
+    unread: list[Key] = []
     for kind, (listed, left_out, request) in answers:
         if listed is None:
             missing.append(kind.name)
             continue
-        partial = partial or left_out
+        partial = partial or bool(left_out)
+        unread += [key for key in left_out if not key[1].startswith(_INTERNAL)]
         kept = getattr(listed, "digests", None) if digest is not None else None
         for i, spec in enumerate(_objects(listed, request, reader.url, kind.versioned)):
             name = spec["name"]
@@ -176,13 +181,13 @@ def read_live(reader: LiveReader, older: Older | None = None,
             if kept is not None and i < len(kept) and kept[i] is not None:
                 digests[key] = kept[i]
     return LiveState(reader.url, version, flavour_of(version), objects, internal, tuple(missing),
-                     partial, digests)  # fmt: skip
+                     partial, digests, tuple(unread))  # fmt: skip
 
 
 def _history_proof(reader: LiveReader, older: Older,
-                   digest: Digest | None = None) -> tuple[list[Json], bool] | None:  # fmt: skip
-    """The newest version of each workflow and the older ones ``older`` names, and whether any
-    older one was left out; None when the server cannot answer that (read the whole list)."""
+                   digest: Digest | None = None) -> tuple[list[Json], list[Key]] | None:  # fmt: skip
+    """The newest version of each workflow and the older ones ``older`` names, and the keys of
+    the older ones left out; None when the server cannot answer that (read the whole list)."""
     with ThreadPoolExecutor(max_workers=1) as pool:  # the two reads overlap
         asked_index = pool.submit(reader.workflow_versions)
         newest = reader.newest_workflows(digest)
@@ -192,7 +197,7 @@ def _history_proof(reader: LiveReader, older: Older,
     checked = _objects(newest, "GET /api/metadata/workflow/latest-versions", reader.url, True)
     top = {str(spec["name"]): spec.get("version", 1) for spec in checked}
     wanted: list[tuple[str, int]] = []
-    skipped = False
+    skipped: list[Key] = []
     for name, versions in index.items():
         for number in versions:
             if name not in top or number == top[name]:
@@ -200,7 +205,7 @@ def _history_proof(reader: LiveReader, older: Older,
             if not name.startswith(_INTERNAL) and older(name, number):
                 wanted.append((name, number))
             else:
-                skipped = True
+                skipped.append(("WorkflowDef", name, number))
     if not wanted:
         return checked, skipped  # as listed (with its digests)
     if len(wanted) > ONE_BY_ONE_MAX:  # the whole list, of which only those are kept

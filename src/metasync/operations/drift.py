@@ -35,7 +35,8 @@ def _drift_of(project: Project, env: str,
               selectors: Sequence[Selector]) -> tuple[EnvironmentDrift, bool]:  # fmt: skip
     """The environment's drift, and whether the selection matched anything there."""
     try:
-        planned = make_plan(project, env, selectors)
+        # an audit: who last wrote each version not in git, also those a plan leaves unread
+        planned = make_plan(project, env, selectors, every_version=True)
     except MetasyncError as exc:
         try:
             server = redact_url(load_environment(project.root, env).config.server.url)

@@ -30,13 +30,14 @@ from metasync.project import Desired, Project
 T = TypeVar("T")
 
 
-def plan(
-    project: Project, env: str, selectors: Sequence[Selector] = (), pin: str | None = None
-) -> Planned:
+def plan(project: Project, env: str, selectors: Sequence[Selector] = (), pin: str | None = None,
+         *, every_version: bool = False) -> Planned:  # fmt: skip
     """Render ``env``, read its server in bulk, plan, and let the server check what would change.
 
     The server is read while the manifests are rendered (the wait for its answer is most of a
-    plan that changes nothing); the manifests' problems still come first."""
+    plan that changes nothing); the manifests' problems still come first. ``every_version``:
+    read every workflow version the server holds, also those the plan needs not (drift reports
+    who last wrote each one)."""
     environment = load_environment(project.root, env)
     policy = environment.config.policy
     try:
@@ -49,7 +50,8 @@ def plan(
         # each object's text as listed keys the fingerprint memo (plan/memo.py): what could
         # show a secret the project has is not kept
         known = Secrets.available(environment.config.secrets).values.values()
-        reading = _in_background(read_live, client, _older_needed(rendered, selectors, policy),
+        older = None if every_version else _older_needed(rendered, selectors, policy)
+        reading = _in_background(read_live, client, older,
                                  text_digest(known))  # fmt: skip
         try:
             desired = project.render(env, pin)
@@ -140,25 +142,35 @@ def _in_background(call: Callable[..., T], *args: Any) -> Future[T]:
 
 def _older_needed(rendered: Future[Sequence[Resource]], selectors: Sequence[Selector],
                   policy: Policy) -> Older | None:  # fmt: skip
-    """Which older workflow versions (not a name's newest) the plan needs: with policy
-    new-version, those of the workflows git does not hold that the selection takes in (the plan
-    lists them, or prunes them); the history of the others is the server's own (plan/versions.py).
-    In place, every version git does not hold is listed: all of them (None). What git holds is
-    asked when it is needed: the read starts before the manifests are rendered."""
-    if policy.versioning != "new-version":
+    """Which older workflow versions (not a name's newest) the plan needs; None: all of them.
+
+    Those of the workflows git does not hold that the selection takes in: the plan lists them
+    (whether metasync wrote them), or prunes them. With policy new-version, the history of the
+    workflows git holds is the server's own (plan/versions.py). In place, the versions git holds
+    (an older version is updated where it is); the others are listed from the server's index of
+    names and versions, unread, unless policy.prune is on: whether metasync wrote each one
+    decides a prune, so then every version is read. What git holds is asked when it is needed:
+    the read starts before the manifests are rendered."""
+    in_place = policy.versioning != "new-version"
+    if in_place and policy.prune:
         return None
 
     @functools.cache
-    def held() -> frozenset[str]:
-        return frozenset(
-            r.name
+    def held() -> tuple[frozenset[str], frozenset[tuple[str, int | None]]]:
+        workflows = [
+            r
             for r in rendered.result()
             if KINDS[r.kind].versioned and selected(selectors, r.kind, r.name, r.labels)
-        )
+        ]
+        return frozenset(r.name for r in workflows), frozenset((r.name, r.version) for r in workflows)
 
-    return lambda name, _version: (
-        name not in held() and selected(selectors, "WorkflowDef", name, {})
-    )
+    def needed(name: str, version: int) -> bool:
+        names, keys = held()
+        if name in names:
+            return in_place and (name, version) in keys
+        return selected(selectors, "WorkflowDef", name, {})
+
+    return needed
 
 
 def _idle_ignores(environment: Environment, desired: Desired, live: LiveState) -> list[Problem]:
