@@ -162,7 +162,9 @@ def _older_needed(rendered: Future[Sequence[Resource]], selectors: Sequence[Sele
             for r in rendered.result()
             if KINDS[r.kind].versioned and selected(selectors, r.kind, r.name, r.labels)
         ]
-        return frozenset(r.name for r in workflows), frozenset((r.name, r.version) for r in workflows)
+        return frozenset(r.name for r in workflows), frozenset(
+            (r.name, r.version) for r in workflows
+        )
 
     def needed(name: str, version: int) -> bool:
         names, keys = held()
