@@ -5,7 +5,9 @@ could show a secret."""
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import conductor_server
 from faultproxy import FaultProxy
 from helpers import prefixed_example, run_cli
 from metasync.conductor.client import ConductorClient
-from metasync.conductor.stream import ListParser
+from metasync.conductor.stream import Listed, ListParser
 from metasync.model.kinds import KINDS
 from metasync.plan.memo import text_digest
 
@@ -106,6 +108,34 @@ def test_no_digest_where_the_text_could_show_a_secret() -> None:
     # an escape can spell a secret's characters: a text with one is never kept
     assert digest('{"token": "s3cr3t\\u002dvalue"}') is None
     assert digest('{"script": "a\\nb"}') is None
+
+
+def test_an_object_with_a_digest_is_kept_as_its_text_and_read_as_the_object() -> None:
+    """What a plan's memo finds unchanged is never walked: such objects stay text until a look
+    past what identifies them; as mappings they are the objects json.loads makes."""
+    data = b'[{"name": "a", "version": 2, "tasks": [{"t": 1}]}, {"name": "b\\n"}, 3]'
+    digest = text_digest([])
+    parser = ListParser(digest)
+    parser.feed(data)
+    first, second, third = parser.result()
+    assert isinstance(first, Listed)
+    assert isinstance(second, dict) and third == 3  # no digest (an escape), not an object
+    # what identifies it, and whose it is, without parsing
+    assert (first["name"], first.get("version"), first.get("ownerApp", "-")) == ("a", 2, "-")
+    assert "version" in first and "ownerApp" not in first
+    assert first._value is None  # type: ignore[attr-defined]
+    expected = json.loads(data)[0]
+    assert first == expected and expected == first and first != {"name": "a"}
+    assert first._value is not None  # type: ignore[attr-defined]
+    assert dict(first) == {**first} == expected and len(first) == 3
+    assert first["tasks"] is first["tasks"]  # parsed once
+    for copied in (copy.deepcopy(first), copy.copy(first), pickle.loads(pickle.dumps(first))):
+        assert type(copied) is dict and copied == expected
+    assert json.dumps(dict(first)) == json.dumps(expected)
+    with pytest.raises(KeyError):
+        first["nothing"]
+    with pytest.raises(TypeError):
+        hash(first)
 
 
 def applied(tmp_path: Path, prefix: str, url: str) -> Path:

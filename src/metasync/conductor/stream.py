@@ -4,7 +4,9 @@ A 3.15 server sends its 10,000 workflow definitions (60 MB) over half a second a
 them; parsing them as they come overlaps the two, and never holds the whole answer twice (as
 bytes and as text) beside the objects. Each element's text, exactly as the server wrote it, is
 handed to ``digest`` (the plan's memo keys an unchanged object by it, without walking the
-object); the text is not kept.
+object). An object with a digest is kept as that text (``Listed``), parsed again where it is
+used: a plan that finds most objects unchanged never walks them, and the text takes a fifth of
+the memory of the objects (10,000 workflows: 60 MB against 300).
 
 An answer that is not a list (an error body, a proxy's page) is kept whole and parsed at the end
 with ``json.loads``, so what the caller reports about it does not change.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from metasync.bulk import no_cycles
@@ -25,6 +27,63 @@ _AFTER_SCALAR = frozenset(_SPACE + ",]")
 #: an element that has not arrived whole is tried again once this many more characters came
 #: (or twice its length so far: a large one is not parsed again for every chunk)
 _RETRY_AFTER = 64 * 1024
+
+
+#: the fields a ``Listed`` object answers without parsing its text (what identifies it, whose it
+#: is): every object of a list is asked them
+HEAD = ("name", "version", "ownerApp")
+
+
+class Listed(Mapping[str, Any]):
+    """A JSON object kept as its text, parsed at the first look past ``HEAD`` (then kept parsed).
+
+    A read-only mapping: what needs a ``dict`` (``json.dumps``, ``marshal``) takes ``dict(x)``."""
+
+    __slots__ = ("_head", "_text", "_value")
+
+    def __init__(self, text: str, value: Mapping[str, Any]) -> None:
+        self._text: str | None = text
+        self._head = {key: value[key] for key in HEAD if key in value}
+        self._value: dict[str, Any] | None = None
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._value is None:
+            assert self._text is not None
+            self._value = json.loads(self._text)
+            self._text = None
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        if self._value is None and key in HEAD:
+            return self._head[key]
+        return self._parsed()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._value is None and key in HEAD:
+            return self._head.get(key, default)
+        return self._parsed().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if self._value is None and key in HEAD:
+            return key in self._head
+        return key in self._parsed()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __eq__(self, other: object) -> bool:
+        return self._parsed() == (dict(other) if isinstance(other, Listed) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Listed({self._parsed()!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copied or pickled: as the dict it is
+        return (dict, (self._parsed(),))
 
 
 class Digested(list[Any]):
@@ -144,9 +203,13 @@ class ListParser:
             ):  # a number read up to the chunk's end ("2.5" of "2.5e3") may go on in the next
                 self._wait = end - pos + 1
                 break
-            self.items.append(item)
             if self._digest is not None:
-                self.digests.append(self._digest(text[pos:stop]))
+                piece = text[pos:stop]
+                digest = self._digest(piece)
+                self.digests.append(digest)
+                if digest is not None and isinstance(item, dict):
+                    item = Listed(piece, item)
+            self.items.append(item)
             pos = stop
             self._after_item = True
             self._after_comma = False
