@@ -119,18 +119,24 @@ def test_an_object_with_a_digest_is_kept_as_its_text_and_read_as_the_object() ->
     parser.feed(data)
     first, second, third = parser.result()
     assert isinstance(first, Listed)
-    assert isinstance(second, dict) and third == 3  # no digest (an escape), not an object
+    assert isinstance(second, dict)
+    assert third == 3
     # what identifies it, and whose it is, without parsing
     assert (first["name"], first.get("version"), first.get("ownerApp", "-")) == ("a", 2, "-")
-    assert "version" in first and "ownerApp" not in first
-    assert first._value is None  # type: ignore[attr-defined]
+    assert "version" in first
+    assert "ownerApp" not in first
+    assert first._value is None
     expected = json.loads(data)[0]
-    assert first == expected and expected == first and first != {"name": "a"}
-    assert first._value is not None  # type: ignore[attr-defined]
-    assert dict(first) == {**first} == expected and len(first) == 3
+    assert first == expected
+    assert expected == first
+    assert first != {"name": "a"}
+    assert first._value is not None
+    assert dict(first) == {**first} == expected
+    assert len(first) == 3
     assert first["tasks"] is first["tasks"]  # parsed once
     for copied in (copy.deepcopy(first), copy.copy(first), pickle.loads(pickle.dumps(first))):
-        assert type(copied) is dict and copied == expected
+        assert type(copied) is dict
+        assert copied == expected
     assert json.dumps(dict(first)) == json.dumps(expected)
     with pytest.raises(KeyError):
         first["nothing"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -28,16 +28,20 @@ from metasync.plan.select import Selector, nothing_selected, selected
 from metasync.project import Desired, Project
 
 T = TypeVar("T")
+Key = tuple[str, str, int | None]
+#: a change the server checked: its live and desired fingerprints then
+Checked = tuple[str | None, str | None]
 
 
 def plan(project: Project, env: str, selectors: Sequence[Selector] = (), pin: str | None = None,
-         *, every_version: bool = False) -> Planned:  # fmt: skip
+         *, every_version: bool = False, checked: Mapping[Key, Checked] | None = None) -> Planned:  # fmt: skip
     """Render ``env``, read its server in bulk, plan, and let the server check what would change.
 
     The server is read while the manifests are rendered (the wait for its answer is most of a
     plan that changes nothing); the manifests' problems still come first. ``every_version``:
     read every workflow version the server holds, also those the plan needs not (drift reports
-    who last wrote each one)."""
+    who last wrote each one). ``checked``: changes this server checked already (a saved plan's,
+    by key: its live and desired fingerprints); one that is still the same is not sent again."""
     environment = load_environment(project.root, env)
     policy = environment.config.policy
     try:
@@ -95,7 +99,9 @@ def plan(project: Project, env: str, selectors: Sequence[Selector] = (), pin: st
             where = f"in git or on the server of {env}"
             plan = replace(plan, warnings=(*plan.warnings, nothing_selected(selectors, where)))
         plan = with_executions(plan, client)
-        problems, unchecked = _server_checks(plan, desired.resources, client, secrets)
+        problems, unchecked = _server_checks(
+            plan, desired.resources, client, secrets, checked or {}
+        )
     if problems:
         raise ValidationFailed(problems)
     kept, silenced = split(plan.warnings, desired.suppressions)
@@ -249,15 +255,21 @@ def mask_problem(problem: Problem, secrets: Secrets) -> Problem:
     return Problem(secrets.mask(problem.message), problem.location, problem.hint, problem.severity)
 
 
-def _server_checks(
-    plan: Plan, resources: Sequence[Resource], client: ConductorClient, secrets: Secrets
-) -> tuple[list[Problem], dict[tuple[str, str, int | None], str]]:
+def _server_checks(plan: Plan, resources: Sequence[Resource], client: ConductorClient,
+                   secrets: Secrets, checked: Mapping[Key, Checked]) -> tuple[list[Problem], dict[Key, str]]:  # fmt: skip
     """Ask the server to validate each workflow that would be written (nothing is stored): what
-    it refuses, and why each workflow it could not check (it kept failing) is held back."""
+    it refuses, and why each workflow it could not check (it kept failing) is held back. Not
+    those ``checked`` has with the same fingerprints (the server answered for them already)."""
     # by name too: under policy new-version a change carries the version it will be written as
     by_name = {(r.kind, r.name): r for r in resources}
     by_key = {r.key: r for r in resources}
-    changes = [c for c in plan.pending if KINDS[c.kind].validate and c.desired is not None]
+    changes = [
+        c
+        for c in plan.pending
+        if KINDS[c.kind].validate
+        and c.desired is not None
+        and checked.get(c.key) != (c.live_fingerprint, c.desired_fingerprint)
+    ]
 
     def check(change: Change) -> ServerError | None:
         try:
@@ -267,7 +279,7 @@ def _server_checks(
         return None
 
     problems: list[Problem] = []
-    unchecked: dict[tuple[str, str, int | None], str] = {}
+    unchecked: dict[Key, str] = {}
     with ThreadPoolExecutor(max_workers=8) as pool:  # independent requests: let them overlap
         for change, refused in zip(changes, pool.map(check, changes), strict=True):
             if refused is None:

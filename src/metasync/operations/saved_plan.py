@@ -85,7 +85,9 @@ def _at(commit: str | None) -> str:
 def _apply_saved(project: Project, saved: SavedPlan, path: Path,
                  on_step: Callable[[Step], None] | None, *, force: bool,
                  partial: bool) -> SavedApply:  # fmt: skip
-    fresh = make_plan(project, saved.environment)
+    # what the plan's server checks passed is not sent to the server again: the changes kept
+    # are those still as reviewed, on the same server (a refusal now is a write that fails)
+    fresh = make_plan(project, saved.environment, checked=saved.checked)
     if fresh.plan.server != saved.server:
         raise ConfigError(
             f"the plan was made against {saved.server}, but {saved.environment} now points at "

@@ -30,6 +30,8 @@ class Reviewed:
     action: str
     live_fingerprint: str | None
     desired_fingerprint: str | None
+    #: the plan blocked it (protected, in use, or the server could not check it)
+    blocked: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,16 @@ class SavedPlan:
     reviewed: tuple[Reviewed, ...]
     #: the environment's desired state when planned (operations/changed.py); None in older plans
     desired_fingerprint: str | None = None
+
+    @property
+    def checked(self) -> dict[Key, tuple[str | None, str | None]]:
+        """The reviewed changes the server checked when the plan was made (every one it did not
+        block: one it could not check is blocked), with their fingerprints then."""
+        return {
+            item.key: (item.live_fingerprint, item.desired_fingerprint)
+            for item in self.reviewed
+            if not item.blocked and item.action != "delete"
+        }
 
     @classmethod
     def from_document(cls, document: Any, where: str) -> SavedPlan:
@@ -62,7 +74,13 @@ class SavedPlan:
                 hint="Plan again (metasync plan --env ENV --out FILE), and review that plan.",
             ) from None
         reviewed = tuple(
-            Reviewed((c.kind, c.name, c.version), c.action, c.liveFingerprint, c.desiredFingerprint)
+            Reviewed(
+                (c.kind, c.name, c.version),
+                c.action,
+                c.liveFingerprint,
+                c.desiredFingerprint,
+                c.blocked is not None,
+            )
             for c in saved.changes
             if c.action != "noop"
         )
@@ -80,6 +98,7 @@ class _Change(BaseModel):
     action: Literal["create", "update", "delete", "noop"]
     liveFingerprint: str | None
     desiredFingerprint: str | None
+    blocked: str | None = None
 
     @field_validator("kind")
     @classmethod
