@@ -172,12 +172,12 @@ def test_a_list_cut_short_mid_answer_is_read_again(
     conductor: conductor_server.Server, prefix: str, tmp_path: Path
 ) -> None:
     root = applied(tmp_path, prefix, conductor.url)
-    request = "GET /api/metadata/workflow"
+    request = "GET /api/metadata/taskdefs"  # every plan reads the whole list
     with FaultProxy(conductor.url, first={request: ["cut", "cut"]}) as proxy:
         env = root / "environments" / "dev" / "environment.yaml"
         env.write_text(env.read_text().replace(conductor.url, proxy.url))
         result = run_cli("--project", str(root), "--no-cache", "plan", "--env", "dev")
-        assert proxy.seen("GET", "/api/metadata/workflow") == ["cut", "cut", "pass"], (
+        assert proxy.seen("GET", "/api/metadata/taskdefs") == ["cut", "cut", "pass"], (
             proxy.log,
             result.stdout,
             result.stderr,

@@ -12,6 +12,7 @@ from typing import Any
 
 from metasync.conductor.client import Digest, LiveReader
 from metasync.conductor.normalize import Flavour, flavour_of
+from metasync.conductor.stream import Digested
 from metasync.conductor.transport import Json
 from metasync.errors import ServerError
 from metasync.model.kinds import IN_ORDER, KINDS, Kind
@@ -217,11 +218,21 @@ def _history_proof(reader: LiveReader, older: Older,
             for spec in _objects(listed, request, reader.url, True)
             if (spec["name"], spec.get("version", 1)) in keep
         ]
-        return [*checked, *found], skipped
+        return _joined(checked, found), skipped
     with ThreadPoolExecutor(max_workers=8) as pool:  # independent reads: let them overlap
         one_each = list(pool.map(lambda key: reader.workflow(*key), wanted))
     # a version deleted between the reads is not there (None)
-    return [*checked, *(spec for spec in one_each if spec is not None)], skipped
+    return _joined(checked, [spec for spec in one_each if spec is not None]), skipped
+
+
+def _joined(listed: list[Json], more: list[Json]) -> list[Json]:
+    """``listed`` and then ``more``, the digests of ``listed`` kept (``more``'s: none)."""
+    digests = getattr(listed, "digests", None)
+    if digests is None:
+        return [*listed, *more]
+    joined = Digested([*listed, *more])
+    joined.digests = [*digests, *([None] * len(more))]
+    return joined
 
 
 def _objects(items: list[Any], request: str, server: str,

@@ -49,10 +49,12 @@ class FingerprintMemo:
             value: Mapping[str, Any]) -> bytes | None:  # fmt: skip
         """The memo's key for ``value``; None when it must not be remembered (a secret in it, or
         a value marshal does not write)."""
+        if not isinstance(value, dict):  # a server object kept as its text (stream.Listed)
+            value = dict(value)
         try:
             # marshal's version 0 writes plain data by value alone (no references, no interning)
             # and fast: 20 times faster than normalizing, 3 times faster than JSON
-            data = marshal.dumps((kind, flavour, tuple(live_state), value), 0)  # type: ignore[arg-type]
+            data = marshal.dumps((kind, flavour, tuple(live_state), value), 0)
         except ValueError:
             return None
         if b"((secrets." in data or any(s in data for s in self._secrets):
