@@ -11,11 +11,14 @@ restarted: 3.15 keeps its data in memory):
 
 * floor: the rendered specs, stamped as apply stamps them, sent by hand with httpx: one POST of the
   task definitions, then PUT lists of the workflows in apply's batch size (apply/steps.py);
-* apply: `metasync apply --auto-approve` as a whole process (interpreter start, plan, lock,
-  history and before-images, the writes, the read-back), wall time.
+* apply PLAN: CI's way, `metasync plan --out PLAN` (on the pull request: timed apart, as "plan")
+  then `metasync apply PLAN` (on merge: the figure compared with the floor) as whole processes;
+* apply: `metasync apply --auto-approve` as a whole process (interpreter start, plan with the
+  server's validation of each workflow, lock, history and before-images, the writes, the
+  read-back), wall time.
 
-Both are the best of ``--runs``; the ratio is apply / floor (issue 17's target: <= 1.5). ``--src``
-runs the apply with another checkout's ``src`` first on PYTHONPATH (before/after figures).
+Each is the best of ``--runs``; a ratio is a time / floor (issue 17's target: <= 1.5). ``--src``
+runs metasync with another checkout's ``src`` first on PYTHONPATH (before/after figures).
 """
 
 from __future__ import annotations
@@ -66,18 +69,33 @@ def by_hand(url: str, taskdefs: list[dict[str, object]], workflows: list[dict[st
     return time.perf_counter() - start
 
 
-def apply(root: Path, src: str | None) -> float:
+def metasync(root: Path, src: str | None, *args: str, expect: str) -> float:
+    """Wall time of a whole ``metasync`` process; its output must say ``expect``."""
     env = dict(os.environ)
     if src:
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     command = [sys.executable, "-c", "import sys; from metasync.cli import main; main()",
-               "--project", str(root), "apply", "--env", "dev", "--auto-approve"]  # fmt: skip
+               "--project", str(root), *args]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, check=False, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
-    if done.returncode != 0 or "change(s) landed." not in done.stdout:
-        sys.exit(f"apply failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    if done.returncode != 0 or expect not in done.stdout:
+        sys.exit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n"
+                 f"{done.stderr[-2000:]}")  # fmt: skip
     return elapsed
+
+
+def apply(root: Path, src: str | None) -> float:
+    return metasync(
+        root, src, "apply", "--env", "dev", "--auto-approve", expect="change(s) landed."
+    )
+
+
+def saved(root: Path, src: str | None, plans: list[float]) -> float:
+    """``plan --out`` (its time added to ``plans``), then the time of ``apply PLAN``."""
+    path = root.parent / "plan.json"
+    plans.append(metasync(root, src, "plan", "--env", "dev", "--out", str(path), expect="Plan: "))
+    return metasync(root, src, "apply", str(path), expect="change(s) landed.")
 
 
 def fresh_server(log: Path) -> conductor_server.Server:
@@ -91,8 +109,9 @@ def main() -> None:
     parser.add_argument("--src", help="run the apply with this src/ first on PYTHONPATH")
     args = parser.parse_args()
     os.environ.setdefault("METASYNC_CONDUCTOR_JAVA_OPTS", "-Xmx4g -XX:+UseParallelGC")
-    print(f"{'workflows':>9} {'floor s':>8} {'apply s':>8} {'ratio':>6}   (best of {args.runs}, "
-          f"batches of {BATCH_OBJECTS})", flush=True)  # fmt: skip
+    print(f"{'workflows':>9} {'floor s':>8} {'plan s':>7} {'apply PLAN s':>12} {'ratio':>6} "
+          f"{'apply s':>8} {'ratio':>6}   (best of {args.runs}, batches of {BATCH_OBJECTS})",
+          flush=True)  # fmt: skip
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp) / "project"
@@ -103,10 +122,13 @@ def main() -> None:
             env_file.write_text(env_file.read_text().replace("http://127.0.0.1:18081", url))
             taskdefs, workflows = stamped_specs(root)
             floors: list[float] = []
+            plans: list[float] = []
+            saved_applies: list[float] = []
             applies: list[float] = []
             for _ in range(args.runs):
                 measures = (
                     (partial(by_hand, url, taskdefs, workflows), floors),
+                    (partial(saved, root, args.src, plans), saved_applies),
                     (partial(apply, root, args.src), applies),
                 )
                 for measure, times in measures:
@@ -115,9 +137,10 @@ def main() -> None:
                         times.append(measure())
                     finally:
                         server.stop()
-            best_floor, best_apply = min(floors), min(applies)
-            print(f"{n:>9,} {best_floor:>8.2f} {best_apply:>8.2f} "
-                  f"{best_apply / best_floor:>6.2f}", flush=True)  # fmt: skip
+            floor, saved_apply, whole = min(floors), min(saved_applies), min(applies)
+            print(f"{n:>9,} {floor:>8.2f} {min(plans):>7.2f} {saved_apply:>12.2f} "
+                  f"{saved_apply / floor:>6.2f} {whole:>8.2f} {whole / floor:>6.2f}",
+                  flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -232,10 +232,10 @@ def test_in_place_the_older_versions_of_workflows_in_git_are_listed_not_read(
     tmp_path: Path, prefix: str, conductor: conductor_server.Server, api: httpx.Client,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    """In place without prune, a workflow's versions git does not hold are listed from the
-    server's index, not read (ten versions of each workflow no longer read ten times the data);
-    the version git holds is read though it is not the newest; a name git does not hold is read
-    whole; drift, an audit, reads them all; with prune on every version is read again."""
+    """In place without prune, the versions git does not hold are listed from the server's
+    index, not read (ten versions of each workflow no longer read ten times the data), those of a
+    name git does not hold too; the version git holds is read though it is not the newest; drift,
+    an audit, reads them all; with prune on every version is read again."""
     root = project(tmp_path / "p", prefix, conductor.url, versioning="in-place", prune=False)
     apply(root)  # main v1, gone v1
     edit(root / "manifests/main.yaml", "version: 1", "version: 2")
@@ -249,23 +249,24 @@ def test_in_place_the_older_versions_of_workflows_in_git_are_listed_not_read(
         assert proxy.seen(*FULL_LIST) == []
         reads = {name: sorted(s.query for s in proxy.log if s.path == f"/api/metadata/workflow/{prefix}{name}")
                  for name in ("main", "foreign")}  # fmt: skip
-    assert reads == {"main": ["version=2"], "foreign": ["version=1"]}
+    assert reads == {"main": ["version=2"], "foreign": []}
     assert pending(document) == {}
     unmanaged = {(u["name"], u["version"]): u["managedByMetasync"] for u in document["unmanaged"]}
     assert unmanaged == {
-        (f"{prefix}foreign", 1): False, (f"{prefix}foreign", 2): False,
+        (f"{prefix}foreign", 1): None, (f"{prefix}foreign", 2): False,  # the newest is read
         (f"{prefix}main", 1): None,  # metasync's, not read
         (f"{prefix}main", 3): False,
     }  # fmt: skip
-    # the whole read knows main v1 is metasync's; the rest of the plan is the same
+    # the whole read knows main v1 is metasync's and foreign v1 is not; the rest is the same
+    whole = {(f"{prefix}main", 1): True, (f"{prefix}foreign", 1): False}
     assert reference["unmanaged"] == [
-        {**u, "managedByMetasync": True} if (u["name"], u["version"]) == (f"{prefix}main", 1) else u
+        {**u, "managedByMetasync": whole.get((u["name"], u["version"]), u["managedByMetasync"])}
         for u in document["unmanaged"]
     ]
     assert {**document, "unmanaged": []} == {**reference, "unmanaged": []}
     environment = root / "environments/dev/environment.yaml"
     text = run_cli("--project", str(root), "plan", "--env", "dev", "--select", f"name={prefix}*")
-    assert "(1 older version(s) of workflows in git, listed, not read:" in text.stdout, text.stdout
+    assert "(2 older version(s), listed, not read:" in text.stdout, text.stdout
     with FaultProxy(conductor.url) as proxy:
         edit(environment, conductor.url, proxy.url)
         result = run_cli("--project", str(root), "drift", "--env", "dev", "--select",

@@ -150,9 +150,9 @@ def _older_needed(rendered: Future[Sequence[Resource]], selectors: Sequence[Sele
                   policy: Policy) -> Older | None:  # fmt: skip
     """Which older workflow versions (not a name's newest) the plan needs; None: all of them.
 
-    Those of the workflows git does not hold that the selection takes in: the plan lists them
-    (whether metasync wrote them), or prunes them. With policy new-version, the history of the
-    workflows git holds is the server's own (plan/versions.py). In place, the versions git holds
+    With policy new-version: those of the workflows git does not hold that the selection takes
+    in (the plan lists them, whether metasync wrote them, or prunes them); the history of the
+    workflows git holds is the server's own (plan/versions.py). In place: the versions git holds
     (an older version is updated where it is); the others are listed from the server's index of
     names and versions, unread, unless policy.prune is on: whether metasync wrote each one
     decides a prune, so then every version is read. What git holds is asked when it is needed:
@@ -174,9 +174,9 @@ def _older_needed(rendered: Future[Sequence[Resource]], selectors: Sequence[Sele
 
     def needed(name: str, version: int) -> bool:
         names, keys = held()
-        if name in names:
-            return in_place and (name, version) in keys
-        return selected(selectors, "WorkflowDef", name, {})
+        if in_place:
+            return (name, version) in keys
+        return name not in names and selected(selectors, "WorkflowDef", name, {})
 
     return needed
 

@@ -64,8 +64,8 @@ class Unmanaged:
     name: str
     version: int | None
     #: it carries this project's ownership mark: metasync wrote it, and git no longer names it;
-    #: None: not read (an older version of a workflow git names, policy in-place without prune:
-    #: listed from the server's index of names and versions)
+    #: None: not read (an older version, policy in-place without prune: listed from the
+    #: server's index of names and versions)
     owned: bool | None = False
 
 

@@ -93,8 +93,8 @@ def unmanaged_lines(plan: Plan, width: int) -> list[str]:
     unread = sum(u.owned is None for u in plan.unmanaged)
     if unread:
         lines.append(
-            f"  ({unread} older version(s) of workflows in git, listed, not read: whether "
-            "metasync wrote them is read with policy.prune on, and by metasync drift)"
+            f"  ({unread} older version(s), listed, not read: whether metasync wrote them is "
+            "read with policy.prune on, and by metasync drift)"
         )
     return lines
 
