@@ -15,6 +15,9 @@ import conductor_server
 import metasync.conductor.client as client_module
 from helpers import prefixed_example, run_cli
 from metasync import operations as op
+from metasync.conductor.normalize import normalize
+from metasync.plan import memo as memo_module
+from metasync.plan import planner as planner_module
 from metasync.project import Project
 from metasync.render.apply_result import write_apply_result
 
@@ -433,6 +436,36 @@ def test_apply_of_a_saved_plan_does_not_have_the_server_check_again_what_it_chec
     assert [c["action"] for c in mine(plan_json(project), prefix)] == ["noop"] * len(
         mine(document, prefix)
     )
+
+
+def test_what_a_plan_found_of_new_objects_is_not_worked_out_again_by_apply_plan_nor_after(
+    project: Path, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan's fingerprint of each new object is kept (the memo): apply PLAN's plan and its
+    read-back compare without normalizing git's side again, the server's side of what was
+    written is normalized once, at the read-back, and kept: the next plan normalizes nothing.
+    (2,000 new workflows: 3 s of a 16 s apply PLAN, before.)"""
+    saved = tmp_path / "plan.json"
+    result = run_cli("--project", str(project), "plan", "--env", "dev", "--out", str(saved))
+    assert result.exit_code == 0, result.stderr
+    written = sorted(c["name"] for c in mine(json.loads(saved.read_text()), prefix))
+    assert len(written) > 10
+    seen: list[str] = []
+    real = normalize
+
+    def counted(kind: str, spec: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("fill", True):  # a comparison (not a create shown field by field)
+            seen.append(str(spec.get("name")))
+        return real(kind, spec, *args, **kwargs)
+
+    monkeypatch.setattr(planner_module, "normalize", counted)
+    monkeypatch.setattr(memo_module, "normalize", counted)
+    result = run_cli("--project", str(project), "apply", str(saved))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted(name for name in seen if name.startswith(prefix)) == written
+    seen.clear()
+    assert all(c["action"] == "noop" for c in mine(plan_json(project), prefix))
+    assert [name for name in seen if name.startswith(prefix)] == []
 
 
 def test_a_saved_plan_is_refused_when_the_manifests_moved(project: Path, tmp_path: Path) -> None:

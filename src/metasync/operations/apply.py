@@ -22,6 +22,7 @@ from metasync.model.fingerprint import fingerprint
 from metasync.model.kinds import KINDS
 from metasync.model.resource import Resource
 from metasync.operations.plan import Planned, mask_problem
+from metasync.plan.memo import text_digest
 from metasync.plan.model import Change, Outcome
 from metasync.plan.planner import build_plan
 from metasync.project import Project
@@ -77,13 +78,17 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
         try:  # what was written, at the versions written (deletes too: gone or not)
             written = {o.change.key for o in outcomes}
             live = read_live(
-                client, lambda name, version: ("WorkflowDef", name, version) in written
+                client,
+                lambda name, version: ("WorkflowDef", name, version) in written,
+                text_digest(planned.secrets.values.values()),
             )
         except ServerError as exc:
             problem = mask_problem(exc.problem, planned.secrets)
             done = Applied((*outcomes, *held), (), problem, backup, ledger, revision)
         else:
             settled, drifted = _read_back(env, outcomes, live, planned)
+            if planned.memo is not None:  # what was written, known to the next plan
+                project.keep_fingerprints(env, planned.memo)
             done = Applied((*settled, *held), drifted, backup=backup, ledger_failed=ledger,
                            revision=revision)  # fmt: skip
         return _finish(client, project, env, done)
@@ -116,12 +121,23 @@ def _read_back(env: str, outcomes: Sequence[Outcome], live: LiveState,
         for o in outcomes
         if o.status not in ("not landed", "not applied") and o.change.desired is not None
     ]
+    # a spec sent as git rendered it has the render's facts: its fingerprint, found by the plan,
+    # is known (the memo); the server's side, new, is worked out and kept for the next plan
+    rendered = {r.key: r for r in planned.desired.resources}
+
+    def facts(resource: Resource) -> tuple[frozenset[str], bytes | None] | None:
+        original = rendered.get(resource.key)
+        if original is None or original.spec is not resource.spec:
+            return None
+        return planned.desired.fact(original)
+
     after = {
         c.key: c
         for c in build_plan(
-            env, resources, live, secrets=planned.secrets, ignore=planned.ignore
+            env, resources, live, secrets=planned.secrets, ignore=planned.ignore,
+            memo=planned.memo, facts=facts,
         ).changes
-    }
+    }  # fmt: skip
     for o in outcomes:  # deletes: landed when gone
         if o.change.action == "delete":
             gone = o.change.key not in live.objects

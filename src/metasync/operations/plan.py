@@ -20,7 +20,7 @@ from metasync.model.flavour import FLAVOUR_NAMES
 from metasync.model.kinds import KINDS
 from metasync.model.paths import display_path
 from metasync.model.resource import Resource
-from metasync.plan.memo import text_digest
+from metasync.plan.memo import FingerprintMemo, text_digest
 from metasync.plan.model import Change, Plan
 from metasync.plan.planner import build_plan
 from metasync.plan.prune import hold_back, with_running
@@ -107,7 +107,7 @@ def plan(project: Project, env: str, selectors: Sequence[Selector] = (), pin: st
     kept, silenced = split(plan.warnings, desired.suppressions)
     plan = replace(plan, warnings=tuple(kept))
     return Planned(hold_back(plan, unchecked), desired, live, secrets,
-                   ignore=environment.ignore, silenced=tuple(silenced))  # fmt: skip
+                   ignore=environment.ignore, silenced=tuple(silenced), memo=memo)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,8 @@ class Planned:
     ignore: tuple[Ignore, ...] = ()
     #: the plan's own warnings that warnings.ignore silenced
     silenced: tuple[Problem, ...] = ()
+    #: the fingerprints the plan knew and found (the read-back after apply adds to them)
+    memo: FingerprintMemo | None = None
 
     @property
     def warnings(self) -> list[Problem]:

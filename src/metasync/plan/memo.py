@@ -38,6 +38,31 @@ class FingerprintMemo:
         data = b"\0".join([b"desired", flavour.encode(), "\0".join(live_state).encode(), digest])
         return hashlib.blake2b(data, digest_size=20).digest()
 
+    def created(self, flavour: str, live_state: Sequence[str], digest: bytes) -> str | None:
+        """The fingerprint a plan published of a new object (every secret value in it as its
+        placeholder, planner._fingerprint) whose rendered spec has ``digest``, if an earlier plan
+        found it (``found_created``)."""
+        found = self._known.get(self._created_key(flavour, live_state, digest))
+        if found is not None:  # both kept for the next plan, and for the apply's read-back
+            self.entries[self._created_key(flavour, live_state, digest)] = found
+            plain = self._known.get(self.desired_key(flavour, live_state, digest))
+            if plain is not None:
+                self.entries[self.desired_key(flavour, live_state, digest)] = plain
+        return found
+
+    def found_created(self, flavour: str, live_state: Sequence[str], digest: bytes,
+                      published: str, plain: str) -> None:  # fmt: skip
+        """What a plan found of a new object: the fingerprint it publishes, and the plain one
+        (``same`` compares that, once the object is written)."""
+        self.entries[self._created_key(flavour, live_state, digest)] = published
+        self.entries[self.desired_key(flavour, live_state, digest)] = plain
+
+    def _created_key(self, flavour: str, live_state: Sequence[str], digest: bytes) -> bytes:
+        # with the secrets' values: a literal equal to one is masked too
+        secrets = hashlib.blake2b(b"\0".join(sorted(self._secrets)), digest_size=20).digest()
+        data = b"\0".join([b"created", self.desired_key(flavour, live_state, digest), secrets])
+        return hashlib.blake2b(data, digest_size=20).digest()
+
     def listed_key(self, kind: str, flavour: str, live_state: Sequence[str],
                    digest: bytes) -> bytes:  # fmt: skip
         """The memo's key for a server's object from the ``text_digest`` of its JSON text as

@@ -90,11 +90,31 @@ def _build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
             ignored += _ignored(resource, ignore, normalize(resource.kind, spec, live.flavour),
                                 normalize(resource.kind, server, live.flavour))  # fmt: skip
             spec = keep_live(spec, server, paths)
-        wanted = _without(
-            without(normalize(resource.kind, spec, live.flavour, unknown), paths), live_state
+        # a new object git renders as before: its fingerprint is known, not worked out again
+        # (apply PLAN plans what the plan found; its read-back compares what was written)
+        new = (
+            digest
+            if memo is not None and spec is resource.spec and current is None
+            and previous is None and not paths
+            else None
+        )  # fmt: skip
+        known_fp = (
+            memo.created(live.flavour, live_state, new)
+            if memo is not None and new is not None
+            else None
         )
-        warnings += [_unknown_warning(resource, u, live.flavour) for u in unknown]
-        wanted_fp = _fingerprint(wanted, secrets)
+        if known_fp is not None:
+            wanted: dict[str, Any] = {}  # not needed: a create shows the spec itself
+            wanted_fp = known_fp
+        else:
+            wanted = _without(
+                without(normalize(resource.kind, spec, live.flavour, unknown), paths), live_state
+            )
+            warnings += [_unknown_warning(resource, u, live.flavour) for u in unknown]
+            wanted_fp = _fingerprint(wanted, secrets)
+            if memo is not None and new is not None and not unknown:
+                plain = fingerprint(wanted) if secrets is not None and secrets.values else wanted_fp
+                memo.found_created(live.flavour, live_state, new, wanted_fp, plain)
         if current is None and previous is not None:
             base = without(normalize(resource.kind, live.objects[previous], live.flavour), paths)
             found = diff(resource.kind, base, {**wanted, "version": previous[2]})
