@@ -11,6 +11,7 @@ nulls and empty values included.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,35 +63,50 @@ class _Context:
     fill: bool
     keep_defaults: bool = False
 
-    def knows(self, model: type[ConductorModel], key: str) -> bool:
-        return self.flavour == "oss" or key not in model.OSS_ONLY
+
+@functools.cache
+def _shape(model: type[ConductorModel], oss: bool) -> _Shape:
+    """What ``_model`` asks of ``model`` for every key of every object, worked out once."""
+    # a field no flavour's model has is dropped by the server (unknown properties are ignored):
+    # never part of a comparison (validate warns about it in a manifest); nor what it writes
+    fields = frozenset(model.model_fields) - SERVER_MANAGED - frozenset(model.SERVER_MANAGED)
+    defaults = _DEFAULTS.get(model, {})
+    return _Shape(
+        fields,
+        frozenset() if oss else fields & frozenset(model.OSS_ONLY),
+        defaults,
+        tuple((k, v) for k, v in defaults.items() if oss or k not in model.OSS_ONLY),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    fields: frozenset[str]  # those compared
+    unknown: frozenset[str]  # those this flavour does not have
+    defaults: Mapping[str, Any]
+    fill: tuple[tuple[str, Any], ...]  # the defaults this flavour fills in
 
 
 def _model(model: type[ConductorModel], data: Mapping[str, Any], ctx: _Context,
            path: tuple[str | int, ...]) -> dict[str, Any]:  # fmt: skip
-    defaults = _DEFAULTS.get(model, {})
+    shape = _shape(model, ctx.flavour == "oss")
+    fields, defaults = shape.fields, shape.defaults
+    drop_defaults = not ctx.fill and not ctx.keep_defaults
     out: dict[str, Any] = {}
-    fields = model.model_fields
     for key, value in data.items():
-        # a field no flavour's model has is dropped by the server (unknown properties are
-        # ignored): never part of a comparison (validate warns about it in a manifest)
-        if (
-            key in SERVER_MANAGED
-            or key in model.SERVER_MANAGED
-            or value is None
-            or key not in fields
-        ):
+        if value is None or key not in fields:
             continue
-        if not ctx.knows(model, key):
+        if key in shape.unknown:
             ctx.unknown.append(Unknown(path, key))
             continue
-        if not ctx.fill and not ctx.keep_defaults and key in defaults and value == defaults[key]:
+        if drop_defaults and key in defaults and value == defaults[key]:
             continue
         if key in _FREE_FORM:
             if value not in ({}, []):  # the server emits {} for an absent map
                 out[key] = value
             continue
-        canonical = _value(_NESTED.get(key), value, ctx, (*path, key))
+        nested = _NESTED.get(key)
+        canonical = value if nested is None else _value(nested, value, ctx, (*path, key))
         if canonical not in ([], {}):
             out[key] = canonical
     if model is SubWorkflowParams and isinstance(data.get("workflowDefinition"), Mapping):
@@ -103,8 +119,8 @@ def _model(model: type[ConductorModel], data: Mapping[str, Any], ctx: _Context,
         if not ctx.fill and out["version"] == 1 and not stated:
             del out["version"]
     if ctx.fill:
-        for key, default in defaults.items():
-            if key not in out and ctx.knows(model, key):
+        for key, default in shape.fill:
+            if key not in out:
                 out[key] = default
     return out
 
