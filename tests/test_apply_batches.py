@@ -115,6 +115,24 @@ def test_a_list_past_the_byte_bound_is_split(monkeypatch: pytest.MonkeyPatch) ->
     assert len(server.stored) == 25
 
 
+def test_the_index_is_read_once_for_every_list_and_each_list_is_checked_against_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """10,000 new workflows go in 40 lists: one read of the index (10,000 names) serves them
+    all, with what the lists before wrote; one made since the plan is still found in its list."""
+    monkeypatch.setattr(steps_module, "BATCH_OBJECTS", 2)
+    server = Conductor(taken=("w0003",))
+    outcomes = execute(steps_for(plan_of([new_workflow(i) for i in range(6)])), connect(server))
+    status = {o.change.name: o.status for o in outcomes}
+    assert status == {f"w{i:04d}": "not landed" if i == 3 else "landed" for i in range(6)}
+    assert server.log == [
+        f"GET {WORKFLOWS}/names-and-versions", f"PUT {WORKFLOWS}",  # w0000, w0001
+        f"POST {WORKFLOWS}", f"POST {WORKFLOWS}",  # w0002, w0003 (taken): one by one
+        f"PUT {WORKFLOWS}",  # w0004, w0005
+    ]  # fmt: skip
+    assert server.stored["w0003"] == {"name": "w0003", "version": 1}  # theirs, untouched
+
+
 def test_a_list_refused_for_one_invalid_workflow_is_sent_one_by_one_and_names_it() -> None:
     server = Conductor()
     changes = [new_workflow(i, bad=i == 3) for i in range(6)]

@@ -103,7 +103,9 @@ class ConductorClient(Transport):
             sleep=sleep,
         )  # fmt: skip
         self._lists_creates: bool | None = None  # lists_creates(), asked once
-        self._index: dict[str, list[int]] | None = None  # what it read, for the first list
+        #: the server's names and versions as read before the first list of new workflows, and
+        #: what the lists since wrote
+        self._index: dict[str, list[int]] | None = None
         # as shown: in plans, drift, backups, messages (credentials in the URL never are)
         self.url = redact_url(str(http.base_url).removesuffix("/").removesuffix("/api"))
 
@@ -244,9 +246,10 @@ class ConductorClient(Transport):
                 self._call("POST", at.create, body=chunk, idempotent=at.create_is_upsert)
             return
         if at.create_via_update and len(specs) > 1 and self.lists_creates(kind):
-            # the index lists_creates() read a moment ago serves once; each later list reads it anew
+            # the index lists_creates() read serves every list, with what they wrote: read again
+            # for each list, it cost more than the lists (10,000 new workflows: 40 lists, and
+            # an index of 10,000 names each time)
             held = self._index if self._index is not None else self.workflow_versions()
-            self._index = None
             if held is None:  # the index was there a moment ago
                 raise ServerError(
                     f"GET /api/metadata/workflow/names-and-versions: {self.label} no longer "
@@ -254,7 +257,11 @@ class ConductorClient(Transport):
                     hint="Apply again.",
                 )
             self._none_there(kind, specs, held)
+            self._index = None  # a list whose answer is lost may have landed: read again
             self._update_batch(at.update, specs)
+            for spec in specs:
+                held.setdefault(str(spec.get("name")), []).append(int(spec.get("version") or 1))
+            self._index = held
             return
         for spec in specs:
             if at.create_is_upsert:
