@@ -20,6 +20,7 @@ from faultproxy import FaultProxy
 from helpers import prefixed_example, run_cli
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.stream import Listed, ListParser
+from metasync.manifests.secrets import Secrets
 from metasync.model.kinds import KINDS
 from metasync.plan.memo import text_digest
 
@@ -138,6 +139,10 @@ def test_an_object_with_a_digest_is_kept_as_its_text_and_read_as_the_object() ->
         assert type(copied) is dict
         assert copied == expected
     assert json.dumps(dict(first)) == json.dumps(expected)
+    # masked as a dict is (a secret's value in a server object never shows)
+    assert Secrets({"TOKEN": "a"}).mask(Listed('{"name": "a"}', {"name": "a"})) == {
+        "name": "((secrets.TOKEN))"
+    }
     with pytest.raises(KeyError):
         first["nothing"]
     with pytest.raises(TypeError):

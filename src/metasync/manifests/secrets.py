@@ -128,7 +128,7 @@ class Secrets:
             for name, secret in self.values.items():
                 value = value.replace(secret, f"((secrets.{name}))")
             return value
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):  # a dict, or a server's object kept as its text
             return {k: self.mask(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.mask(v) for v in value]
