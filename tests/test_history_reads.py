@@ -221,6 +221,10 @@ def test_in_place_an_older_version_git_holds_is_read_back_after_apply(
         out = apply(root)
         reads = [s.query for s in proxy.log
                  if s.method == "GET" and s.path == f"/api/metadata/workflow/{prefix}main"]  # fmt: skip
+        # the plan (prune on) reads every version; the read-back asks for exactly what it
+        # wrote: the index of names and versions is read by neither
+        assert proxy.seen(*FULL_LIST) == ["pass"]
+        assert proxy.seen(*INDEX) == []
     assert "1 of 1 change(s) landed." in out, out
     assert "read-back" not in out, out
     assert "version=1" in reads

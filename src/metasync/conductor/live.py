@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +31,9 @@ HISTORY_PREFIX = "metasync_history_"
 _LEGACY_PREFIXES = ("metasync_lock.", "metasync_ledger.")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _INTERNAL = (LOCK_PREFIX, LEDGER_PREFIX, HISTORY_PREFIX, *_LEGACY_PREFIXES)
-#: (name, version) of an older workflow version -> does the caller need it?
-Older = Callable[[str, int], bool]
+#: (name, version) of an older workflow version -> does the caller need it? Or exactly which
+#: (name, version) the caller needs (then the server's index of names and versions is not read)
+Older = Callable[[str, int], bool] | AbstractSet[tuple[str, int]]
 #: more older versions wanted than this: one read of the whole list costs less than one each
 ONE_BY_ONE_MAX = 40
 
@@ -144,7 +146,7 @@ def read_live(reader: LiveReader, older: Older | None = None,
     that is read whole. ``digest``: what to keep of each listed object's JSON text
     (``LiveState.digests``)."""
 
-    def read(kind: Kind) -> tuple[list[Json] | None, list[Key], str]:
+    def read(kind: Kind) -> tuple[list[Json] | None, list[Key] | None, str]:
         if kind.versioned and older is not None:
             found = _history_proof(reader, older, digest)
             if found is not None:
@@ -168,8 +170,8 @@ def read_live(reader: LiveReader, older: Older | None = None,
         if listed is None:
             missing.append(kind.name)
             continue
-        partial = partial or bool(left_out)
-        unread += [key for key in left_out if not key[1].startswith(_INTERNAL)]
+        partial = partial or left_out is None or bool(left_out)
+        unread += [key for key in left_out or () if not key[1].startswith(_INTERNAL)]
         kept = getattr(listed, "digests", None) if digest is not None else None
         for i, spec in enumerate(_objects(listed, request, reader.url, kind.versioned)):
             name = spec["name"]
@@ -186,9 +188,19 @@ def read_live(reader: LiveReader, older: Older | None = None,
 
 
 def _history_proof(reader: LiveReader, older: Older,
-                   digest: Digest | None = None) -> tuple[list[Json], list[Key]] | None:  # fmt: skip
+                   digest: Digest | None = None) -> tuple[list[Json], list[Key] | None] | None:  # fmt: skip
     """The newest version of each workflow and the older ones ``older`` names, and the keys of
-    the older ones left out; None when the server cannot answer that (read the whole list)."""
+    the older ones left out (None: not known, the index was not read); None when the server
+    cannot answer that (read the whole list)."""
+    if isinstance(older, AbstractSet):  # exactly these: no need of the index
+        newest = reader.newest_workflows(digest)
+        if newest is None:
+            return None
+        checked = _objects(newest, "GET /api/metadata/workflow/latest-versions", reader.url, True)
+        top = {str(spec["name"]): spec.get("version", 1) for spec in checked}
+        # a name the newest list does not have has no version left
+        exact = sorted((n, v) for n, v in older if n in top and top[n] != v)
+        return _older(reader, checked, exact), None
     with ThreadPoolExecutor(max_workers=1) as pool:  # the two reads overlap
         asked_index = pool.submit(reader.workflow_versions)
         newest = reader.newest_workflows(digest)
@@ -207,8 +219,14 @@ def _history_proof(reader: LiveReader, older: Older,
                 wanted.append((name, number))
             else:
                 skipped.append(("WorkflowDef", name, number))
+    return _older(reader, checked, wanted), skipped
+
+
+def _older(reader: LiveReader, checked: list[Json], wanted: list[tuple[str, int]]) -> list[Json]:
+    """``checked`` (the newest versions) and the older versions ``wanted``: each read by itself,
+    or with the whole list when there are many."""
     if not wanted:
-        return checked, skipped  # as listed (with its digests)
+        return checked  # as listed (with its digests)
     if len(wanted) > ONE_BY_ONE_MAX:  # the whole list, of which only those are kept
         keep = set(wanted)
         listed = reader.objects(KINDS["WorkflowDef"]) or []
@@ -218,11 +236,11 @@ def _history_proof(reader: LiveReader, older: Older,
             for spec in _objects(listed, request, reader.url, True)
             if (spec["name"], spec.get("version", 1)) in keep
         ]
-        return _joined(checked, found), skipped
+        return _joined(checked, found)
     with ThreadPoolExecutor(max_workers=8) as pool:  # independent reads: let them overlap
         one_each = list(pool.map(lambda key: reader.workflow(*key), wanted))
     # a version deleted between the reads is not there (None)
-    return _joined(checked, [spec for spec in one_each if spec is not None]), skipped
+    return _joined(checked, [spec for spec in one_each if spec is not None])
 
 
 def _joined(listed: list[Json], more: list[Json]) -> list[Json]:

@@ -76,12 +76,12 @@ def apply(project: Project, planned: Planned, on_step: Callable[[Step], None] | 
         outcomes = _masked(executed, planned)
         ledger = _record_ledger(project, client, planned.live, outcomes)
         try:  # what was written, at the versions written (deletes too: gone or not)
-            written = {o.change.key for o in outcomes}
-            live = read_live(
-                client,
-                lambda name, version: ("WorkflowDef", name, version) in written,
-                text_digest(planned.secrets.values.values()),
-            )
+            written = frozenset(
+                (name, version)
+                for kind, name, version in (o.change.key for o in outcomes)
+                if kind == "WorkflowDef" and version is not None
+            )  # exactly those: the server's index of names and versions is not read
+            live = read_live(client, written, text_digest(planned.secrets.values.values()))
         except ServerError as exc:
             problem = mask_problem(exc.problem, planned.secrets)
             done = Applied((*outcomes, *held), (), problem, backup, ledger, revision)
@@ -135,7 +135,7 @@ def _read_back(env: str, outcomes: Sequence[Outcome], live: LiveState,
         c.key: c
         for c in build_plan(
             env, resources, live, secrets=planned.secrets, ignore=planned.ignore,
-            memo=planned.memo, facts=facts,
+            memo=planned.memo, facts=facts, detail=False,
         ).changes
     }  # fmt: skip
     for o in outcomes:  # deletes: landed when gone

@@ -34,14 +34,16 @@ Checked = tuple[str | None, str | None]
 
 
 def plan(project: Project, env: str, selectors: Sequence[Selector] = (), pin: str | None = None,
-         *, every_version: bool = False, checked: Mapping[Key, Checked] | None = None) -> Planned:  # fmt: skip
+         *, every_version: bool = False, checked: Mapping[Key, Checked] | None = None,
+         detail: bool = True) -> Planned:  # fmt: skip
     """Render ``env``, read its server in bulk, plan, and let the server check what would change.
 
     The server is read while the manifests are rendered (the wait for its answer is most of a
     plan that changes nothing); the manifests' problems still come first. ``every_version``:
     read every workflow version the server holds, also those the plan needs not (drift reports
     who last wrote each one). ``checked``: changes this server checked already (a saved plan's,
-    by key: its live and desired fingerprints); one that is still the same is not sent again."""
+    by key: its live and desired fingerprints); one that is still the same is not sent again.
+    ``detail=False``: creates without their fields (a plan not shown: apply PLAN's)."""
     environment = load_environment(project.root, env)
     policy = environment.config.policy
     try:
@@ -84,13 +86,13 @@ def plan(project: Project, env: str, selectors: Sequence[Selector] = (), pin: st
         memo, damaged = project.fingerprint_memo(env, secrets.values.values())
         plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                           mark=project.mark, policy=policy, ignore=environment.ignore,
-                          memo=memo, facts=desired.fact)  # fmt: skip
+                          memo=memo, facts=desired.fact, detail=detail)  # fmt: skip
         if live.partial and any(c.action == "delete" for c in plan.changes):
             # prune: whether what stays still uses a delete is judged against every version
             live = read_live(client, None, text_digest(known))
             plan = build_plan(env, desired.resources, live, selectors, secrets=secrets,
                               mark=project.mark, policy=policy, ignore=environment.ignore,
-                              memo=memo, facts=desired.fact)  # fmt: skip
+                              memo=memo, facts=desired.fact, detail=detail)  # fmt: skip
         project.keep_fingerprints(env, memo)
         plan = replace(plan, project=(project.identity.name, project.identity.source),
                        warnings=(*plan.warnings, *_idle_ignores(environment, desired, live),

@@ -87,7 +87,7 @@ def _apply_saved(project: Project, saved: SavedPlan, path: Path,
                  partial: bool) -> SavedApply:  # fmt: skip
     # what the plan's server checks passed is not sent to the server again: the changes kept
     # are those still as reviewed, on the same server (a refusal now is a write that fails)
-    fresh = make_plan(project, saved.environment, checked=saved.checked)
+    fresh = make_plan(project, saved.environment, checked=saved.checked, detail=False)
     if fresh.plan.server != saved.server:
         raise ConfigError(
             f"the plan was made against {saved.server}, but {saved.environment} now points at "

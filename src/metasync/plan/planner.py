@@ -33,21 +33,24 @@ def build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                selectors: Sequence[Selector] = (), *, secrets: Secrets | None = None,
                mark: str | None = None, policy: Policy | None = None,
                ignore: Sequence[Rule] = (), memo: FingerprintMemo | None = None,
-               facts: Facts | None = None) -> Plan:  # fmt: skip
+               facts: Facts | None = None, detail: bool = True) -> Plan:  # fmt: skip
     """What apply would change. ``mark`` tells objects metasync wrote; ``policy`` (the
     environment's) decides versioning and pruning; without one: in place, no prune. ``ignore``
     leaves fields other systems manage out (plan/ignore.py). ``memo`` remembers fingerprints of
     unchanged objects between plans (plan/memo.py); ``facts`` tells, of a desired resource,
-    the secrets it names and its ``spec_digest`` when known (worked out with the render)."""
+    the secrets it names and its ``spec_digest`` when known (worked out with the render).
+    ``detail=False``: a create carries no fields (a plan nobody reads field by field: apply
+    PLAN's, the read-back's; 2,000 new workflows: a second of normalizing them for showing)."""
     with no_cycles():  # thousands of canonical forms and changes, no cycles among them
         return _build_plan(environment, desired, live, selectors, secrets=secrets, mark=mark,
-                           policy=policy, ignore=ignore, memo=memo, facts=facts)  # fmt: skip
+                           policy=policy, ignore=ignore, memo=memo, facts=facts,
+                           detail=detail)  # fmt: skip
 
 
 def _build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                 selectors: Sequence[Selector], *, secrets: Secrets | None, mark: str | None,
                 policy: Policy | None, ignore: Sequence[Rule], memo: FingerprintMemo | None,
-                facts: Facts | None) -> Plan:  # fmt: skip
+                facts: Facts | None, detail: bool) -> Plan:  # fmt: skip
     policy = policy or Policy()
     changes: list[Change] = []
     warnings: list[Problem] = []
@@ -124,6 +127,12 @@ def _build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
                 shown=_masked(_as_written(resource.kind, found, live.objects[previous], spec,
                                           live.flavour), secrets),
                 reason=f"new version (policy new-version): v{previous[2]} stays",
+            ))  # fmt: skip
+            continue
+        if current is None and not detail:
+            changes.append(Change(
+                resource.kind, resource.name, resource.version, "create",
+                desired_fingerprint=wanted_fp, reason="not on the server", desired=spec,
             ))  # fmt: skip
             continue
         if current is None:
