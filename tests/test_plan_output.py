@@ -7,7 +7,8 @@ import json
 from dataclasses import replace
 
 from metasync.errors import Problem
-from metasync.plan.model import Change, FieldChange, Plan, Unmanaged
+from metasync.plan.model import Change, FieldChange, Outcome, Plan, Unmanaged
+from metasync.render.apply_result import write_apply_result
 from metasync.render.plan_json import write_plan_json
 from metasync.render.plan_markdown import render_plan_markdown
 from metasync.render.plan_text import write_plan_text
@@ -295,3 +296,30 @@ def test_markdown_shows_blocks_and_refusals() -> None:
         "```\n"
     ) in text
     assert "(new version, 1 field(s) changed from v2 (v2 stays))" in text
+
+
+def test_an_apply_of_many_objects_counts_those_that_landed_and_names_each_other_one() -> None:
+    """Past 100 objects the result table counts what landed by kind and action (first and
+    last named); every object that did not land keeps its own row; the total is of objects."""
+    tasks = [Change("TaskDef", f"t{i}", None, "create") for i in range(2)]
+    flows = [Change("WorkflowDef", f"w{i:03d}", 1, "create") for i in range(150)]
+    outcomes = [
+        *(Outcome(c, "landed") for c in tasks),
+        *(Outcome(c, "not landed" if c.name == "w007" else "landed") for c in flows),
+        Outcome(Change("WorkflowDef", "old", 1, "update"), "landed"),
+    ]
+    out = io.StringIO()
+    write_apply_result(out, outcomes, (), color=False)
+    rows = [line for line in out.getvalue().splitlines() if line.startswith("│")]
+    assert [[cell.strip() for cell in row.strip("│").split("│")] for row in rows] == [
+        ["TaskDef: 2 objects, t0 … t1", "create", "landed"],
+        ["WorkflowDef: 149 objects, w000 v1 … w149 v1", "create", "landed"],
+        ["WorkflowDef w007 v1", "create", "not landed"],
+        ["WorkflowDef old v1", "update", "landed"],
+    ]
+    assert out.getvalue().endswith("152 of 153 change(s) landed.\n")
+    # up to 100 objects: a row each
+    out = io.StringIO()
+    write_apply_result(out, outcomes[:100], (), color=False)
+    assert "WorkflowDef w097 v1" in out.getvalue()
+    assert "objects," not in out.getvalue()
