@@ -59,9 +59,6 @@ class LiveState:
     #: of the objects read in a list: the reader's digest of each one's JSON text (read_live's
     #: ``digest``), where it gave one
     digests: Mapping[Key, Any] = field(default_factory=dict)
-    #: the older workflow versions the server's index of names and versions shows that were
-    #: left unread (metasync's own apart): known to be there, not what they hold
-    unread: tuple[Key, ...] = ()
     _ledgers: dict[str, dict[str, dict[str, str | None]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -165,13 +162,11 @@ def read_live(reader: LiveReader, older: Older | None = None,
     digests: dict[Key, Any] = {}
     missing: list[str] = []
     partial = False
-    unread: list[Key] = []
     for kind, (listed, left_out, request) in answers:
         if listed is None:
             missing.append(kind.name)
             continue
         partial = partial or left_out is None or bool(left_out)
-        unread += [key for key in left_out or () if not key[1].startswith(_INTERNAL)]
         kept = getattr(listed, "digests", None) if digest is not None else None
         for i, spec in enumerate(_objects(listed, request, reader.url, kind.versioned)):
             name = spec["name"]
@@ -184,7 +179,7 @@ def read_live(reader: LiveReader, older: Older | None = None,
             if kept is not None and i < len(kept) and kept[i] is not None:
                 digests[key] = kept[i]
     return LiveState(reader.url, version, flavour_of(version), objects, internal, tuple(missing),
-                     partial, digests, tuple(unread))  # fmt: skip
+                     partial, digests)  # fmt: skip
 
 
 def _history_proof(reader: LiveReader, older: Older,

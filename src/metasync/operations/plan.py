@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -156,33 +157,50 @@ def _older_needed(rendered: Future[Sequence[Resource]], selectors: Sequence[Sele
 
     With policy new-version: those of the workflows git does not hold that the selection takes
     in (the plan lists them, whether metasync wrote them, or prunes them); the history of the
-    workflows git holds is the server's own (plan/versions.py). In place: the versions git holds
-    (an older version is updated where it is); the others are listed from the server's index of
-    names and versions, unread, unless policy.prune is on: whether metasync wrote each one
-    decides a prune, so then every version is read. What git holds is asked when it is needed:
-    the read starts before the manifests are rendered."""
-    in_place = policy.versioning != "new-version"
-    if in_place and policy.prune:
-        return None
+    workflows git holds is the server's own (plan/versions.py). In place: exactly the versions
+    git holds (an older one is updated where it is); the other older versions are history, not
+    read nor listed (drift reads and lists them), unless policy.prune is on: whether metasync
+    wrote each one decides a prune, so then every version is read. What git holds is asked when
+    it is needed: the read starts before the manifests are rendered."""
+    if policy.versioning != "new-version":
+        return None if policy.prune else _Held(rendered, selectors)
 
     @functools.cache
-    def held() -> tuple[frozenset[str], frozenset[tuple[str, int | None]]]:
-        workflows = [
-            r
+    def held() -> frozenset[str]:
+        return frozenset(
+            r.name
             for r in rendered.result()
             if KINDS[r.kind].versioned and selected(selectors, r.kind, r.name, r.labels)
-        ]
-        return frozenset(r.name for r in workflows), frozenset(
-            (r.name, r.version) for r in workflows
         )
 
-    def needed(name: str, version: int) -> bool:
-        names, keys = held()
-        if in_place:
-            return (name, version) in keys
-        return name not in names and selected(selectors, "WorkflowDef", name, {})
+    return lambda name, _version: (
+        name not in held() and selected(selectors, "WorkflowDef", name, {})
+    )
 
-    return needed
+
+class _Held(AbstractSet[tuple[str, int]]):
+    """The (name, version) of each workflow git holds in the selection, once rendered."""
+
+    def __init__(self, rendered: Future[Sequence[Resource]], selectors: Sequence[Selector]):
+        self._rendered = rendered
+        self._selectors = selectors
+
+    @functools.cached_property
+    def _keys(self) -> frozenset[tuple[str, int]]:
+        return frozenset(
+            (r.name, r.version or 1)
+            for r in self._rendered.result()
+            if KINDS[r.kind].versioned and selected(self._selectors, r.kind, r.name, r.labels)
+        )
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def _idle_ignores(environment: Environment, desired: Desired, live: LiveState) -> list[Problem]:

@@ -63,10 +63,8 @@ class Unmanaged:
     kind: str
     name: str
     version: int | None
-    #: it carries this project's ownership mark: metasync wrote it, and git no longer names it;
-    #: None: not read (an older version, policy in-place without prune: listed from the
-    #: server's index of names and versions)
-    owned: bool | None = False
+    #: it carries this project's ownership mark: metasync wrote it, and git no longer names it
+    owned: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,12 +169,6 @@ def _build_plan(environment: str, desired: Sequence[Resource], live: LiveState,
     )  # fmt: skip
     owned = [k for k in leftover if live.owned(k, mark)]
     unmanaged = [Unmanaged(*key, owned=key in owned) for key in leftover]
-    if policy.versioning != "new-version" and live.unread:  # in place: listed, not read
-        unmanaged = sorted(
-            [*unmanaged, *(Unmanaged(*key, owned=None) for key in live.unread
-                           if key not in labels and selected(selectors, key[0], key[1], {}))],
-            key=lambda u: _order((u.kind, u.name, u.version)),
-        )  # fmt: skip
     refusals: list[Problem] = []
     if policy.prune and owned:
         deletes = list(owned)

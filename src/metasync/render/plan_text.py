@@ -90,12 +90,6 @@ def unmanaged_lines(plan: Plan, width: int) -> list[str]:
     lines = [f"On the server but not in git, left alone ({len(plan.unmanaged)}):"]
     for kind, names in unmanaged_names(plan).items():
         lines += wrap_names(f"  {kind} ({len(names)}): ", names, width, indent="    ")
-    unread = sum(u.owned is None for u in plan.unmanaged)
-    if unread:
-        lines.append(
-            f"  ({unread} older version(s), listed, not read: whether metasync wrote them is "
-            "read with policy.prune on, and by metasync drift)"
-        )
     return lines
 
 
