@@ -242,8 +242,9 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--runs", type=int, default=3, help="best of this many runs")
     parser.add_argument("--port", type=int, help="the server's port (default: a free one)")
     parser.add_argument("--policy", choices=["in-place", "new-version"], default="in-place",
-                        help="the environment's policy.versioning: in place, a plan lists every "
-                        "version git does not hold (all are read); new-version reads the newest")  # fmt: skip
+                        help="the environment's policy.versioning: in place, a plan reads the "
+                        "newest versions and those git holds; new-version, the newest and "
+                        "the history of the workflows git does not hold")  # fmt: skip
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
     version_counts = sorted({int(v) for v in args.versions.split(",")})
