@@ -69,7 +69,7 @@ class _Foreign(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         body: object = []
-        if self.path == "/api/metadata/workflow":
+        if self.path in ("/api/metadata/workflow", "/api/metadata/workflow/latest-versions"):
             body = [{"name": "odd", "version": "two", "tasks": []}]
         elif self.path in ("/api/version", "/api/admin/config"):
             self.send_response(404)
@@ -100,8 +100,9 @@ def test_a_server_answer_that_is_not_conductors_is_a_clear_error(tmp_path: Path)
         server.server_close()
         thread.join()
     assert planned.exit_code == 1, planned.stderr
-    assert planned.stderr.startswith(
-        "error: GET /api/metadata/workflow: item 0 of the answer has version 'two', not an integer"
+    assert planned.stderr.startswith(  # in place, a plan reads the newest versions
+        "error: GET /api/metadata/workflow/latest-versions: item 0 of the answer has version "
+        "'two', not an integer"
     ), planned.stderr
     assert "crash" not in planned.stderr
 

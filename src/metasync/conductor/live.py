@@ -143,12 +143,12 @@ def read_live(reader: LiveReader, older: Older | None = None,
     that is read whole. ``digest``: what to keep of each listed object's JSON text
     (``LiveState.digests``)."""
 
-    def read(kind: Kind) -> tuple[list[Json] | None, list[Key] | None, str]:
+    def read(kind: Kind) -> tuple[list[Json] | None, bool, str]:
         if kind.versioned and older is not None:
             found = _history_proof(reader, older, digest)
             if found is not None:
                 return (*found, "GET /api/metadata/workflow/latest-versions")
-        return reader.objects(kind, digest), [], f"GET /api{kind.endpoints.list}"
+        return reader.objects(kind, digest), False, f"GET /api{kind.endpoints.list}"
 
     # independent requests: the server answers them side by side (its answer is most of the
     # time), and a failure is reported as the first one in the kinds' order
@@ -166,7 +166,7 @@ def read_live(reader: LiveReader, older: Older | None = None,
         if listed is None:
             missing.append(kind.name)
             continue
-        partial = partial or left_out is None or bool(left_out)
+        partial = partial or left_out
         kept = getattr(listed, "digests", None) if digest is not None else None
         for i, spec in enumerate(_objects(listed, request, reader.url, kind.versioned)):
             name = spec["name"]
@@ -183,10 +183,10 @@ def read_live(reader: LiveReader, older: Older | None = None,
 
 
 def _history_proof(reader: LiveReader, older: Older,
-                   digest: Digest | None = None) -> tuple[list[Json], list[Key] | None] | None:  # fmt: skip
-    """The newest version of each workflow and the older ones ``older`` names, and the keys of
-    the older ones left out (None: not known, the index was not read); None when the server
-    cannot answer that (read the whole list)."""
+                   digest: Digest | None = None) -> tuple[list[Json], bool] | None:  # fmt: skip
+    """The newest version of each workflow and the older ones ``older`` names, and whether any
+    older one was (or may have been: the index not read) left out; None when the server cannot
+    answer that (read the whole list)."""
     if isinstance(older, AbstractSet):  # exactly these: no need of the index
         newest = reader.newest_workflows(digest)
         if newest is None:
@@ -195,7 +195,7 @@ def _history_proof(reader: LiveReader, older: Older,
         top = {str(spec["name"]): spec.get("version", 1) for spec in checked}
         # a name the newest list does not have has no version left
         exact = sorted((n, v) for n, v in older if n in top and top[n] != v)
-        return _older(reader, checked, exact), None
+        return _older(reader, checked, exact), True
     with ThreadPoolExecutor(max_workers=1) as pool:  # the two reads overlap
         asked_index = pool.submit(reader.workflow_versions)
         newest = reader.newest_workflows(digest)
@@ -205,7 +205,7 @@ def _history_proof(reader: LiveReader, older: Older,
     checked = _objects(newest, "GET /api/metadata/workflow/latest-versions", reader.url, True)
     top = {str(spec["name"]): spec.get("version", 1) for spec in checked}
     wanted: list[tuple[str, int]] = []
-    skipped: list[Key] = []
+    skipped = False
     for name, versions in index.items():
         for number in versions:
             if name not in top or number == top[name]:
@@ -213,7 +213,7 @@ def _history_proof(reader: LiveReader, older: Older,
             if not name.startswith(_INTERNAL) and older(name, number):
                 wanted.append((name, number))
             else:
-                skipped.append(("WorkflowDef", name, number))
+                skipped = True
     return _older(reader, checked, wanted), skipped
 
 
