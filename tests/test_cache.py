@@ -156,9 +156,9 @@ def test_after_an_edit_only_the_edited_file_is_loaded_again(tmp_path: Path,
     parsed: list[str] = []
     real = yamlio.parse_documents
 
-    def counted(text: str, display: str) -> Any:
+    def counted(text: str, display: str, read: Any = None) -> Any:
         parsed.append(display)
-        return real(text, display)
+        return real(text, display, read)
 
     monkeypatch.setattr(loader_module, "parse_documents", counted)
     path = root / "manifests" / "b.yaml"

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 import conductor_server
+import metasync.project as project_module
 from conftest import start_server
 from helpers import prefixed_example, run_cli, write_project
 
@@ -299,15 +300,27 @@ def test_a_dynamic_inline_definition_is_placed_or_applied_by_flavour(
 
 
 def test_the_flavour_is_learned_from_the_server_and_the_checks_follow_it(
-    tmp_path: Path, prefix: str, conductor: conductor_server.Server, flavour: str
-) -> None:
+    tmp_path: Path, prefix: str, conductor: conductor_server.Server, flavour: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     flow = {"name": f"{prefix}team:flow", "version": 1, "ownerEmail": "nobody",
             "tasks": [task("a", "WAIT")]}  # fmt: skip
     root = project(tmp_path, conductor.url, [("WorkflowDef", flow)])
     before = run_cli("--project", str(root), "validate")
     assert before.exit_code == 0, before.stderr  # not known yet: 3.15's rules only warn
     assert "(Conductor 3.15 refuses it)" in before.stderr
-    planned = run_cli("--project", str(root), "plan", "--env", "dev")
+    checked: list[object] = []
+    real = project_module.check_resources  # type: ignore[attr-defined]
+
+    def counted(resources: Any, checked_for: Any) -> Any:
+        checked.append(checked_for)
+        return real(resources, checked_for)
+
+    monkeypatch.setattr(project_module, "check_resources", counted)
+    planned = run_cli("--project", str(root), "--no-cache", "plan", "--env", "dev")
+    # the plan waits for the server's version and checks once, for its flavour (not first for
+    # none, then again: a cold CI run would load every manifest twice)
+    assert checked == [flavour], planned.stderr
     seen = json.loads((root / ".metasync" / "servers.json").read_text())
     assert seen["dev"]["version"] == ("3.32.3" if flavour == "oss" else "3.15.0")
     assert seen["dev"]["url"] == conductor.url

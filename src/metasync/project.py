@@ -14,7 +14,6 @@ from metasync.apply.history import history_name
 from metasync.apply.lock import lock_name
 from metasync.bulk import no_cycles
 from metasync.conductor.client import ConductorClient
-from metasync.conductor.live import LiveState
 from metasync.conductor.normalize import Flavour
 from metasync.errors import (
     ConfigError,
@@ -340,9 +339,10 @@ class Project:
     def _servers_seen(self) -> dict[str, Any]:
         return read_local(self.root, SERVERS_SEEN)
 
-    def remember_server(self, env: str, live: LiveState) -> None:
+    def remember_server(self, env: str, url: str, version: str) -> None:
+        """Remember the version ``env``'s server at ``url`` (redacted) said."""
         seen = self._servers_seen()
-        entry = {"url": live.server, "version": live.version}
+        entry = {"url": url, "version": version}
         if seen.get(env) == entry:
             return
         seen[env] = entry

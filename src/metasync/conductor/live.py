@@ -132,8 +132,8 @@ def ledger_spec(mark: str, entries: Mapping[str, Mapping[str, str | None]]) -> d
     }
 
 
-def read_live(reader: LiveReader, older: Older | None = None,
-              digest: Digest | None = None) -> LiveState:  # fmt: skip
+def read_live(reader: LiveReader, older: Older | None = None, digest: Digest | None = None,
+              said: Callable[[str | None], object] | None = None) -> LiveState:  # fmt: skip
     """Every object of every kind the server has (one request per kind); metasync's own
     definitions (locks, ledgers) apart. A kind the server does not have is in ``missing``.
 
@@ -141,7 +141,8 @@ def read_live(reader: LiveReader, older: Older | None = None,
     all of them. With it, workflows are read as their newest versions plus those (each read by
     itself, or with the whole list when there are many); a server without the endpoints for
     that is read whole. ``digest``: what to keep of each listed object's JSON text
-    (``LiveState.digests``)."""
+    (``LiveState.digests``). ``said``: called with the server's version as soon as it is known
+    (before the lists have come)."""
 
     def read(kind: Kind) -> tuple[list[Json] | None, bool, str]:
         if kind.versioned and older is not None:
@@ -156,6 +157,8 @@ def read_live(reader: LiveReader, older: Older | None = None,
         asked_version = pool.submit(reader.server_version)
         reads = [pool.submit(read, kind) for kind in IN_ORDER]
         version = asked_version.result()
+        if said is not None:
+            said(version)
         answers = [(kind, future.result()) for kind, future in zip(IN_ORDER, reads, strict=True)]
     objects: dict[Key, Mapping[str, Any]] = {}
     internal: dict[str, Mapping[str, Any]] = {}

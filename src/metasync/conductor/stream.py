@@ -46,6 +46,15 @@ class Listed(Mapping[str, Any]):
         self._head = {key: value[key] for key in HEAD if key in value}
         self._value: dict[str, Any] | None = None
 
+    def glance(self) -> Mapping[str, Any]:
+        """The object parsed, without keeping the parsed form (it stays text): for a look whose
+        result is all that is kept (the fingerprint of an unchanged object)."""
+        if self._value is not None:
+            return self._value
+        assert self._text is not None
+        parsed: dict[str, Any] = json.loads(self._text)
+        return parsed
+
     def _parsed(self) -> dict[str, Any]:
         if self._value is None:
             assert self._text is not None
@@ -84,6 +93,11 @@ class Listed(Mapping[str, Any]):
 
     def __reduce__(self) -> tuple[Any, ...]:  # copied or pickled: as the dict it is
         return (dict, (self._parsed(),))
+
+
+def glance(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``value``, parsed for this look only when it is a ``Listed`` still kept as text."""
+    return value.glance() if isinstance(value, Listed) else value
 
 
 class Digested(list[Any]):

@@ -119,7 +119,7 @@ def load_file(display: str, read: Callable[[], str], lookup: Lookup) -> FileLoad
     """Load one manifest file (what ``load_manifests`` does per file, before files are compared)."""
     try:
         text = read()
-        docs = parse_documents(text, display)
+        docs = parse_documents(text, display, read)
     except MetasyncError as exc:
         return FileLoad([], list(exc.problems))
     # placeholders only where the file has any (looked for once per file, not per document)

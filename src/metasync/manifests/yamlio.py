@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from metasync.errors import Location, ManifestError, source_snippet
+from metasync.errors import Location, ManifestError, MetasyncError, source_snippet
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
@@ -61,8 +61,9 @@ _Loader.yaml_implicit_resolvers = {
 class _Source:
     """A file's text; its node trees are composed again only when a line is asked for.
 
-    A source loaded from the cache (manifests/cache.py) has no text yet: ``read`` gives it, from
-    the same file (whose content is the cache's key), the first time a line is asked for."""
+    A manifest's source, loaded or from the cache (manifests/cache.py), has no text: ``read``
+    gives it, from the same file (whose content was loaded or is the cache's key), the first time
+    a line is asked for."""
 
     __slots__ = ("_nodes", "_read", "_text", "file", "size")
 
@@ -77,7 +78,10 @@ class _Source:
     @property
     def text(self) -> str:
         if self._text is None:
-            self._text = self._read() if self._read is not None else ""
+            try:
+                self._text = self._read() if self._read is not None else ""
+            except MetasyncError:  # gone or unreadable since: no line to give
+                self._text = ""
         return self._text
 
     def node(self, index: int) -> yaml.Node | None:
@@ -183,10 +187,14 @@ def decode_text(raw: bytes, display: str) -> str:
         ) from None
 
 
-def parse_documents(text: str, display: str) -> list[YamlDocument]:
-    """Every non-empty document of ``text``; YAML errors become ManifestError with file:line."""
+def parse_documents(text: str, display: str, read: Callable[[], str] | None = None
+                    ) -> list[YamlDocument]:  # fmt: skip
+    """Every non-empty document of ``text``; YAML errors become ManifestError with file:line.
+
+    ``read``: gives ``text`` again, when a line is asked for; then the text is not kept (10,000
+    workflows: 50 MiB held for the few lines a run may show)."""
     docs: list[YamlDocument] = []
-    source = _Source(text, display)
+    source = _Source(None, display, size=len(text), read=read) if read else _Source(text, display)
     loader = _Loader(text)
     try:
         index = 0

@@ -7,12 +7,13 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from metasync.conductor.client import ConductorClient
 from metasync.conductor.live import LiveState, Older, read_live
+from metasync.conductor.normalize import Flavour, flavour_of
 from metasync.errors import Location, MetasyncError, Problem, ServerError, ValidationFailed
 from metasync.manifests.environment import Environment, Ignore, Policy, load_environment
 from metasync.manifests.secrets import Secrets
@@ -58,10 +59,12 @@ def plan(project: Project, env: str, selectors: Sequence[Selector] = (), pin: st
         # show a secret the project has is not kept
         known = Secrets.available(environment.config.secrets).values.values()
         older = None if every_version else _older_needed(rendered, selectors, policy)
-        reading = _in_background(read_live, client, older,
-                                 text_digest(known))  # fmt: skip
+        said: Future[str | None] = Future()
+        reading = _in_background(read_live, client, older, text_digest(known),
+                                 said.set_result)  # fmt: skip
         try:
-            desired = project.render(env, pin)
+            checked_for = _flavour_to_check(project, env, client.url, said, reading)
+            desired = project.render(env, pin, flavour=checked_for)
             used = {
                 name
                 for r in desired.resources
@@ -76,9 +79,8 @@ def plan(project: Project, env: str, selectors: Sequence[Selector] = (), pin: st
         live = reading.result()
         # a server that did not say its version (a proxy, another vendor) teaches nothing
         if environment.config.server.flavour is None and live.version is not None:
-            assumed = project.flavour(env)
-            project.remember_server(env, live)
-            if assumed != live.flavour:  # checked for another flavour: again
+            project.remember_server(env, live.server, live.version)
+            if checked_for != live.flavour:  # checked for another flavour: again
                 desired = project.render(env, pin, flavour=live.flavour)
         _kinds_it_has(
             [r for r in desired.resources if selected(selectors, r.kind, r.name, r.labels)],
@@ -111,6 +113,29 @@ def plan(project: Project, env: str, selectors: Sequence[Selector] = (), pin: st
     plan = replace(plan, warnings=tuple(kept))
     return Planned(hold_back(plan, unchecked), desired, live, secrets,
                    ignore=environment.ignore, silenced=tuple(silenced), memo=memo)  # fmt: skip
+
+
+#: how long a plan waits for the server to say its version, when the manifests' checks need it
+#: (its lists are read meanwhile); past that, they are checked for no flavour, then again
+VERSION_WAIT_S = 5.0
+
+
+def _flavour_to_check(project: Project, env: str, url: str, said: Future[str | None],
+                      reading: Future[LiveState]) -> Flavour | None:  # fmt: skip
+    """The flavour to check the manifests for: the environment's (declared, or remembered from
+    its server), or else the one its server at ``url`` says now (remembered, also when the
+    checks then fail). Checked once, not once for no flavour and again for the server's: a cold
+    CI run knows no server, and would load 10,000 workflows twice."""
+    known = project.flavour(env)
+    if known is not None:
+        return known
+    either: list[Future[Any]] = [said, reading]
+    wait(either, timeout=VERSION_WAIT_S, return_when=FIRST_COMPLETED)
+    version = said.result() if said.done() else None
+    if version is None:
+        return None
+    project.remember_server(env, url, version)
+    return flavour_of(version)
 
 
 @dataclass(frozen=True)
