@@ -20,7 +20,7 @@ test: install conductor actionlint lint typecheck pytest  ## every check and eve
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,worker]'
 	touch $@
 
 install: $(BIN)/.installed

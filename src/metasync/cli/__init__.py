@@ -52,6 +52,7 @@ FAMILIES = {
     "history": "metasync.cli.reports",
     "schema": "metasync.cli.schema",
     "test": "metasync.cli.testing",
+    "worker": "metasync.cli.worker",
 }
 
 
