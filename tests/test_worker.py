@@ -34,12 +34,13 @@ def committed(root: Path) -> str:
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
 
 
-def control_plane(url: str, prefix: str) -> str:
+def control_plane(url: str, prefix: str, response_timeout: int = 60) -> str:
     """metasync_drift's task definition and a one-task workflow; the workflow's name."""
     with httpx.Client(base_url=url + "/api", timeout=30) as api:
         api.post("/metadata/taskdefs", json=[{
             "name": "metasync_drift", "ownerEmail": "platform@example.com", "retryCount": 1,
-            "retryDelaySeconds": 1, "responseTimeoutSeconds": 60, "timeoutSeconds": 300,
+            "retryDelaySeconds": 1, "responseTimeoutSeconds": response_timeout,
+            "timeoutSeconds": 300,
         }]).raise_for_status()  # fmt: skip
         name = f"{prefix}drift_one"
         api.put("/metadata/workflow", json=[{
@@ -176,3 +177,33 @@ def test_sigterm_lets_the_task_in_hand_finish(
     assert task["outputData"]["environments"][0]["environment"] == "dev"
     assert len(found["tasks"]) == 1
     assert out.index("stopping") < out.index(f"metasync_drift dev @ {commit[:12]}")
+
+
+def test_a_task_whose_worker_was_killed_is_retried_on_another(
+    conductor: conductor_server.Server, prefix: str, tmp_path: Path
+) -> None:
+    """SIGKILL mid-task: no result is sent; the task definition's responseTimeoutSeconds times
+    the task out, and its retry runs on the other worker: one result, the drift, reported once."""
+    with FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(1.5, 1.5)) as slow:
+        root = prefixed_example(tmp_path / "repo", prefix, slow.url)
+        commit = committed(root)
+        workflow = control_plane(conductor.url, prefix, response_timeout=3)
+        domain = prefix.strip("_")
+        with worker(conductor.url, domain, tmp_path / "a") as first:
+            workflow_id = start(conductor.url, workflow, domain, {
+                "repository": str(root), "commit": commit, "environment": "dev"})  # fmt: skip
+            deadline = time.monotonic() + 60
+            while not slow.log and time.monotonic() < deadline:  # the task is in hand
+                time.sleep(0.05)
+            assert slow.log, "the worker never read the target"
+            first.kill()
+            first.wait()
+        with worker(conductor.url, domain, tmp_path / "b") as second:
+            found = finished(conductor.url, workflow_id, seconds=90)
+            second.send_signal(signal.SIGTERM)
+            out, _ = second.communicate(timeout=60)
+    attempts = [(t["status"], t["retryCount"]) for t in found["tasks"]]
+    assert found["status"] == "COMPLETED", attempts
+    assert attempts == [("TIMED_OUT", 0), ("COMPLETED", 1)]
+    assert found["tasks"][1]["outputData"]["environments"][0]["environment"] == "dev"
+    assert out.count(f"metasync_drift dev @ {commit[:12]}") == 1, out
