@@ -70,6 +70,19 @@ def finished(url: str, workflow_id: str, seconds: float = 90) -> dict[str, Any]:
     raise AssertionError(f"workflow {workflow_id} still running after {seconds} s")
 
 
+def in_hand(slow: FaultProxy, control: str, workflow: str, domain: str, *, repository: str,
+            commit: str) -> str:  # fmt: skip
+    """Start ``workflow`` on ``control`` for dev and wait until a worker has its task in hand (it
+    reads the target behind ``slow``); the workflow's id."""
+    workflow_id = start(control, workflow, domain, {
+        "repository": repository, "commit": commit, "environment": "dev"})  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not slow.log and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert slow.log, "the worker never read the target"
+    return workflow_id
+
+
 @contextmanager
 def worker(control: str, domain: str, cache: Path, *extra: str) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
@@ -159,12 +172,9 @@ def test_sigterm_lets_the_task_in_hand_finish(
         workflow = control_plane(conductor.url, prefix)
         domain = prefix.strip("_")
         with worker(conductor.url, domain, tmp_path / "cache") as process:
-            workflow_id = start(conductor.url, workflow, domain, {
-                "repository": str(root), "commit": commit, "environment": "dev"})  # fmt: skip
-            deadline = time.monotonic() + 60
-            while not slow.log and time.monotonic() < deadline:  # the task is in hand
-                time.sleep(0.05)
-            assert slow.log, "the worker never read the target"
+            workflow_id = in_hand(
+                slow, conductor.url, workflow, domain, repository=str(root), commit=commit
+            )
             process.send_signal(signal.SIGTERM)
             stopped_at = time.monotonic()
             out, _ = process.communicate(timeout=60)
@@ -190,12 +200,9 @@ def test_a_task_whose_worker_was_killed_is_retried_on_another(
         workflow = control_plane(conductor.url, prefix, response_timeout=3)
         domain = prefix.strip("_")
         with worker(conductor.url, domain, tmp_path / "a") as first:
-            workflow_id = start(conductor.url, workflow, domain, {
-                "repository": str(root), "commit": commit, "environment": "dev"})  # fmt: skip
-            deadline = time.monotonic() + 60
-            while not slow.log and time.monotonic() < deadline:  # the task is in hand
-                time.sleep(0.05)
-            assert slow.log, "the worker never read the target"
+            workflow_id = in_hand(
+                slow, conductor.url, workflow, domain, repository=str(root), commit=commit
+            )
             first.kill()
             first.wait()
         with worker(conductor.url, domain, tmp_path / "b") as second:
