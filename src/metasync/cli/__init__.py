@@ -53,6 +53,7 @@ FAMILIES = {
     "schema": "metasync.cli.schema",
     "test": "metasync.cli.testing",
     "worker": "metasync.cli.worker",
+    "control": "metasync.cli.control",
 }
 
 

@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,28 +44,35 @@ from metasync.worker.checkouts import Checkouts
 
 log = logging.getLogger("metasync.worker")
 
-#: the task types a worker polls, each with what it does
+#: the task types a worker polls
 DRIFT = "metasync_drift"
+ENVIRONMENTS = "metasync_environments"
 
 
 @dataclass(frozen=True)
 class Job:
     """What a task asks: the project at ``commit`` of ``repository`` (in its folder ``path``),
-    for ``environment``."""
+    for ``environment`` (the task types that take one) or ``only`` these environments (none:
+    all of them)."""
 
     repository: str
     commit: str
-    environment: str
+    environment: str = ""
     path: str = "."
+    only: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, given: Mapping[str, Any]) -> Job:
-        missing = [k for k in ("repository", "commit", "environment") if not given.get(k)]
+    def of(cls, given: Mapping[str, Any], *, environment: bool) -> Job:
+        needed = (
+            ("repository", "commit", "environment") if environment else ("repository", "commit")
+        )
+        missing = [k for k in needed if not given.get(k)]
         if missing:
             raise ConfigError(
                 f"the task's input has no {', '.join(missing)}",
                 location=Location("task input", None, missing[0]),
-                hint="Give repository (a URL git can fetch), commit (a full id) and environment.",
+                hint=f"Give {', '.join(needed)}: a URL git can fetch, a full commit id"
+                + (", an environment's name." if environment else "."),
             )
         path = str(given.get("path") or ".")
         if path.startswith("/") or ".." in Path(path).parts:
@@ -74,27 +81,73 @@ class Job:
                 location=Location("task input", None, "path"),
                 hint="Give the project's folder relative to the repository's root.",
             )
-        return cls(str(given["repository"]), str(given["commit"]), str(given["environment"]),
-                   path)  # fmt: skip
+        only = given.get("environments") or ()
+        if isinstance(only, str):
+            only = [e.strip() for e in only.split(",") if e.strip()]
+        if not isinstance(only, (list, tuple)) or not all(isinstance(e, str) for e in only):
+            raise ConfigError(
+                "environments must be a list of names (or one string, comma-separated)",
+                location=Location("task input", None, "environments"),
+                hint="Leave it out for every environment of the project.",
+            )
+        return cls(str(given["repository"]), str(given["commit"]),
+                   str(given.get("environment") or ""), path, tuple(only))  # fmt: skip
+
+
+def _environments_of(project: Project, job: Job, asked: Sequence[str]) -> list[str]:
+    """``asked``, each an environment of ``project`` (else a terminal error)."""
+    unknown = [name for name in asked if name not in project.environments]
+    if unknown:
+        raise ConfigError(
+            f"the project at {job.commit[:12]} has no environment "
+            f"{', '.join(map(repr, unknown))}",
+            location=Location("task input", None, "environment" if job.environment else
+                              "environments"),
+            hint=f"It has: {', '.join(project.environments) or 'none'}.",
+        )  # fmt: skip
+    return list(asked)
 
 
 def drift_task(checkouts: Checkouts, job: Job) -> dict[str, Any]:
     """The drift of ``job``'s environment: ``metasync drift -o json``'s document."""
     with checkouts.at(job.repository, job.commit) as tree:
         project = Project(tree / job.path)
-        if job.environment not in project.environments:
-            raise ConfigError(
-                f"the project at {job.commit[:12]} has no environment {job.environment!r}",
-                location=Location("task input", None, "environment"),
-                hint=f"It has: {', '.join(project.environments) or 'none'}.",
-            )
+        _environments_of(project, job, [job.environment])
         reports = op.drift.drift(project, [job.environment])
     document = drift_document(reports)
     return {**document, "commit": job.commit, "environment": job.environment}
 
 
-#: task type -> (checkouts, job) -> output
-HANDLERS: dict[str, Callable[[Checkouts, Job], dict[str, Any]]] = {DRIFT: drift_task}
+def environments_task(checkouts: Checkouts, job: Job) -> dict[str, Any]:
+    """The project's environments at the commit (or those asked), with a metasync_drift task of
+    each, as FORK_JOIN_DYNAMIC takes them (``dynamicForkTasksParam`` and
+    ``dynamicForkTasksInputParamName``: the form both 3.15 and conductor-oss read)."""
+    with checkouts.at(job.repository, job.commit) as tree:
+        project = Project(tree / job.path)
+        names = _environments_of(project, job, job.only or project.environments)
+    return {
+        "environments": names,
+        "dynamicTasks": [
+            {"name": DRIFT, "taskReferenceName": f"drift_{name}", "type": "SIMPLE"}
+            for name in names
+        ],
+        "dynamicTasksInput": {
+            f"drift_{name}": {
+                "repository": job.repository,
+                "commit": job.commit,
+                "path": job.path,
+                "environment": name,
+            }
+            for name in names
+        },
+    }
+
+
+#: task type -> (whether it takes one environment, what it does)
+HANDLERS: dict[str, tuple[bool, Callable[[Checkouts, Job], dict[str, Any]]]] = {
+    ENVIRONMENTS: (False, environments_task),
+    DRIFT: (True, drift_task),
+}
 
 
 def serve(control: str, *, threads: int, domain: str | None, cache: Path, stop: threading.Event,
@@ -105,8 +158,8 @@ def serve(control: str, *, threads: int, domain: str | None, cache: Path, stop: 
     checkouts = Checkouts(cache)
     configuration = Configuration(server_api_url=control.rstrip("/") + "/api")
     runners = []
-    for task_type, handler in HANDLERS.items():
-        worker = _Worker(task_type, handler, checkouts, said)
+    for task_type, (one, handler) in HANDLERS.items():
+        worker = _Worker(task_type, one, handler, checkouts, said)
         worker.poll_interval, worker.thread_count, worker.domain = poll_ms, threads, domain
         runner = TaskRunner(worker, configuration)
         # Conductor 3.15 answers POST /api/tasks/update-v2 with 500 (not the 404 or 405 the SDK
@@ -132,9 +185,11 @@ def serve(control: str, *, threads: int, domain: str | None, cache: Path, stop: 
 class _Worker(WorkerInterface):  # type: ignore[misc]  # the SDK has no type information
     """One task type: each task's job done, the result reported as Conductor retries it."""
 
-    def __init__(self, task_type: str, handler: Callable[[Checkouts, Job], dict[str, Any]],
-                 checkouts: Checkouts, said: Callable[[str], None]) -> None:  # fmt: skip
+    def __init__(self, task_type: str, one: bool,
+                 handler: Callable[[Checkouts, Job], dict[str, Any]], checkouts: Checkouts,
+                 said: Callable[[str], None]) -> None:  # fmt: skip
         super().__init__(task_type)
+        self._one = one
         self._handler = handler
         self._checkouts = checkouts
         self._said = said
@@ -147,7 +202,7 @@ class _Worker(WorkerInterface):  # type: ignore[misc]  # the SDK has no type inf
         started = time.monotonic()
         job: Job | None = None
         try:
-            job = Job.of(task.input_data or {})
+            job = Job.of(task.input_data or {}, environment=self._one)
             result.output_data = self._handler(self._checkouts, job)
             result.status = TaskResultStatus.COMPLETED
             what = _summary(result.output_data)
@@ -168,7 +223,7 @@ class _Worker(WorkerInterface):  # type: ignore[misc]  # the SDK has no type inf
                 f"{type(exc).__name__} in metasync {self.task_definition_name}"
             )
             what = f"failed: {type(exc).__name__}"
-        where = f"{job.environment} @ {job.commit[:12]}" if job else "?"
+        where = f"{job.environment or 'project'} @ {job.commit[:12]}" if job else "?"
         self._said(f"{self.task_definition_name} {where}: {what} "
                    f"({time.monotonic() - started:.1f} s)")  # fmt: skip
         return result
@@ -176,6 +231,8 @@ class _Worker(WorkerInterface):  # type: ignore[misc]  # the SDK has no type inf
 
 def _summary(document: Mapping[str, Any]) -> str:
     environments = document.get("environments") or []
+    if "dynamicTasks" in document:
+        return f"{len(environments)} environment(s): {', '.join(environments)}"
     parts = []
     for env in environments:
         if env.get("error"):
