@@ -151,7 +151,7 @@ HANDLERS: dict[str, tuple[bool, Callable[[Checkouts, Job], dict[str, Any]]]] = {
 
 
 def serve(control: str, *, threads: int, domain: str | None, cache: Path, stop: threading.Event,
-          poll_ms: int = 500, said: Callable[[str], None] = print) -> None:  # fmt: skip
+          poll_ms: int = 100, said: Callable[[str], None] = print) -> None:  # fmt: skip
     """Poll ``control`` (its URL, without /api) for metasync's task types until ``stop`` is set,
     then let the tasks in hand finish."""
 
