@@ -48,7 +48,7 @@ def test_install_writes_the_definitions_once(conductor: conductor_server.Server)
     assert drift["ownerApp"].startswith("metasync/metasync-control@")
     assert drift["responseTimeoutSeconds"] == 300
     reconcile = httpx.get(f"{conductor.url}/api/metadata/workflow/metasync_reconcile").json()
-    assert [t["type"] for t in reconcile["tasks"]] == ["SIMPLE", "FORK_JOIN_DYNAMIC", "JOIN"]
+    assert [t["type"] for t in reconcile["tasks"]] == ["SIMPLE", "FORK_JOIN_DYNAMIC", "JOIN", "SIMPLE"]
 
 
 def project(root: Path, prefix: str, targets: list[str], count: int) -> list[str]:

@@ -1,19 +1,33 @@
-"""`metasync control install`: metasync's own definitions on a control-plane Conductor."""
+"""`metasync control install|start`: metasync's own definitions on a control-plane Conductor,
+and a reconcile run of them."""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+from typing import Any
 
 import click
 
 from metasync import operations as op
 from metasync.cli import cli
-from metasync.cli.boundary import EXIT_OK, EXIT_USER_ERROR
+from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR
 from metasync.cli.strict import StrictCommand
+from metasync.conductor.client import ConductorClient
+from metasync.errors import MetasyncError, ServerError, redact_url
 from metasync.render.apply_result import write_apply_result
 from metasync.render.plan_text import write_plan_text
 from metasync.render.problems import write_problems
-from metasync.worker.control import ENVIRONMENT, control_project
+from metasync.render.reconcile import write_reconcile_text
+from metasync.worker.control import (
+    CORRELATION,
+    ENVIRONMENT,
+    WORKFLOW,
+    Schedule,
+    control_project,
+    start_request,
+)
 
 
 class _Group(click.Group):
@@ -34,13 +48,39 @@ def control() -> None:
               metavar="SECONDS",
               help="How long a worker may hold a drift task without answering before it is "
               "given to another (one that died mid-task).")  # fmt: skip
-def install(url: str, owner_email: str, response_timeout: int) -> int:
-    """Write the task types `metasync worker` polls and the metasync_reconcile workflow.
+@click.option("--parallelism", type=click.IntRange(min=1), default=None, metavar="N",
+              help="At most N tasks of each type that reads or writes a target run at once, "
+              "across every worker (the task types' concurrentExecLimit; default: no limit).")  # fmt: skip
+@click.option("--schedule", "cron", metavar="CRON",
+              help="Also a schedule of the reconcile on this cron (six fields: second minute "
+              "hour day-of-month month day-of-week; conductor-oss 3.32+ and Orkes).")  # fmt: skip
+@click.option("--repository", metavar="URL", help="--schedule: the repository to reconcile.")
+@click.option("--ref", default="main", show_default=True,
+              help="--schedule: the branch or tag, resolved to its commit at each run.")  # fmt: skip
+@click.option("--path", "project_path", default=".", show_default=True,
+              help="--schedule: the project's folder in the repository.")  # fmt: skip
+@click.option("--env", "envs", multiple=True, metavar="ENV",
+              help="--schedule: these environments only (repeatable; default: all).")  # fmt: skip
+@click.option("--apply", "apply", is_flag=True,
+              help="--schedule: apply the environments whose policy says autoSync (self-heal); "
+              "the others are only reported.")  # fmt: skip
+@click.option("--schedule-name", metavar="NAME",
+              help="--schedule: the schedule's name (default: metasync_reconcile_<repository>_"
+              "<hash>).")  # fmt: skip
+def install(*, url: str, owner_email: str, response_timeout: int, parallelism: int | None,
+            cron: str | None, repository: str | None, ref: str, project_path: str,
+            envs: tuple[str, ...], apply: bool, schedule_name: str | None) -> int:  # fmt: skip
+    """Write the task types `metasync worker` polls and the metasync_reconcile workflow (and, with
+    --schedule, a schedule of it).
 
     Applied by metasync as a project of its own (metasync-control): shown as a plan, then
     applied; again, it changes nothing; it deletes nothing.
     """
-    made = control_project(url, owner_email=owner_email, response_timeout=response_timeout)
+    schedule = _schedule(
+        cron, repository, ref=ref, path=project_path, envs=envs, apply=apply, name=schedule_name
+    )
+    made = control_project(url, owner_email=owner_email, response_timeout=response_timeout,
+                           parallelism=parallelism, schedule=schedule)  # fmt: skip
     with made as project, op.lock.locked(project, ENVIRONMENT, "apply"):
         planned = op.plan.plan(project, ENVIRONMENT)
         write_problems(sys.stderr, planned.warnings)
@@ -53,6 +93,129 @@ def install(url: str, owner_email: str, response_timeout: int) -> int:
                        read_back_failed=applied.read_back_failed)  # fmt: skip
     if not applied.ok:
         return EXIT_USER_ERROR
-    click.echo("Next: run `metasync worker --control URL` (one or more), then start "
-               "metasync_reconcile with {repository, commit}.")  # fmt: skip
+    click.echo("Next: run `metasync worker --control URL` (one or more), then "
+               "`metasync control start --control URL --repository URL --ref main`"
+               + (" (or wait for the schedule)." if schedule else "."))  # fmt: skip
     return EXIT_OK
+
+
+def _schedule(cron: str | None, repository: str | None, *, ref: str, path: str,
+              envs: tuple[str, ...], apply: bool, name: str | None) -> Schedule | None:  # fmt: skip
+    if cron is None:
+        given = [o for o, v in (("--repository", repository), ("--env", envs), ("--apply", apply),
+                                ("--schedule-name", name)) if v]  # fmt: skip
+        if given:
+            raise MetasyncError(f"{given[0]} is for --schedule",
+                                hint="Add --schedule CRON, or leave it out.")  # fmt: skip
+        return None
+    if not repository:
+        raise MetasyncError("--schedule needs --repository URL: the repository to reconcile",
+                            hint="Run e.g. `metasync control install --control URL --schedule "
+                            "'0 */10 * * * *' --repository https://git.example.com/fleet.git`.")  # fmt: skip
+    _no_password(repository)
+    return Schedule(cron, repository, ref, path, envs, apply, name)
+
+
+def _no_password(repository: str) -> None:
+    if redact_url(repository) != repository:
+        raise MetasyncError(
+            "the repository URL holds credentials: the control plane would keep them in its "
+            "workflow inputs and show them to anyone who can read executions",
+            hint="Give the URL without them, and the workers a way to read it (a git credential "
+            "helper, an SSH key, a token in their environment).",
+        )
+
+
+@control.command()
+@click.option("--control", "url", required=True, metavar="URL",
+              help="The control-plane Conductor (its URL, without /api).")  # fmt: skip
+@click.option("--repository", required=True, metavar="URL",
+              help="The repository of the project, as the workers can fetch it.")  # fmt: skip
+@click.option("--commit", metavar="SHA", help="A full commit id to reconcile (or --ref).")
+@click.option("--ref", metavar="REF",
+              help="A branch or tag, resolved to its commit by the run (default: main).")  # fmt: skip
+@click.option("--path", "project_path", default=".", show_default=True,
+              help="The project's folder in the repository.")  # fmt: skip
+@click.option("--env", "envs", multiple=True, metavar="ENV",
+              help="These environments only (repeatable; default: all).")  # fmt: skip
+@click.option("--apply", "apply", is_flag=True,
+              help="Apply the environments whose policy says autoSync (self-heal); the others "
+              "are only reported.")  # fmt: skip
+@click.option("--wait", "wait", type=click.IntRange(min=1), default=None, metavar="SECONDS",
+              help="Wait up to SECONDS for the run, then show its status matrix (exit 2 when an "
+              "environment drifted, 1 when one failed).")  # fmt: skip
+def start(*, url: str, repository: str, commit: str | None, ref: str | None, project_path: str,
+          envs: tuple[str, ...], apply: bool, wait: int | None) -> int:  # fmt: skip
+    """Start one metasync_reconcile run: what any cron can run where the control plane has no
+    scheduler (Conductor 3.15). Prints the run's id.
+    """
+    if commit and ref:
+        raise MetasyncError("give --commit or --ref, not both",
+                            hint="--commit for a reviewed commit; --ref for a branch's head.")  # fmt: skip
+    _no_password(repository)
+    request = start_request(repository, commit=commit, ref=None if commit else ref or "main",
+                            path=project_path, environments=envs, apply=apply)  # fmt: skip
+    with ConductorClient.connect(url, label=f"the control plane ({redact_url(url)})") as client:
+        workflow_id = client.start_workflow(request)
+        click.echo(workflow_id)
+        if wait is None:
+            return EXIT_OK
+        deadline = time.monotonic() + wait
+        while True:
+            execution = client.execution(workflow_id) or {}
+            if execution.get("status") not in (None, "RUNNING", "PAUSED"):
+                break
+            if time.monotonic() > deadline:
+                raise MetasyncError(
+                    f"the reconcile {workflow_id} is still running after {wait} s",
+                    hint=f"See it later: `metasync status --control {redact_url(url)} "
+                    f"--workflow {workflow_id}`.",
+                )
+            time.sleep(0.5)
+    return show_reconcile(execution)
+
+
+def show_reconcile(execution: dict[str, Any], fmt: str = "text") -> int:
+    """A reconcile run's status matrix; the exit code: 0 in sync (or applied), 2 drift, 1 a
+    failure (of an environment, or of the run)."""
+    status = execution.get("status")
+    document = (execution.get("output") or {}).get("status")
+    if not isinstance(document, dict) or "environments" not in document:
+        raise MetasyncError(
+            f"the reconcile {execution.get('workflowId')} is {status} and has no status matrix"
+            + (f": {execution['reasonForIncompletion']}" if execution.get("reasonForIncompletion")
+               else ""),
+            hint="Open it in the Conductor UI to see which task failed and why.",
+        )  # fmt: skip
+    if fmt == "json":
+        json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        started = execution.get("startTime")
+        when = (
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started / 1000)) if started else ""
+        )
+        write_reconcile_text(sys.stdout, document, started=when, status=str(status))
+    summary = document["summary"]
+    if summary.get("failed") or status != "COMPLETED":
+        return EXIT_USER_ERROR
+    return EXIT_CHANGES if summary.get("drifted") else EXIT_OK
+
+
+def latest_reconcile(url: str, workflow_id: str | None) -> dict[str, Any]:
+    """The reconcile run ``workflow_id``, or the latest one metasync started (a schedule's,
+    `control start`'s) in the last day."""
+    with ConductorClient.connect(url, label=f"the control plane ({redact_url(url)})") as client:
+        if workflow_id:
+            found = client.execution(workflow_id)
+            if found is None:
+                raise ServerError(f"the control plane has no execution {workflow_id}",
+                                  hint="Give the id `metasync control start` printed.")  # fmt: skip
+            return found
+        runs = client.correlated(WORKFLOW, CORRELATION, since=time.time() - 23 * 3600)
+    if not runs:
+        raise MetasyncError(
+            f"no {WORKFLOW} run on {redact_url(url)} in the last day",
+            hint="Start one: `metasync control start --control URL --repository URL`.",
+        )
+    return max(runs, key=lambda e: e.get("startTime") or 0)

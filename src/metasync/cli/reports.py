@@ -22,6 +22,7 @@ from metasync.cli import (
 )
 from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR
 from metasync.cli.complete import environments as complete_env
+from metasync.cli.control import latest_reconcile, show_reconcile
 from metasync.cli.init import ask_server
 from metasync.errors import ConfigError, MetasyncError
 from metasync.notify import send as send_notifications
@@ -98,9 +99,27 @@ def drift(ctx: click.Context, *, envs: tuple[str, ...], all_envs: bool, fmt: str
 @click.option("--env", "envs", multiple=True, metavar="ENV", shell_complete=complete_env, help="Environments (default: all).")  # fmt: skip
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)  # fmt: skip
+@click.option("--control", metavar="URL",
+              help="Instead: the latest reconcile on this control plane (its status matrix; "
+              "exit 2 drift, 1 a failure).")  # fmt: skip
+@click.option("--workflow", "workflow_id", metavar="ID",
+              help="--control: this reconcile run, not the latest.")  # fmt: skip
 @click.pass_context
-def status(ctx: click.Context, envs: tuple[str, ...], fmt: str) -> int:
-    """Each resource in each environment: in sync, drifted, missing, promotion pending."""
+def status(ctx: click.Context, envs: tuple[str, ...], fmt: str, control: str | None,
+           workflow_id: str | None) -> int:  # fmt: skip
+    """Each resource in each environment: in sync, drifted, missing, promotion pending.
+
+    With --control: the status matrix of the latest metasync_reconcile run on a control plane
+    (environment x resource that differs from git), no project needed.
+    """
+    if control is not None:
+        if envs:
+            raise MetasyncError("--env is not for --control: the run says its environments",
+                                hint="Start a run of some environments: `metasync control "
+                                "start --env ENV ...`.")  # fmt: skip
+        return show_reconcile(latest_reconcile(control, workflow_id), fmt)
+    if workflow_id is not None:
+        raise MetasyncError("--workflow is for --control", hint="Add --control URL.")
     result = op.status.status(_project(ctx), envs)
     (write_status_json if fmt == "json" else write_status_text)(sys.stdout, result)
     return EXIT_OK

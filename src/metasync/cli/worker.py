@@ -26,8 +26,13 @@ platformdirs = lazy_module("platformdirs")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the worker keeps its trees of the repositories (default: the user's "
               "cache folder, metasync/worker).")  # fmt: skip
-def worker(control: str, threads: int, domain: str | None, cache: Path | None) -> int:
-    """Poll metasync's task types (metasync_drift) on a control-plane Conductor until SIGTERM.
+@click.option("--notify", "notify", multiple=True, metavar="URL",
+              help="A webhook told of each reconcile's drift and failures (repeatable); each "
+              "environment's notify: webhooks are told of it too.")  # fmt: skip
+def worker(control: str, threads: int, domain: str | None, cache: Path | None,
+           notify: tuple[str, ...]) -> int:  # fmt: skip
+    """Poll metasync's task types (drift, sync, plan, apply, test, export and the reconcile's
+    own) on a control-plane Conductor until SIGTERM.
 
     Each task names a repository, a commit and an environment, and gets the command's JSON
     document as its output. SIGTERM or Ctrl-C: no new task; those in hand finish, then exit 0.
@@ -40,5 +45,7 @@ def worker(control: str, threads: int, domain: str | None, cache: Path | None) -
     def said(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    serve(control, threads=threads, domain=domain, cache=folder, stop=stop, said=said)
+    serve(
+        control, threads=threads, domain=domain, cache=folder, stop=stop, notify=notify, said=said
+    )
     return EXIT_OK

@@ -388,6 +388,11 @@ class ConductorClient(Transport):
             )
         return found
 
+    def start_workflow(self, request: Json) -> str:
+        """``POST /workflow``: start an execution; its id. Not retried: a lost answer may have
+        started one already."""
+        return self._call("POST", "/workflow", body=request, idempotent=False).text.strip()
+
     def execution(self, workflow_id: str) -> Json | None:
         """One execution with its tasks; None when the server has none by that id."""
         try:

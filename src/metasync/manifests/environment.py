@@ -85,6 +85,9 @@ class Policy(_Strict):
     #: whether git decides the fields that are live state (a schedule's paused); by default the
     #: server's operators do, and plans leave them out
     manageLiveState: bool = False
+    #: whether a reconcile on the control plane started with apply: true applies this
+    #: environment when its server differs from git (self-heal); otherwise it only reports
+    autoSync: bool = False
 
 
 class Backups(_Strict):

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from metasync.apply.lease import Lease
 from metasync.apply.steps import Step
@@ -21,15 +22,20 @@ from metasync.project import Project
 from metasync.render.plan_json import plan_document
 
 
-def save_plan(project: Project, planned: Planned, path: Path) -> None:
+def saved_document(project: Project, planned: Planned) -> dict[str, Any]:
     """The plan as reviewed (no secret values) with its commit, its server and the fingerprint of
     the environment's desired state, for `apply PLAN`."""
-    document = {
+    return {
         "kind": SAVED_KIND,
         **plan_document(planned.plan),
         "commit": head_commit(project.root),
         "desiredFingerprint": desired_fingerprint(project, planned.plan.environment),
     }
+
+
+def save_plan(project: Project, planned: Planned, path: Path) -> None:
+    """`plan --out`: :func:`saved_document`, written to ``path``."""
+    document = saved_document(project, planned)
     try:
         path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     except OSError as exc:
@@ -51,7 +57,15 @@ def apply_saved(project: Project, path: Path, on_step: Callable[[Step], None] | 
             f"cannot read the saved plan: {exc}", location=Location(str(path)),
             hint="Pass the file written by `metasync plan --out FILE`.",
         ) from None  # fmt: skip
-    saved = SavedPlan.from_document(document, str(path))
+    return apply_saved_document(project, document, str(path), on_step, force=force,
+                                partial=partial)  # fmt: skip
+
+
+def apply_saved_document(project: Project, document: Any, path: str,
+                         on_step: Callable[[Step], None] | None = None, *, force: bool = False,
+                         partial: bool = False) -> SavedApply:  # fmt: skip
+    """:func:`apply_saved` of a saved plan read already (``path``: where it came from)."""
+    saved = SavedPlan.from_document(document, path)
     if not partial:
         _check_tree(project, saved, path)
     with locked(project, saved.environment, "apply PLAN") as lease:
@@ -59,7 +73,7 @@ def apply_saved(project: Project, path: Path, on_step: Callable[[Step], None] | 
     return replace(result, lease=lease)
 
 
-def _check_tree(project: Project, saved: SavedPlan, path: Path) -> None:
+def _check_tree(project: Project, saved: SavedPlan, path: str) -> None:
     """Refuse a plan whose environment this checkout renders differently: a merge commit may
     differ from the commit reviewed, the environment's desired state may not."""
     env = saved.environment
@@ -72,7 +86,7 @@ def _check_tree(project: Project, saved: SavedPlan, path: Path) -> None:
         f"the plan for {env} was made {_at(saved.commit)}, but this checkout "
         f"({f'HEAD {here[:7]}' if here else 'outside git'}) has another desired state for {env}: "
         "what was reviewed is not what would land, so nothing was applied",
-        location=Location(str(path)),
+        location=Location(path),
         hint=f"Plan again on this commit and review that plan "
         f"(metasync plan --env {env} --out {path}).",
     )
@@ -82,7 +96,7 @@ def _at(commit: str | None) -> str:
     return f"at commit {commit[:7]}" if commit else "outside git"
 
 
-def _apply_saved(project: Project, saved: SavedPlan, path: Path,
+def _apply_saved(project: Project, saved: SavedPlan, path: str,
                  on_step: Callable[[Step], None] | None, *, force: bool,
                  partial: bool) -> SavedApply:  # fmt: skip
     # what the plan's server checks passed is not sent to the server again: the changes kept

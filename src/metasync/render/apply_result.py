@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, Any
 
 from rich.table import Table
 
 from metasync.errors import Problem
 from metasync.plan.model import Change, Outcome
+from metasync.plan.saved import Refusal
 from metasync.render.console import make_console
 
 #: past this many objects, those that landed are counted by kind and action (a table of 10,000
@@ -86,3 +87,33 @@ def _group(group: tuple[str, str], changes: list[Change]) -> tuple[str, str, str
         return (changes[0].title, action, "landed")
     first, last = (c.title.removeprefix(f"{kind} ") for c in (changes[0], changes[-1]))
     return (f"{kind}: {len(changes):,} objects, {first} … {last}", action, "landed")
+
+
+def apply_document(environment: str, server: str, outcomes: Sequence[Outcome], *,
+                   refused: Sequence[Refusal] = (), withheld: bool = False) -> dict[str, Any]:  # fmt: skip
+    """What an apply did, object by object (formatVersion 1): ``ok`` when every change landed
+    and nothing reviewed was refused; ``withheld``: nothing applied, the plan was stale."""
+    return {
+        "kind": "metasync-apply",
+        "formatVersion": 1,
+        "environment": environment,
+        "server": server,
+        "ok": all(o.status == "landed" for o in outcomes) and not refused,
+        "withheld": withheld,
+        "landed": sum(o.status == "landed" for o in outcomes),
+        "outcomes": [
+            {
+                "kind": o.change.kind,
+                "name": o.change.name,
+                "version": o.change.version,
+                "action": o.change.action,
+                "result": o.status,
+                "problems": [p.message for p in o.problems],
+            }
+            for o in outcomes
+        ],
+        "refused": [
+            {"kind": r.key[0], "name": r.key[1], "version": r.key[2], "reason": r.reason}
+            for r in refused
+        ],
+    }

@@ -38,6 +38,10 @@ _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _QUIET = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
 
 
+class FetchFailed(ConfigError):
+    """The repository could not be read: perhaps for a moment (the task is retried)."""
+
+
 class Checkouts:
     def __init__(self, folder: Path, keep: int = 16) -> None:
         self.folder = folder
@@ -76,6 +80,31 @@ class Checkouts:
                     del self._held[tree]
             self._evict()
 
+    def resolve(self, repository: str, ref: str) -> str:
+        """The commit ``ref`` (a branch or tag of ``repository``) is at now."""
+        done = subprocess.run(["git", "ls-remote", "--", repository, ref], capture_output=True,
+                              text=True, env={**os.environ, **_QUIET}, check=False)  # fmt: skip
+        if done.returncode != 0:
+            said = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
+            raise FetchFailed(
+                f"cannot read {redact_url(repository)}: {redact_url(said)}",
+                location=Location("task input", None, "repository"),
+                hint="Check the repository's URL and that this worker may read it.",
+            )
+        found = {}
+        for line in done.stdout.splitlines():
+            commit, _, name = line.partition("\t")
+            found[name] = commit
+        # exactly the ref, else a branch, else a tag (an annotated one: the commit it names)
+        for name in (ref, f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"):
+            if name in found:
+                return found[name]
+        raise ConfigError(
+            f"{redact_url(repository)} has no branch or tag {ref!r}",
+            location=Location("task input", None, "ref"),
+            hint="Give a branch or tag the repository has, or a full commit id as commit.",
+        )
+
     def _mirror(self, repository: str, commit: str) -> Path:
         """The bare mirror of ``repository``, holding ``commit`` (fetched when it does not)."""
         ident = hashlib.sha256(repository.encode()).hexdigest()[:16]
@@ -93,7 +122,7 @@ class Checkouts:
                                   "+refs/heads/*:refs/remotes/origin/*", check=False)  # fmt: skip
                 if everything.returncode != 0:
                     said = (everything.stderr.strip().splitlines() or ["no reason given"])[-1]
-                    raise ConfigError(
+                    raise FetchFailed(
                         f"cannot fetch {redact_url(repository)}: {redact_url(said)}",
                         location=Location("task input", None, "repository"),
                         hint="Check the repository's URL and that this worker may read it.",

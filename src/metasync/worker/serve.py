@@ -1,17 +1,16 @@
 """`metasync worker`: metasync's own task types, polled from a control-plane Conductor.
 
 Built on the official Python SDK (``conductor-python``): one ``TaskRunner`` per task type, each
-in a thread of this process with ``threads`` tasks at a time. A task names a repository, a commit
-(its full id) and an environment; it runs in the worker's tree of that commit
-(``worker/checkouts.py``), never in a shared working tree, and returns the same formatVersion 1
-document as the command's ``-o json``, secrets masked as everywhere else.
+in a thread of this process with ``threads`` tasks at a time. What each task type does:
+``worker/tasks.py``.
 
-Results, as Conductor retries them: a task whose input is wrong (not a full commit id, an
-environment the project does not have) fails with a terminal error (a retry would fail the same
-way); one the worker could not carry out (the repository could not be fetched) fails and is
-retried by its task definition; an environment whose server could not be read is a result (its
-``error``, as ``drift`` reports it), not a failure. A worker that dies mid-task is covered by
-the task definition's responseTimeoutSeconds and retries.
+Results, as Conductor retries them: a task whose input or project is wrong (not a full commit id,
+an environment the project does not have, a manifest that does not load) fails with a terminal
+error (a retry would fail the same way); one the worker could not carry out for now (the
+repository could not be fetched, a server answered with an error, another run holds the
+environment's apply lock) fails and is retried by its task definition; an environment whose
+server could not be read is a result (its ``error``, as ``drift`` reports it), not a failure. A
+worker that dies mid-task is covered by the task definition's responseTimeoutSeconds and retries.
 
 ``stop`` (set on SIGTERM or SIGINT by the command): no new task is polled, the tasks in hand
 finish and are reported, then ``serve`` returns.
@@ -25,7 +24,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,130 +34,26 @@ from conductor.client.http.models.task_result import TaskResult
 from conductor.client.http.models.task_result_status import TaskResultStatus
 from conductor.client.worker.worker_interface import WorkerInterface
 
-from metasync import operations as op
-from metasync.errors import ConfigError, Location, MetasyncError, redact_url
-from metasync.project import Project
-from metasync.render.drift import drift_document
-from metasync.worker.checkouts import Checkouts
+from metasync.apply.lock import Locked
+from metasync.errors import MetasyncError, ServerError, redact_url
+from metasync.worker.checkouts import Checkouts, FetchFailed
+from metasync.worker.tasks import ENVIRONMENTS, HANDLERS, Context, Job
 
 log = logging.getLogger("metasync.worker")
 
-#: the task types a worker polls
-DRIFT = "metasync_drift"
-ENVIRONMENTS = "metasync_environments"
-
-
-@dataclass(frozen=True)
-class Job:
-    """What a task asks: the project at ``commit`` of ``repository`` (in its folder ``path``),
-    for ``environment`` (the task types that take one) or ``only`` these environments (none:
-    all of them)."""
-
-    repository: str
-    commit: str
-    environment: str = ""
-    path: str = "."
-    only: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, given: Mapping[str, Any], *, environment: bool) -> Job:
-        needed = (
-            ("repository", "commit", "environment") if environment else ("repository", "commit")
-        )
-        missing = [k for k in needed if not given.get(k)]
-        if missing:
-            raise ConfigError(
-                f"the task's input has no {', '.join(missing)}",
-                location=Location("task input", None, missing[0]),
-                hint=f"Give {', '.join(needed)}: a URL git can fetch, a full commit id"
-                + (", an environment's name." if environment else "."),
-            )
-        path = str(given.get("path") or ".")
-        if path.startswith("/") or ".." in Path(path).parts:
-            raise ConfigError(
-                f"path {path!r} leaves the repository",
-                location=Location("task input", None, "path"),
-                hint="Give the project's folder relative to the repository's root.",
-            )
-        only = given.get("environments") or ()
-        if isinstance(only, str):
-            only = [e.strip() for e in only.split(",") if e.strip()]
-        if not isinstance(only, (list, tuple)) or not all(isinstance(e, str) for e in only):
-            raise ConfigError(
-                "environments must be a list of names (or one string, comma-separated)",
-                location=Location("task input", None, "environments"),
-                hint="Leave it out for every environment of the project.",
-            )
-        return cls(str(given["repository"]), str(given["commit"]),
-                   str(given.get("environment") or ""), path, tuple(only))  # fmt: skip
-
-
-def _environments_of(project: Project, job: Job, asked: Sequence[str]) -> list[str]:
-    """``asked``, each an environment of ``project`` (else a terminal error)."""
-    unknown = [name for name in asked if name not in project.environments]
-    if unknown:
-        raise ConfigError(
-            f"the project at {job.commit[:12]} has no environment "
-            f"{', '.join(map(repr, unknown))}",
-            location=Location("task input", None, "environment" if job.environment else
-                              "environments"),
-            hint=f"It has: {', '.join(project.environments) or 'none'}.",
-        )  # fmt: skip
-    return list(asked)
-
-
-def drift_task(checkouts: Checkouts, job: Job) -> dict[str, Any]:
-    """The drift of ``job``'s environment: ``metasync drift -o json``'s document."""
-    with checkouts.at(job.repository, job.commit) as tree:
-        project = Project(tree / job.path)
-        _environments_of(project, job, [job.environment])
-        reports = op.drift.drift(project, [job.environment])
-    document = drift_document(reports)
-    return {**document, "commit": job.commit, "environment": job.environment}
-
-
-def environments_task(checkouts: Checkouts, job: Job) -> dict[str, Any]:
-    """The project's environments at the commit (or those asked), with a metasync_drift task of
-    each, as FORK_JOIN_DYNAMIC takes them (``dynamicForkTasksParam`` and
-    ``dynamicForkTasksInputParamName``: the form both 3.15 and conductor-oss read)."""
-    with checkouts.at(job.repository, job.commit) as tree:
-        project = Project(tree / job.path)
-        names = _environments_of(project, job, job.only or project.environments)
-    return {
-        "environments": names,
-        "dynamicTasks": [
-            {"name": DRIFT, "taskReferenceName": f"drift_{name}", "type": "SIMPLE"}
-            for name in names
-        ],
-        "dynamicTasksInput": {
-            f"drift_{name}": {
-                "repository": job.repository,
-                "commit": job.commit,
-                "path": job.path,
-                "environment": name,
-            }
-            for name in names
-        },
-    }
-
-
-#: task type -> (whether it takes one environment, what it does)
-HANDLERS: dict[str, tuple[bool, Callable[[Checkouts, Job], dict[str, Any]]]] = {
-    ENVIRONMENTS: (False, environments_task),
-    DRIFT: (True, drift_task),
-}
-
 
 def serve(control: str, *, threads: int, domain: str | None, cache: Path, stop: threading.Event,
-          poll_ms: int = 100, said: Callable[[str], None] = print) -> None:  # fmt: skip
+          poll_ms: int = 100, notify: Sequence[str] = (),
+          said: Callable[[str], None] = print) -> None:  # fmt: skip
     """Poll ``control`` (its URL, without /api) for metasync's task types until ``stop`` is set,
-    then let the tasks in hand finish."""
+    then let the tasks in hand finish. ``notify``: webhooks told of each reconcile's drift and
+    failures."""
 
-    checkouts = Checkouts(cache)
+    context = Context(Checkouts(cache), tuple(notify))
     configuration = Configuration(server_api_url=control.rstrip("/") + "/api")
     runners = []
     for task_type, (one, handler) in HANDLERS.items():
-        worker = _Worker(task_type, one, handler, checkouts, said)
+        worker = _Worker(task_type, one, handler, context, said)
         worker.poll_interval, worker.thread_count, worker.domain = poll_ms, threads, domain
         runner = TaskRunner(worker, configuration)
         # Conductor 3.15 answers POST /api/tasks/update-v2 with 500 (not the 404 or 405 the SDK
@@ -186,12 +80,12 @@ class _Worker(WorkerInterface):  # type: ignore[misc]  # the SDK has no type inf
     """One task type: each task's job done, the result reported as Conductor retries it."""
 
     def __init__(self, task_type: str, one: bool,
-                 handler: Callable[[Checkouts, Job], dict[str, Any]], checkouts: Checkouts,
+                 handler: Callable[[Context, Job], dict[str, Any]], context: Context,
                  said: Callable[[str], None]) -> None:  # fmt: skip
         super().__init__(task_type)
         self._one = one
         self._handler = handler
-        self._checkouts = checkouts
+        self._context = context
         self._said = said
 
     def get_identity(self) -> str:
@@ -202,15 +96,16 @@ class _Worker(WorkerInterface):  # type: ignore[misc]  # the SDK has no type inf
         started = time.monotonic()
         job: Job | None = None
         try:
-            job = Job.of(task.input_data or {}, environment=self._one)
-            result.output_data = self._handler(self._checkouts, job)
+            job = Job.of(task.input_data or {}, environment=self._one,
+                         ref=self.task_definition_name == ENVIRONMENTS)  # fmt: skip
+            result.output_data = self._handler(self._context, job)
             result.status = TaskResultStatus.COMPLETED
             what = _summary(result.output_data)
         except MetasyncError as exc:
             problem = exc.problems[0]
-            # wrong input fails for good; what could not be fetched may work on a retry
-            terminal = problem.location is not None and problem.location.file == "task input"
-            terminal = terminal and "cannot fetch" not in problem.message
+            # wrong input or a wrong project fails for good; what could not be fetched or done
+            # on a server now may work on a retry
+            terminal = not isinstance(exc, (FetchFailed, ServerError, Locked))
             result.status = (TaskResultStatus.FAILED_WITH_TERMINAL_ERROR if terminal
                              else TaskResultStatus.FAILED)  # fmt: skip
             result.reason_for_incompletion = str(problem)[:500]
@@ -222,6 +117,8 @@ class _Worker(WorkerInterface):  # type: ignore[misc]  # the SDK has no type inf
             result.reason_for_incompletion = (
                 f"{type(exc).__name__} in metasync {self.task_definition_name}"
             )
+            result.output_data = {"error": {"message": result.reason_for_incompletion,
+                                            "hint": "See the worker's log."}}  # fmt: skip
             what = f"failed: {type(exc).__name__}"
         where = f"{job.environment or 'project'} @ {job.commit[:12]}" if job else "?"
         self._said(f"{self.task_definition_name} {where}: {what} "
@@ -233,6 +130,14 @@ def _summary(document: Mapping[str, Any]) -> str:
     environments = document.get("environments") or []
     if "dynamicTasks" in document:
         return f"{len(environments)} environment(s): {', '.join(environments)}"
+    if "summary" in document and isinstance(document["summary"], Mapping):
+        return ", ".join(f"{n} {s}" for s, n in document["summary"].items() if n) or "done"
+    if "outcomes" in document:
+        return f"{document['landed']} of {len(document['outcomes'])} landed" + (
+            " (withheld: the plan is stale)" if document.get("withheld") else ""
+        )
+    if "files" in document:
+        return f"{len(document['files'])} file(s)"
     parts = []
     for env in environments:
         if env.get("error"):
