@@ -16,6 +16,8 @@ from metasync.cli.boundary import EXIT_CHANGES, EXIT_OK, EXIT_USER_ERROR
 from metasync.cli.strict import StrictCommand
 from metasync.conductor.client import ConductorClient
 from metasync.errors import MetasyncError, ServerError, redact_url
+from metasync.model.flavour import flavour_of
+from metasync.project import Project
 from metasync.render.apply_result import write_apply_result
 from metasync.render.plan_text import write_plan_text
 from metasync.render.problems import write_problems
@@ -64,12 +66,15 @@ def control() -> None:
 @click.option("--apply", "apply", is_flag=True,
               help="--schedule: apply the environments whose policy says autoSync (self-heal); "
               "the others are only reported.")  # fmt: skip
+@click.option("--domain", metavar="D",
+              help="--schedule: the run's tasks go to the workers of this domain (worker --domain).")  # fmt: skip
 @click.option("--schedule-name", metavar="NAME",
               help="--schedule: the schedule's name (default: metasync_reconcile_<repository>_"
               "<hash>).")  # fmt: skip
 def install(*, url: str, owner_email: str, response_timeout: int, parallelism: int | None,
             cron: str | None, repository: str | None, ref: str, project_path: str,
-            envs: tuple[str, ...], apply: bool, schedule_name: str | None) -> int:  # fmt: skip
+            envs: tuple[str, ...], apply: bool, domain: str | None,
+            schedule_name: str | None) -> int:  # fmt: skip
     """Write the task types `metasync worker` polls and the metasync_reconcile workflow (and, with
     --schedule, a schedule of it).
 
@@ -81,7 +86,26 @@ def install(*, url: str, owner_email: str, response_timeout: int, parallelism: i
     )
     made = control_project(url, owner_email=owner_email, response_timeout=response_timeout,
                            parallelism=parallelism, schedule=schedule)  # fmt: skip
-    with made as project, op.lock.locked(project, ENVIRONMENT, "apply"):
+    with made as project:
+        if schedule is not None:
+            _has_scheduler(project, url)
+        return _install(project, schedule)
+
+
+def _has_scheduler(project: Project, url: str) -> None:
+    with project.connect(ENVIRONMENT) as client:
+        version = client.server_version()
+    if flavour_of(version) == "3.15":
+        raise MetasyncError(
+            f"the control plane ({redact_url(url)}, Conductor {version or '3.x'}) has no "
+            "scheduler: --schedule needs conductor-oss 3.32+ or Orkes",
+            hint="Install without --schedule, and start the reconcile from any cron, e.g. "
+            "`*/10 * * * * metasync control start --control URL --repository URL --ref main`.",
+        )
+
+
+def _install(project: Project, schedule: Schedule | None) -> int:
+    with op.lock.locked(project, ENVIRONMENT, "apply"):
         planned = op.plan.plan(project, ENVIRONMENT)
         write_problems(sys.stderr, planned.warnings)
         write_plan_text(sys.stdout, planned.plan)
@@ -100,10 +124,11 @@ def install(*, url: str, owner_email: str, response_timeout: int, parallelism: i
 
 
 def _schedule(cron: str | None, repository: str | None, *, ref: str, path: str,
-              envs: tuple[str, ...], apply: bool, name: str | None) -> Schedule | None:  # fmt: skip
+              envs: tuple[str, ...], apply: bool, name: str | None,
+              domain: str | None) -> Schedule | None:  # fmt: skip
     if cron is None:
         given = [o for o, v in (("--repository", repository), ("--env", envs), ("--apply", apply),
-                                ("--schedule-name", name)) if v]  # fmt: skip
+                                ("--schedule-name", name), ("--domain", domain)) if v]  # fmt: skip
         if given:
             raise MetasyncError(f"{given[0]} is for --schedule",
                                 hint="Add --schedule CRON, or leave it out.")  # fmt: skip
@@ -113,7 +138,7 @@ def _schedule(cron: str | None, repository: str | None, *, ref: str, path: str,
                             hint="Run e.g. `metasync control install --control URL --schedule "
                             "'0 */10 * * * *' --repository https://git.example.com/fleet.git`.")  # fmt: skip
     _no_password(repository)
-    return Schedule(cron, repository, ref, path, envs, apply, name)
+    return Schedule(cron, repository, ref, path, envs, apply, name, domain)
 
 
 def _no_password(repository: str) -> None:
@@ -141,11 +166,14 @@ def _no_password(repository: str) -> None:
 @click.option("--apply", "apply", is_flag=True,
               help="Apply the environments whose policy says autoSync (self-heal); the others "
               "are only reported.")  # fmt: skip
+@click.option("--domain", metavar="D",
+              help="The run's tasks go to the workers of this domain (worker --domain).")  # fmt: skip
 @click.option("--wait", "wait", type=click.IntRange(min=1), default=None, metavar="SECONDS",
               help="Wait up to SECONDS for the run, then show its status matrix (exit 2 when an "
               "environment drifted, 1 when one failed).")  # fmt: skip
 def start(*, url: str, repository: str, commit: str | None, ref: str | None, project_path: str,
-          envs: tuple[str, ...], apply: bool, wait: int | None) -> int:  # fmt: skip
+          envs: tuple[str, ...], apply: bool, domain: str | None,
+          wait: int | None) -> int:  # fmt: skip
     """Start one metasync_reconcile run: what any cron can run where the control plane has no
     scheduler (Conductor 3.15). Prints the run's id.
     """
@@ -154,7 +182,8 @@ def start(*, url: str, repository: str, commit: str | None, ref: str | None, pro
                             hint="--commit for a reviewed commit; --ref for a branch's head.")  # fmt: skip
     _no_password(repository)
     request = start_request(repository, commit=commit, ref=None if commit else ref or "main",
-                            path=project_path, environments=envs, apply=apply)  # fmt: skip
+                            path=project_path, environments=envs, apply=apply,
+                            domain=domain)  # fmt: skip
     with ConductorClient.connect(url, label=f"the control plane ({redact_url(url)})") as client:
         workflow_id = client.start_workflow(request)
         click.echo(workflow_id)
@@ -213,9 +242,17 @@ def latest_reconcile(url: str, workflow_id: str | None) -> dict[str, Any]:
                                   hint="Give the id `metasync control start` printed.")  # fmt: skip
             return found
         runs = client.correlated(WORKFLOW, CORRELATION, since=time.time() - 23 * 3600)
-    if not runs:
+    runs.sort(key=lambda e: e.get("startTime") or 0, reverse=True)
+    ended = [e for e in runs if e.get("status") not in ("RUNNING", "PAUSED")]
+    if not ended:
         raise MetasyncError(
-            f"no {WORKFLOW} run on {redact_url(url)} in the last day",
-            hint="Start one: `metasync control start --control URL --repository URL`.",
-        )
-    return max(runs, key=lambda e: e.get("startTime") or 0)
+            f"no {WORKFLOW} run on {redact_url(url)} has ended in the last day"
+            + (f" ({len(runs)} running)" if runs else ""),
+            hint="Start one: `metasync control start --control URL --repository URL --wait 600`."
+            if not runs else f"Wait for it: `metasync status --control {redact_url(url)} "
+            f"--workflow {runs[0].get('workflowId')}` when it has ended.",
+        )  # fmt: skip
+    if ended[0] is not runs[0]:
+        click.echo(f"(the latest run, {runs[0].get('workflowId')}, is still running: this is "
+                   "the one before it)", err=True)  # fmt: skip
+    return ended[0]

@@ -44,6 +44,7 @@ class Schedule:
     environments: tuple[str, ...] = ()
     apply: bool = False
     name: str | None = None
+    domain: str | None = None
 
     @property
     def schedule_name(self) -> str:
@@ -55,18 +56,23 @@ class Schedule:
 
     def start_request(self) -> dict[str, Any]:
         return start_request(self.repository, ref=self.ref, path=self.path,
-                             environments=self.environments, apply=self.apply)  # fmt: skip
+                             environments=self.environments, apply=self.apply,
+                             domain=self.domain)  # fmt: skip
 
 
 def start_request(repository: str, *, commit: str | None = None, ref: str | None = None,
                   path: str = ".", environments: tuple[str, ...] = (),
-                  apply: bool = False) -> dict[str, Any]:  # fmt: skip
-    """How a reconcile is started (POST /api/workflow, and a schedule's startWorkflowRequest)."""
+                  apply: bool = False, domain: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """How a reconcile is started (POST /api/workflow, and a schedule's startWorkflowRequest);
+    ``domain``: its tasks go to the workers polling that domain (``worker --domain``)."""
     given: dict[str, Any] = {"repository": repository, "path": path, "apply": apply}
     given.update({"commit": commit} if commit else {"ref": ref})
     if environments:
         given["environments"] = list(environments)
-    return {"name": WORKFLOW, "version": 1, "correlationId": CORRELATION, "input": given}
+    request = {"name": WORKFLOW, "version": 1, "correlationId": CORRELATION, "input": given}
+    if domain:
+        request["taskToDomain"] = {"*": domain}
+    return request
 
 
 @contextmanager
@@ -86,6 +92,7 @@ def control_project(url: str, *, owner_email: str, response_timeout: int,
             "vars": {
                 "owner_email": owner_email,
                 "response_timeout_seconds": response_timeout,
+                # 0: no limit (written, so that a limit an earlier install set is lifted)
                 "parallelism": parallelism or 0,
             },
             "promotion": {"from": None, "ref": None},
@@ -96,11 +103,7 @@ def control_project(url: str, *, owner_email: str, response_timeout: int,
         manifests.mkdir()
         for source in resources.files("metasync.worker").joinpath("definitions").iterdir():
             if source.name.endswith(".yaml"):
-                text = source.read_text()
-                if parallelism is None:  # no limit: the field left as the server has it
-                    text = "".join(line for line in text.splitlines(keepends=True)
-                                   if "((vars.parallelism))" not in line)  # fmt: skip
-                (manifests / source.name).write_text(text)
+                (manifests / source.name).write_text(source.read_text())
         if schedule is not None:
             (manifests / "schedule.yaml").write_text(json.dumps(_schedule(schedule), indent=2))
         yield Project(root, cache=False)

@@ -37,7 +37,7 @@ from conductor.client.worker.worker_interface import WorkerInterface
 from metasync.apply.lock import Locked
 from metasync.errors import MetasyncError, ServerError, redact_url
 from metasync.worker.checkouts import Checkouts, FetchFailed
-from metasync.worker.tasks import ENVIRONMENTS, HANDLERS, Context, Job
+from metasync.worker.tasks import ENVIRONMENTS, HANDLERS, Context, Job, Unsuccessful
 
 log = logging.getLogger("metasync.worker")
 
@@ -101,6 +101,11 @@ class _Worker(WorkerInterface):  # type: ignore[misc]  # the SDK has no type inf
             result.output_data = self._handler(self._context, job)
             result.status = TaskResultStatus.COMPLETED
             what = _summary(result.output_data)
+        except Unsuccessful as exc:  # carried out, and a failure: the document says how
+            result.status = TaskResultStatus.FAILED_WITH_TERMINAL_ERROR
+            result.reason_for_incompletion = exc.problem.message[:500]
+            result.output_data = exc.document
+            what = f"failed: {exc.problem.message}"
         except MetasyncError as exc:
             problem = exc.problems[0]
             # wrong input or a wrong project fails for good; what could not be fetched or done
@@ -120,7 +125,8 @@ class _Worker(WorkerInterface):  # type: ignore[misc]  # the SDK has no type inf
             result.output_data = {"error": {"message": result.reason_for_incompletion,
                                             "hint": "See the worker's log."}}  # fmt: skip
             what = f"failed: {type(exc).__name__}"
-        where = f"{job.environment or 'project'} @ {job.commit[:12]}" if job else "?"
+        at = job.commit[:12] or str(job.given.get("ref")) if job else ""
+        where = f"{job.environment or 'project'} @ {at}" if job else "?"
         self._said(f"{self.task_definition_name} {where}: {what} "
                    f"({time.monotonic() - started:.1f} s)")  # fmt: skip
         return result

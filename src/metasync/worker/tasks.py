@@ -100,6 +100,15 @@ class Job:
                    str(given.get("environment") or ""), path, tuple(only), given)  # fmt: skip
 
 
+class Unsuccessful(MetasyncError):
+    """The task was carried out and did not do what it is for (an apply withheld as stale, a
+    change not landed): the task fails for good, its document as its output."""
+
+    def __init__(self, message: str, document: dict[str, Any], hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.document = document
+
+
 @dataclass(frozen=True)
 class Context:
     """What every task of a worker shares: its checkouts, and the webhooks it tells about each
@@ -147,8 +156,11 @@ def sync_task(ctx: Context, job: Job) -> dict[str, Any]:
         env = job.environment
         (report,) = op.drift.drift(project, [env])
         applied = None
-        auto = load_environment(project.root, env, connect=False).config.policy.autoSync
-        if auto and report.error is None and report.drift:
+        policy = load_environment(project.root, env, connect=False).config.policy
+        auto = policy.autoSync
+        # what an apply changes: everything but an object git does not name (unless pruned)
+        fixable = [d for d in report.drift if d.type != "unmanaged-live" or policy.prune]
+        if auto and report.error is None and fixable:
             with op.lock.locked(project, env, "reconcile") as lease:
                 planned = op.plan.plan(project, env)
                 if planned.plan.has_changes:
@@ -188,7 +200,18 @@ def apply_task(ctx: Context, job: Job) -> dict[str, Any]:
         result = op.saved_plan.apply_saved_document(project, dict(document), "the saved plan")
     document = apply_document(job.environment, result.saved.server, result.applied.outcomes,
                               refused=result.refused, withheld=result.withheld)  # fmt: skip
-    return {**document, "commit": job.commit}
+    document["commit"] = job.commit
+    if result.withheld:
+        raise Unsuccessful(
+            f"the saved plan is stale in {len(result.refused)} object(s): nothing was applied",
+            document, hint="Plan again (metasync_plan), review, and apply that plan.",
+        )  # fmt: skip
+    if not document["ok"]:
+        raise Unsuccessful(
+            f"{document['landed']} of {len(document['outcomes'])} change(s) landed",
+            document, hint="See each outcome's problems; plan again to see where the server stands.",
+        )  # fmt: skip
+    return document
 
 
 def test_task(ctx: Context, job: Job) -> dict[str, Any]:
