@@ -81,9 +81,8 @@ def install(*, url: str, owner_email: str, response_timeout: int, parallelism: i
     Applied by metasync as a project of its own (metasync-control): shown as a plan, then
     applied; again, it changes nothing; it deletes nothing.
     """
-    schedule = _schedule(
-        cron, repository, ref=ref, path=project_path, envs=envs, apply=apply, name=schedule_name
-    )
+    schedule = _schedule(cron, repository, ref=ref, path=project_path, envs=envs, apply=apply,
+                         name=schedule_name, domain=domain)  # fmt: skip
     made = control_project(url, owner_email=owner_email, response_timeout=response_timeout,
                            parallelism=parallelism, schedule=schedule)  # fmt: skip
     with made as project:
