@@ -208,6 +208,13 @@ def show_reconcile(execution: dict[str, Any], fmt: str = "text") -> int:
     failure (of an environment, or of the run)."""
     status = execution.get("status")
     document = (execution.get("output") or {}).get("status")
+    if status in ("RUNNING", "PAUSED"):
+        raise MetasyncError(
+            f"the reconcile {execution.get('workflowId')} is still {status.lower()}: its status "
+            "matrix is made when every environment has its result",
+            hint="Ask again when it has ended (the Conductor UI shows each environment's task "
+            "meanwhile).",
+        )
     if not isinstance(document, dict) or "environments" not in document:
         raise MetasyncError(
             f"the reconcile {execution.get('workflowId')} is {status} and has no status matrix"
