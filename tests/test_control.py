@@ -37,18 +37,26 @@ def install(url: str, *extra: str) -> str:
     return result.stdout
 
 
-def test_install_writes_the_definitions_once(conductor: conductor_server.Server) -> None:
-    first = install(conductor.url, "--owner-email", "platform@example.com")
+def test_install_writes_the_definitions_once(
+    conductor: conductor_server.Server, prefix: str
+) -> None:
+    """(Other tests install with another owner: this one's first install always writes.)"""
+    owner = f"{prefix.strip('_')}@example.com"
+    first = install(conductor.url, "--owner-email", owner)
     assert "WorkflowDef metasync_reconcile v1" in first
+    assert "TaskDef metasync_sync" in first
     assert "landed" in first
     assert "Nothing to install: the control plane has these definitions." in install(
-        conductor.url, "--owner-email", "platform@example.com"
+        conductor.url, "--owner-email", owner
     )
     drift = httpx.get(f"{conductor.url}/api/metadata/taskdefs/metasync_drift").json()
+    assert drift["ownerEmail"] == owner
     assert drift["ownerApp"].startswith("metasync/metasync-control@")
     assert drift["responseTimeoutSeconds"] == 300
     reconcile = httpx.get(f"{conductor.url}/api/metadata/workflow/metasync_reconcile").json()
-    assert [t["type"] for t in reconcile["tasks"]] == ["SIMPLE", "FORK_JOIN_DYNAMIC", "JOIN", "SIMPLE"]
+    assert [t["type"] for t in reconcile["tasks"]] == [
+        "SIMPLE", "FORK_JOIN_DYNAMIC", "JOIN", "SIMPLE",
+    ]  # fmt: skip
 
 
 def project(root: Path, prefix: str, targets: list[str], count: int) -> list[str]:

@@ -232,6 +232,8 @@ FORMATS = {
     "status": "metasync status -o json",
     "history": "metasync history -o json",
     "test report": "metasync test -o json",
+    # compared in test_reconcile.py (a control plane and its workers)
+    "reconcile status": "metasync status --control",
 }
 _PATH_ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|\s*([^|]*)\|")
 

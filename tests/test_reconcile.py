@@ -21,12 +21,29 @@ from faultproxy import FaultProxy
 from flavours import on
 from helpers import prefixed_example, run_cli
 from test_control import install, project
+from test_docs import compare
 from test_notify import Receiver
 from test_worker import committed, finished, worker
 
 pytestmark = pytest.mark.server
 
 UNREACHABLE = "http://127.0.0.1:9"
+
+
+SECRET = "rc-9Tz4-never-shown"
+
+
+def with_secret(root: Path, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task definition of the project holding a secret, whose value the workers' environment
+    has (and no output or log may show)."""
+    (root / "manifests" / "secret_holder.yaml").write_text(
+        "apiVersion: metasync/v1\nkind: TaskDef\n"
+        f"metadata: {{name: {prefix}secret_holder}}\n"
+        "spec: {ownerEmail: ((vars.owner_email)), inputTemplate: {token: ((secrets.token))}}\n"
+    )
+    env = root / "environments" / "dev" / "environment.yaml"
+    env.write_text(env.read_text() + "secrets: {token: METASYNC_TEST_RECONCILE_TOKEN}\n")
+    monkeypatch.setenv("METASYNC_TEST_RECONCILE_TOKEN", SECRET)
 
 
 def stop(process: subprocess.Popen[str]) -> str:
@@ -67,6 +84,7 @@ def test_a_reconcile_heals_what_may_be_healed_reports_the_rest_and_notifies(
     assert execution["status"] == "COMPLETED"
     matrix = execution["output"]["status"]
     assert json.loads(shown.stdout) == matrix
+    assert not compare("reconcile status", [matrix])  # as docs/json.md says, key by key
     assert shown.exit_code == 1
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                           text=True, check=True).stdout.strip()  # fmt: skip
@@ -104,12 +122,15 @@ def test_a_reconcile_heals_what_may_be_healed_reports_the_rest_and_notifies(
 
 
 def test_a_saved_plan_is_applied_by_the_workers_and_refused_once_stale(
-    conductor: conductor_server.Server, prefix: str, tmp_path: Path
-) -> None:
+    conductor: conductor_server.Server, prefix: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     """metasync_plan's output is metasync_apply's input: what it reviewed lands; the same plan
-    again (its objects moved since: they were created) is withheld, nothing written."""
+    again is a no-op; after a live edit of an object it creates, it is withheld, nothing
+    written. No output or log holds the secret it writes."""
     install(conductor.url, "--owner-email", "platform@example.com")
     root = prefixed_example(tmp_path / "repo", prefix, conductor.url)
+    with_secret(root, prefix, monkeypatch)
     commit = committed(root)
     common = {"repository": str(root), "commit": commit, "environment": "dev"}
     plan_task = {"name": "metasync_plan", "taskReferenceName": "plan", "type": "SIMPLE",
@@ -149,7 +170,10 @@ def test_a_saved_plan_is_applied_by_the_workers_and_refused_once_stale(
         httpx.put(f"{conductor.url}/api/metadata/taskdefs",
                   json={**live, "description": "edited by hand"}).raise_for_status()  # fmt: skip
         stale = run(f"{prefix}apply_a_plan", plan=saved)
-        stop(process)
+        log = stop(process)
+    held = httpx.get(f"{conductor.url}/api/metadata/taskdefs/{prefix}secret_holder").json()
+    assert held["inputTemplate"] == {"token": SECRET}  # written, and shown nowhere
+    assert SECRET not in json.dumps([fresh, again, stale]) + log
     assert saved["kind"] == "metasync-plan"
     assert saved["commit"] == commit
     creates = [c for c in saved["changes"] if c["action"] == "create"]
@@ -176,10 +200,12 @@ def test_a_saved_plan_is_applied_by_the_workers_and_refused_once_stale(
 
 
 def test_test_and_export_tasks_return_the_commands_documents(
-    conductor: conductor_server.Server, prefix: str, tmp_path: Path
-) -> None:
+    conductor: conductor_server.Server, prefix: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     install(conductor.url, "--owner-email", "platform@example.com")
     root = prefixed_example(tmp_path / "repo", prefix, conductor.url)
+    with_secret(root, prefix, monkeypatch)
     commit = committed(root)
     assert run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve").exit_code == 0
     name = f"{prefix}test_and_export"
@@ -199,7 +225,8 @@ def test_test_and_export_tasks_return_the_commands_documents(
             "name": name, "version": 1, "taskToDomain": {"*": domain}, "input": {},
         }, timeout=30)  # fmt: skip
         done = finished(conductor.url, started.text, seconds=300)
-        stop(process)
+        log = stop(process)
+    assert SECRET not in json.dumps(done) + log
     assert done["status"] == "COMPLETED", done.get("reasonForIncompletion")
     tested, exported = (t["outputData"] for t in done["tasks"])
     expected = json.loads(run_cli("--project", str(root), "test", "--env", "dev",
@@ -214,6 +241,8 @@ def test_test_and_export_tasks_return_the_commands_documents(
     assert f"name: {prefix}order_to_cash" in files[workflow]
     assert exported["environment"] == "dev"
     assert exported["formatVersion"] == 1
+    holder = next(p for p in files if p.endswith(f"{prefix}secret_holder.yaml"))
+    assert "((secrets.token))" in files[holder]  # the server's value, as git's placeholder
 
 
 def test_parallelism_caps_the_tasks_that_run_at_once_across_workers(
