@@ -115,7 +115,8 @@ def test_one_reconcile_returns_the_drift_of_30_environments_despite_a_killed_wor
     assert found["status"] == "COMPLETED", found.get("reasonForIncompletion")
     output: dict[str, Any] = found["output"]
     assert output["environments"] == names
-    results = output["results"]
+    (join,) = [t for t in found["tasks"] if t["taskType"] == "JOIN"]
+    results = join["outputData"]  # each environment's document, by its task's reference
     assert sorted(results) == sorted(f"drift_{n}" for n in names)
     for name in names:
         (report,) = results[f"drift_{name}"]["environments"]
@@ -158,7 +159,11 @@ def test_the_reconcile_takes_a_selection_and_refuses_an_unknown_environment(
         process.communicate(timeout=60)
     assert some["status"] == "COMPLETED"
     assert some["output"]["environments"] == ["env02", "env00"]
-    assert sorted(some["output"]["results"]) == ["drift_env00", "drift_env02"]
+    assert [c["environment"] for c in some["output"]["status"]["environments"]] == [
+        "env02", "env00",
+    ]  # fmt: skip
+    (join,) = [t for t in some["tasks"] if t["taskType"] == "JOIN"]
+    assert sorted(join["outputData"]) == ["drift_env00", "drift_env02"]
     assert unknown["status"] == "FAILED"
     (listing,) = unknown["tasks"]
     assert listing["status"] == "FAILED_WITH_TERMINAL_ERROR"

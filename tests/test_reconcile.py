@@ -20,6 +20,8 @@ import conductor_server
 from faultproxy import FaultProxy
 from flavours import on
 from helpers import prefixed_example, run_cli
+from metasync import operations as op
+from metasync.project import Project
 from test_control import install, project
 from test_docs import compare
 from test_notify import Receiver
@@ -119,6 +121,45 @@ def test_a_reconcile_heals_what_may_be_healed_reports_the_rest_and_notifies(
     assert [c["environment"] for c in env01["metasync"]["environments"]] == ["env01"]
     assert "1 drifted (1 environment(s))" in env01["text"]
     assert "metasync_report project @" in out
+
+
+def test_a_self_heal_waits_for_the_environment_s_apply_lock(
+    conductor: conductor_server.Server, prefix: str, tmp_path: Path
+) -> None:
+    """One apply per environment at a time: while another run holds env00's lock, its sync task
+    fails (FAILED: retried, not terminal); the retry after the lock is released applies."""
+    install(conductor.url, "--owner-email", "platform@example.com")
+    root = tmp_path / "repo"
+    project(root, prefix, [conductor.url], 1)
+    path = root / "environments" / "env00" / "environment.yaml"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "policy": {"autoSync": True}}))
+    committed(root)
+    domain = prefix.strip("_")
+    with worker(conductor.url, domain, tmp_path / "w") as process:
+        with op.lock.locked(Project(root), "env00", "a test holding the lock"):
+            started = run_cli("control", "start", "--control", conductor.url, "--repository",
+                              str(root), "--apply", "--domain", domain)  # fmt: skip
+            workflow_id = started.stdout.strip()
+            refused = first_task(conductor.url, workflow_id, "sync_env00", "FAILED")
+        done = finished(conductor.url, workflow_id, seconds=120)
+        stop(process)
+    assert "env00 is locked by" in refused["reasonForIncompletion"]
+    syncs = [t for t in done["tasks"] if t["referenceTaskName"] == "sync_env00"]
+    assert [t["status"] for t in syncs] == ["FAILED", "COMPLETED"]
+    (column,) = done["output"]["status"]["environments"]
+    assert column["state"] == "applied", column
+
+
+def first_task(url: str, workflow_id: str, ref: str, status: str) -> dict[str, Any]:
+    """The first task ``ref`` of the run to reach ``status``."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        tasks = httpx.get(f"{url}/api/workflow/{workflow_id}").json().get("tasks", [])
+        found = [t for t in tasks if t["referenceTaskName"] == ref and t["status"] == status]
+        if found:
+            return dict(found[0])
+        time.sleep(0.2)
+    raise AssertionError(f"no {ref} task {status} in 60 s")
 
 
 def test_a_saved_plan_is_applied_by_the_workers_and_refused_once_stale(

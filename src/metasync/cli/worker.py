@@ -26,9 +26,10 @@ platformdirs = lazy_module("platformdirs")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the worker keeps its trees of the repositories (default: the user's "
               "cache folder, metasync/worker).")  # fmt: skip
-@click.option("--notify", "notify", multiple=True, metavar="URL",
-              help="A webhook told of each reconcile's drift and failures (repeatable); each "
-              "environment's notify: webhooks are told of it too.")  # fmt: skip
+@click.option("--notify", "notify", multiple=True, metavar="URL", envvar="METASYNC_WORKER_NOTIFY",
+              help="A webhook told of each reconcile's drift and failures (repeatable; or "
+              "METASYNC_WORKER_NOTIFY, URLs separated by spaces: a webhook URL is often a "
+              "credential); each environment's notify: webhooks are told of it too.")  # fmt: skip
 def worker(control: str, threads: int, domain: str | None, cache: Path | None,
            notify: tuple[str, ...]) -> int:  # fmt: skip
     """Poll metasync's task types (drift, sync, plan, apply, test, export and the reconcile's

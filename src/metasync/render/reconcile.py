@@ -23,7 +23,8 @@ def reconcile_document(repository: str, commit: str, names: Sequence[str],
                        results: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
     """The matrix from ``results`` (the join's output: each environment's task output by its
     reference, ``drift_<env>`` or ``sync_<env>``). A resource is a row when it differs from git
-    in any environment; an environment whose result is missing or an error is ``failed``."""
+    in any environment, its cells those environments (a checked environment without a cell: in
+    sync there); an environment whose result is missing or an error is ``failed``."""
     columns = []
     rows: dict[tuple[str, str, int | None], dict[str, dict[str, Any]]] = {}
     checked = []
@@ -49,7 +50,11 @@ def reconcile_document(repository: str, commit: str, names: Sequence[str],
         drifted = bool(report.get("drift"))
         state = "in-sync" if not drifted else "applied" if applied and applied["ok"] else "drifted"
         column = _column(name, report.get("server"), state, None)
-        column["counts"] = {t: sum(d["type"] == t for d in report["drift"]) for t in DRIFT_TYPES}
+        column["counts"] = report.get("counts") or {  # an abridged document counts them all
+            t: sum(d["type"] == t for d in report["drift"]) for t in DRIFT_TYPES
+        }
+        if out.get("abridged"):
+            column["abridged"] = True
         column["autoSync"] = bool(out.get("autoSync"))
         if applied is not None:
             column["applied"] = {"landed": applied["landed"], "total": len(applied["outcomes"]),
@@ -58,7 +63,7 @@ def reconcile_document(repository: str, commit: str, names: Sequence[str],
     resources = [
         {
             "kind": kind, "name": name, "version": version,
-            "cells": {env: cells.get(env, {"drift": None, "applied": None}) for env in checked},
+            "cells": cells,
         }
         for (kind, name, version), cells in sorted(rows.items(), key=lambda r: (r[0][0], r[0][1], r[0][2] or 0))
     ]  # fmt: skip
@@ -75,7 +80,7 @@ def reconcile_document(repository: str, commit: str, names: Sequence[str],
 
 def _column(name: str, server: str | None, state: str, error: str | None) -> dict[str, Any]:
     return {"environment": name, "server": server, "state": state, "error": error,
-            "counts": None, "autoSync": False, "applied": None}  # fmt: skip
+            "counts": None, "autoSync": False, "applied": None, "abridged": False}  # fmt: skip
 
 
 def reconcile_message(document: Mapping[str, Any], env: str | None = None) -> dict[str, Any]:
@@ -101,11 +106,7 @@ def reconcile_message(document: Mapping[str, Any], env: str | None = None) -> di
 def _only(resources: Sequence[Mapping[str, Any]], env: str | None) -> list[Mapping[str, Any]]:
     if env is None:
         return list(resources)
-    return [
-        {**r, "cells": {env: r["cells"][env]}}
-        for r in resources
-        if env in r["cells"] and r["cells"][env]["drift"] is not None
-    ]
+    return [{**r, "cells": {env: r["cells"][env]}} for r in resources if env in r["cells"]]
 
 
 def _said(column: Mapping[str, Any]) -> str:
@@ -150,7 +151,7 @@ def write_reconcile_text(stream: IO[str], document: Mapping[str, Any], *, starte
 
 
 def _cell(cell: Mapping[str, Any] | None) -> str:
-    if not cell or cell["drift"] is None:
+    if not cell:
         return "[green]in sync[/]"
     text = f"[yellow]{cell['drift']}[/]"
     if cell["applied"]:

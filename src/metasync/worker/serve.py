@@ -37,9 +37,22 @@ from conductor.client.worker.worker_interface import WorkerInterface
 from metasync.apply.lock import Locked
 from metasync.errors import MetasyncError, ServerError, redact_url
 from metasync.worker.checkouts import Checkouts, FetchFailed
-from metasync.worker.tasks import ENVIRONMENTS, HANDLERS, Context, Job, Unsuccessful
+from metasync.worker.tasks import (
+    DRIFT,
+    ENVIRONMENTS,
+    HANDLERS,
+    REPORT,
+    SYNC,
+    Context,
+    Job,
+    Unsuccessful,
+)
 
 log = logging.getLogger("metasync.worker")
+
+#: the task types of a reconcile, polled at the worker's pace; the others every IDLE_POLL_MS
+RECONCILE_TYPES = frozenset({ENVIRONMENTS, DRIFT, SYNC, REPORT})
+IDLE_POLL_MS = 1000
 
 
 def serve(control: str, *, threads: int, domain: str | None, cache: Path, stop: threading.Event,
@@ -54,7 +67,11 @@ def serve(control: str, *, threads: int, domain: str | None, cache: Path, stop: 
     runners = []
     for task_type, (one, handler) in HANDLERS.items():
         worker = _Worker(task_type, one, handler, context, said)
-        worker.poll_interval, worker.thread_count, worker.domain = poll_ms, threads, domain
+        # a reconcile's types are polled every poll_ms; those a person's workflow runs now and
+        # then (plan, apply, test, export) every second: each poller is a request to the
+        # control plane every interval, whether or not there is a task
+        every = poll_ms if task_type in RECONCILE_TYPES else max(poll_ms, IDLE_POLL_MS)
+        worker.poll_interval, worker.thread_count, worker.domain = every, threads, domain
         runner = TaskRunner(worker, configuration)
         # Conductor 3.15 answers POST /api/tasks/update-v2 with 500 (not the 404 or 405 the SDK
         # takes for "use POST /api/tasks"): every result would be retried for a minute, then

@@ -21,6 +21,7 @@ everywhere else):
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from metasync.errors import ConfigError, Location, MetasyncError, redact_url
 from metasync.manifests.environment import load_environment
 from metasync.notify import send as send_notifications
 from metasync.operations.saved_plan import saved_document
+from metasync.plan.drift import DRIFT_TYPES
 from metasync.project import Project
 from metasync.render.apply_result import apply_document
 from metasync.render.drift import drift_document
@@ -51,6 +53,12 @@ ENVIRONMENTS = "metasync_environments"
 REPORT = "metasync_report"
 
 INPUT = "task input"
+#: what all of a reconcile's environments may return together (bytes of JSON): the join holds
+#: every one of them, and Conductor keeps a task's output inline up to 3 MB by default
+#: (taskOutputPayloadSizeThreshold; beyond it, external payload storage or a failed task)
+RECONCILE_BUDGET = 2_000_000
+#: what one environment may return in a reconcile, at the least
+ENVIRONMENT_BUDGET_MIN = 2_048
 
 
 @dataclass(frozen=True)
@@ -142,10 +150,77 @@ def _stamped(document: Mapping[str, Any], job: Job) -> dict[str, Any]:
 
 
 def drift_task(ctx: Context, job: Job) -> dict[str, Any]:
-    """The drift of ``job``'s environment: ``metasync drift -o json``'s document."""
+    """The drift of ``job``'s environment: ``metasync drift -o json``'s document (with input
+    ``budget``, abridged to fit it: :func:`abridge`)."""
     with ctx.checkouts.at(job.repository, job.commit) as tree:
         reports = op.drift.drift(_project(tree, job), [job.environment])
-    return _stamped(drift_document(reports), job)
+    return abridge(_stamped(drift_document(reports), job), _budget(job))
+
+
+def _budget(job: Job) -> int | None:
+    given = job.given.get("budget")
+    if given is None:
+        return None
+    if isinstance(given, bool) or not isinstance(given, int) or given < 1:
+        raise ConfigError(f"budget must be a positive number of bytes, not {given!r}",
+                          location=Location(INPUT, None, "budget"))  # fmt: skip
+    return max(given, ENVIRONMENT_BUDGET_MIN)
+
+
+def abridge(document: dict[str, Any], budget: int | None) -> dict[str, Any]:
+    """``document`` (a drift document, perhaps with ``applied``) in at most ``budget`` bytes of
+    JSON: first without the fields' values, then without the fields and last writes, then
+    with the first objects only. An abridged document says so (``abridged``: what was left
+    out, and each environment's ``counts`` by drift type, of every object)."""
+    if budget is None or _size(document) <= budget:
+        return document
+    reports = document["environments"]
+    for report in reports:
+        report["counts"] = {t: sum(d["type"] == t for d in report["drift"]) for t in DRIFT_TYPES}
+    steps: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+        ("fieldValues", _paths_only),
+        ("fields", _bare),
+    ]
+    left_out: dict[str, Any] = {}
+    for name, step in steps:
+        for report in reports:
+            for item in report["drift"]:
+                step(item)
+        left_out[name] = True
+        if _size(document) <= budget:
+            break
+    else:
+        applied = document.get("applied")
+        if applied and applied.get("outcomes"):  # its counts stay; the list goes
+            left_out["appliedOutcomes"] = len(applied["outcomes"])
+            applied["outcomes"] = []
+        dropped = 0
+        while _size(document) > budget and any(r["drift"] for r in reports):
+            longest = max(reports, key=lambda r: len(r["drift"]))
+            cut = max(1, len(longest["drift"]) // 4)
+            del longest["drift"][-cut:]
+            dropped += cut
+        left_out["objects"] = dropped
+    document["abridged"] = {
+        **left_out,
+        "why": f"this environment's share of the reconcile's output is {budget} bytes",
+        "full": f"metasync drift --env {document.get('environment')} -o json at "
+        f"{str(document.get('commit'))[:12]}, or a metasync_drift task without budget",
+    }
+    return document
+
+
+def _paths_only(item: dict[str, Any]) -> None:
+    item["fields"] = [{"path": f["path"]} for f in item.get("fields", [])]
+
+
+def _bare(item: dict[str, Any]) -> None:
+    item.pop("fields", None)
+    item.pop("lastWrite", None)
+
+
+def _size(document: Mapping[str, Any]) -> int:
+    return len(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def sync_task(ctx: Context, job: Job) -> dict[str, Any]:
@@ -168,7 +243,8 @@ def sync_task(ctx: Context, job: Job) -> dict[str, Any]:
                     applied = apply_document(env, planned.plan.server, done.outcomes)
             if applied is not None and lease.problems:
                 applied["lock"] = [p.message for p in lease.problems]
-    return {**_stamped(drift_document([report]), job), "autoSync": auto, "applied": applied}
+    document = {**_stamped(drift_document([report]), job), "autoSync": auto, "applied": applied}
+    return abridge(document, _budget(job))
 
 
 def plan_task(ctx: Context, job: Job) -> dict[str, Any]:
@@ -274,6 +350,7 @@ def environments_task(ctx: Context, job: Job) -> dict[str, Any]:
                 "commit": commit,
                 "path": job.path,
                 "environment": name,
+                "budget": max(ENVIRONMENT_BUDGET_MIN, RECONCILE_BUDGET // max(1, len(names))),
             }
             for name, (_, ref) in tasks.items()
         },
