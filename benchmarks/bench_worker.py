@@ -95,10 +95,11 @@ def reconcile(control: str, root: Path, commit: str, envs: int) -> float:
             break
         time.sleep(0.05)
     took = time.perf_counter() - start
-    results = found.get("output", {}).get("results") or {}
-    if found["status"] != "COMPLETED" or len(results) != envs:
-        raise SystemExit(f"reconcile {found['status']}: {len(results)} of {envs} results")
-    errors = [k for k, v in results.items() if v["environments"][0]["error"]]
+    status = found.get("output", {}).get("status") or {}
+    columns = status.get("environments") or []
+    if found["status"] != "COMPLETED" or len(columns) != envs:
+        raise SystemExit(f"reconcile {found['status']}: {len(columns)} of {envs} results")
+    errors = [c["environment"] for c in columns if c["state"] == "failed"]
     if errors:
         raise SystemExit(f"reconcile: {len(errors)} environment(s) not checked: {errors[:3]}")
     return took

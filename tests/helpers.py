@@ -144,3 +144,17 @@ def secret_project(root: Path, prefix: str, url: str, variable: str) -> Path:
                     X-Api-Key: ((secrets.api_token))
         """
     return write_project(root, {"manifests/billing.yaml": manifest}, environment=environment)
+
+
+def secret_holder(root: Path, prefix: str, variable: str) -> str:
+    """A task definition in the project at ``root`` whose inputTemplate holds ``((secrets.token))``,
+    dev's ``token`` read from the process environment's ``variable``; its name."""
+    holder = f"{prefix}secret_holder"
+    (root / "manifests" / "secret_holder.yaml").write_text(
+        "apiVersion: metasync/v1\nkind: TaskDef\n"
+        f"metadata: {{name: {holder}}}\n"
+        "spec: {ownerEmail: ((vars.owner_email)), inputTemplate: {token: ((secrets.token))}}\n"
+    )
+    env = root / "environments" / "dev" / "environment.yaml"
+    env.write_text(env.read_text() + f"secrets: {{token: {variable}}}\n")
+    return holder

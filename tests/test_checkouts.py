@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from metasync.errors import ConfigError
-from metasync.worker.checkouts import Checkouts
+from metasync.worker.checkouts import Checkouts, FetchFailed
 
 
 def git(repo: Path, *args: str) -> str:
@@ -148,3 +148,26 @@ def test_old_trees_are_removed_but_not_one_in_use(tmp_path: Path,
     assert sorted(p.name[-40:] for p in trees.iterdir()) == [commits[2]]
     with checkouts.at(str(repo), commits[1]) as back:  # removed: made again
         assert (back / "metasync.yaml").read_text() == "name: p1\n"
+
+
+def test_a_ref_is_resolved_to_the_commit_it_is_at_now(tmp_path: Path,
+                                                      origin: tuple[Path, list[str]]) -> None:  # fmt: skip
+    """A branch, a tag (an annotated one: the commit it names, not the tag object); a ref the
+    repository lacks is the input's error; a repository that cannot be read may be retried."""
+    repo, commits = origin
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "tag", "-a", "v1", "-m", "v1",
+        commits[1])  # fmt: skip
+    git(repo, "tag", "light", commits[0])
+    checkouts = Checkouts(tmp_path / "cache")
+    assert checkouts.resolve(str(repo), "main") == commits[2]
+    assert checkouts.resolve(str(repo), "v1") == commits[1]
+    assert checkouts.resolve(str(repo), "light") == commits[0]
+    assert checkouts.resolve(str(repo), "refs/heads/main") == commits[2]
+    with pytest.raises(ConfigError) as missing:
+        checkouts.resolve(str(repo), "nowhere")
+    assert not isinstance(missing.value, FetchFailed)  # terminal: a retry finds no more
+    assert "has no branch or tag 'nowhere'" in missing.value.problem.message
+    with pytest.raises(FetchFailed) as unreadable:
+        checkouts.resolve("https://bot:s3cr3t@127.0.0.1:9/fleet.git", "main")
+    assert "cannot read https://bot:***@127.0.0.1:9/fleet.git" in unreadable.value.problem.message
+    assert "s3cr3t" not in str(unreadable.value.problem)

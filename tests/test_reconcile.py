@@ -19,8 +19,9 @@ import pytest
 import conductor_server
 from faultproxy import FaultProxy
 from flavours import on
-from helpers import prefixed_example, run_cli
+from helpers import prefixed_example, run_cli, secret_holder
 from metasync import operations as op
+from metasync.apply.lock import lock_name
 from metasync.project import Project
 from test_control import install, project
 from test_docs import compare
@@ -38,13 +39,7 @@ SECRET = "rc-9Tz4-never-shown"
 def with_secret(root: Path, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A task definition of the project holding a secret, whose value the workers' environment
     has (and no output or log may show)."""
-    (root / "manifests" / "secret_holder.yaml").write_text(
-        "apiVersion: metasync/v1\nkind: TaskDef\n"
-        f"metadata: {{name: {prefix}secret_holder}}\n"
-        "spec: {ownerEmail: ((vars.owner_email)), inputTemplate: {token: ((secrets.token))}}\n"
-    )
-    env = root / "environments" / "dev" / "environment.yaml"
-    env.write_text(env.read_text() + "secrets: {token: METASYNC_TEST_RECONCILE_TOKEN}\n")
+    secret_holder(root, prefix, "METASYNC_TEST_RECONCILE_TOKEN")
     monkeypatch.setenv("METASYNC_TEST_RECONCILE_TOKEN", SECRET)
 
 
@@ -148,6 +143,37 @@ def test_a_self_heal_waits_for_the_environment_s_apply_lock(
     assert [t["status"] for t in syncs] == ["FAILED", "COMPLETED"]
     (column,) = done["output"]["status"]["environments"]
     assert column["state"] == "applied", column
+
+
+def test_sigterm_mid_apply_finishes_it_and_leaves_nothing_locked(
+    conductor: conductor_server.Server, prefix: str, tmp_path: Path
+) -> None:
+    """The target answers 0.3 s late: SIGTERM arrives while the worker holds env00's apply lock
+    (a self-heal); the apply finishes and is reported, the lock is released, the worker exits 0."""
+    install(conductor.url, "--owner-email", "platform@example.com")
+    with FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(0.3, 0.3)) as slow:
+        root = tmp_path / "repo"
+        project(root, prefix, [slow.url], 1)
+        path = root / "environments" / "env00" / "environment.yaml"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "policy": {"autoSync": True}}))
+        committed(root)
+        lock = f"{conductor.url}/api/metadata/workflow/{lock_name(f'{prefix}fleet')}"
+        domain = prefix.strip("_")
+        with worker(conductor.url, domain, tmp_path / "w") as process:
+            started = run_cli("control", "start", "--control", conductor.url, "--repository",
+                              str(root), "--apply", "--domain", domain)  # fmt: skip
+            deadline = time.monotonic() + 60
+            while httpx.get(lock).status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert httpx.get(lock).status_code == 200, "the worker never took the lock"
+            out = stop(process)
+        execution = httpx.get(f"{conductor.url}/api/workflow/{started.stdout.strip()}").json()
+    (sync,) = [t for t in execution["tasks"] if t["referenceTaskName"] == "sync_env00"]
+    assert sync["status"] == "COMPLETED", out
+    assert sync["outputData"]["applied"]["ok"] is True
+    assert httpx.get(lock).status_code == 404  # released
+    assert out.index("stopping") < out.index("metasync_sync env00")
+    assert httpx.get(f"{conductor.url}/api/metadata/taskdefs/{prefix}work").status_code == 200
 
 
 def first_task(url: str, workflow_id: str, ref: str, status: str) -> dict[str, Any]:
@@ -286,6 +312,36 @@ def test_test_and_export_tasks_return_the_commands_documents(
     assert "((secrets.token))" in files[holder]  # the server's value, as git's placeholder
 
 
+def test_a_server_s_own_worker_pool_is_its_limit(
+    conductor: conductor_server.Server, prefix: str, tmp_path: Path
+) -> None:
+    """The per-server limit (docs/cli.md, control install): a pool of workers of its own (domain
+    D, --threads 1), and the reconcile of that server's environments started in D: its tasks
+    run on that pool only, one at a time; a worker of another domain gets none."""
+    install(conductor.url, "--owner-email", "platform@example.com")
+    with FaultProxy(conductor.url, shares={"delay": 1.0}, delay=(0.2, 0.2)) as slow:
+        root = tmp_path / "repo"
+        project(root, prefix, [slow.url, UNREACHABLE], 6)  # env00, 02, 04 on the slow one
+        commit = committed(root)
+        domain = prefix.strip("_")
+        with (worker(conductor.url, f"{domain}_a", tmp_path / "a", "--threads", "1") as pool,
+              worker(conductor.url, f"{domain}_b", tmp_path / "b", "--threads", "4") as other):  # fmt: skip
+            started = run_cli("control", "start", "--control", conductor.url, "--repository",
+                              str(root), "--commit", commit, "--env", "env00", "--env", "env02",
+                              "--env", "env04", "--domain", f"{domain}_a", "--wait", "120")  # fmt: skip
+            pooled, others = stop(pool), stop(other)
+    assert started.exit_code == 2, started.stdout + started.stderr  # drift, no failure
+    execution = httpx.get(f"{conductor.url}/api/workflow/{started.stdout.splitlines()[0]}").json()
+    drifts = [t for t in execution["tasks"] if t["taskType"] == "metasync_drift"]
+    assert sorted(t["referenceTaskName"] for t in drifts) == ["drift_env00", "drift_env02",
+                                                             "drift_env04"]  # fmt: skip
+    assert {t["domain"] for t in drifts} == {f"{domain}_a"}
+    spans = sorted((t["startTime"], t["endTime"]) for t in drifts)
+    assert all(end <= nxt for (_, end), (nxt, _) in itertools.pairwise(spans)), spans
+    assert pooled.count("metasync_drift env0") == 3
+    assert "metasync_drift env" not in others
+
+
 def test_parallelism_caps_the_tasks_that_run_at_once_across_workers(
     conductor: conductor_server.Server, prefix: str, tmp_path: Path
 ) -> None:
@@ -376,5 +432,9 @@ def test_a_schedule_on_3_15_is_refused_with_the_cron_way(
     secret = run_cli("control", "start", "--control", conductor.url, "--repository",
                      "https://bot:s3cr3t-token@git.example.com/fleet.git")  # fmt: skip
     assert secret.exit_code == 1
+    short = run_cli("control", "start", "--control", conductor.url, "--repository",
+                    "https://git.example.com/fleet.git", "--commit", "9a3ce66")  # fmt: skip
+    assert short.exit_code == 1
+    assert "--commit '9a3ce66' is not a full commit id" in short.stderr
     assert "holds credentials" in secret.stderr
     assert "s3cr3t-token" not in secret.stdout + secret.stderr

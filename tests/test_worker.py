@@ -19,7 +19,7 @@ import pytest
 
 import conductor_server
 from faultproxy import FaultProxy
-from helpers import prefixed_example, run_cli
+from helpers import prefixed_example, run_cli, secret_holder
 
 pytestmark = pytest.mark.server
 
@@ -108,14 +108,7 @@ def test_a_drift_task_returns_what_drift_o_json_says(
     """Its output and its log hold no secret value: a task definition carries one, and a live
     edit of that field makes the drift show it (masked)."""
     root = prefixed_example(tmp_path / "repo", prefix, conductor.url)
-    holder = f"{prefix}secret_holder"
-    (root / "manifests" / "secret_holder.yaml").write_text(
-        "apiVersion: metasync/v1\nkind: TaskDef\n"
-        f"metadata: {{name: {holder}}}\n"
-        "spec: {ownerEmail: ((vars.owner_email)), inputTemplate: {token: ((secrets.token))}}\n"
-    )
-    env = root / "environments" / "dev" / "environment.yaml"
-    env.write_text(env.read_text() + "secrets: {token: METASYNC_TEST_WORKER_TOKEN}\n")
+    holder = secret_holder(root, prefix, "METASYNC_TEST_WORKER_TOKEN")
     monkeypatch.setenv("METASYNC_TEST_WORKER_TOKEN", SECRET)  # the worker's too
     commit = committed(root)
     assert run_cli("--project", str(root), "apply", "--env", "dev", "--auto-approve").exit_code == 0

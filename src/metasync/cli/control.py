@@ -4,9 +4,11 @@ and a reconcile run of them."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -30,6 +32,35 @@ from metasync.worker.control import (
     control_project,
     start_request,
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _run_options(prefix: str) -> Callable[[F], F]:
+    """What a reconcile run is of: a run started now, or each run of a schedule (``prefix``)."""
+
+    def said(text: str) -> str:
+        return prefix + (text[0].lower() + text[1:] if prefix else text)
+
+    options = [
+        click.option("--path", "project_path", default=".", show_default=True,
+                     help=said("The project's folder in the repository.")),
+        click.option("--env", "envs", multiple=True, metavar="ENV",
+                     help=said("These environments only (repeatable; default: all).")),
+        click.option("--apply", "apply", is_flag=True,
+                     help=said("Apply the environments whose policy says autoSync (self-heal); "
+                               "the others are only reported.")),
+        click.option("--domain", metavar="D",
+                     help=said("The run's tasks go to the workers of this domain (worker "
+                               "--domain).")),
+    ]  # fmt: skip
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 class _Group(click.Group):
@@ -59,15 +90,7 @@ def control() -> None:
 @click.option("--repository", metavar="URL", help="--schedule: the repository to reconcile.")
 @click.option("--ref", default="main", show_default=True,
               help="--schedule: the branch or tag, resolved to its commit at each run.")  # fmt: skip
-@click.option("--path", "project_path", default=".", show_default=True,
-              help="--schedule: the project's folder in the repository.")  # fmt: skip
-@click.option("--env", "envs", multiple=True, metavar="ENV",
-              help="--schedule: these environments only (repeatable; default: all).")  # fmt: skip
-@click.option("--apply", "apply", is_flag=True,
-              help="--schedule: apply the environments whose policy says autoSync (self-heal); "
-              "the others are only reported.")  # fmt: skip
-@click.option("--domain", metavar="D",
-              help="--schedule: the run's tasks go to the workers of this domain (worker --domain).")  # fmt: skip
+@_run_options("--schedule: ")
 @click.option("--schedule-name", metavar="NAME",
               help="--schedule: the schedule's name (default: metasync_reconcile_<repository>_"
               "<hash>).")  # fmt: skip
@@ -158,15 +181,7 @@ def _no_password(repository: str) -> None:
 @click.option("--commit", metavar="SHA", help="A full commit id to reconcile (or --ref).")
 @click.option("--ref", metavar="REF",
               help="A branch or tag, resolved to its commit by the run (default: main).")  # fmt: skip
-@click.option("--path", "project_path", default=".", show_default=True,
-              help="The project's folder in the repository.")  # fmt: skip
-@click.option("--env", "envs", multiple=True, metavar="ENV",
-              help="These environments only (repeatable; default: all).")  # fmt: skip
-@click.option("--apply", "apply", is_flag=True,
-              help="Apply the environments whose policy says autoSync (self-heal); the others "
-              "are only reported.")  # fmt: skip
-@click.option("--domain", metavar="D",
-              help="The run's tasks go to the workers of this domain (worker --domain).")  # fmt: skip
+@_run_options("")
 @click.option("--wait", "wait", type=click.IntRange(min=1), default=None, metavar="SECONDS",
               help="Wait up to SECONDS for the run, then show its status matrix (exit 2 when an "
               "environment drifted, 1 when one failed).")  # fmt: skip
@@ -179,6 +194,10 @@ def start(*, url: str, repository: str, commit: str | None, ref: str | None, pro
     if commit and ref:
         raise MetasyncError("give --commit or --ref, not both",
                             hint="--commit for a reviewed commit; --ref for a branch's head.")  # fmt: skip
+    if commit and not re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", commit):
+        raise MetasyncError(f"--commit {commit!r} is not a full commit id",
+                            hint="Give the 40-hex-digit id (`git rev-parse <ref>`), or --ref "
+                            "for a branch or tag.")  # fmt: skip
     _no_password(repository)
     request = start_request(repository, commit=commit, ref=None if commit else ref or "main",
                             path=project_path, environments=envs, apply=apply,
@@ -190,7 +209,7 @@ def start(*, url: str, repository: str, commit: str | None, ref: str | None, pro
             return EXIT_OK
         deadline = time.monotonic() + wait
         while True:
-            execution = client.execution(workflow_id) or {}
+            execution = client.execution(workflow_id, tasks=False) or {}
             if execution.get("status") not in (None, "RUNNING", "PAUSED"):
                 break
             if time.monotonic() > deadline:
@@ -242,12 +261,13 @@ def latest_reconcile(url: str, workflow_id: str | None) -> dict[str, Any]:
     `control start`'s) in the last day."""
     with ConductorClient.connect(url, label=f"the control plane ({redact_url(url)})") as client:
         if workflow_id:
-            found = client.execution(workflow_id)
+            found = client.execution(workflow_id, tasks=False)
             if found is None:
                 raise ServerError(f"the control plane has no execution {workflow_id}",
                                   hint="Give the id `metasync control start` printed.")  # fmt: skip
             return found
-        runs = client.correlated(WORKFLOW, CORRELATION, since=time.time() - 23 * 3600)
+        runs = client.correlated(WORKFLOW, CORRELATION, since=time.time() - 23 * 3600,
+                                 tasks=False)  # the output holds the matrix  # fmt: skip
     runs.sort(key=lambda e: e.get("startTime") or 0, reverse=True)
     ended = [e for e in runs if e.get("status") not in ("RUNNING", "PAUSED")]
     if not ended:

@@ -393,12 +393,12 @@ class ConductorClient(Transport):
         started one already."""
         return self._call("POST", "/workflow", body=request, idempotent=False).text.strip()
 
-    def execution(self, workflow_id: str) -> Json | None:
-        """One execution with its tasks; None when the server has none by that id."""
+    def execution(self, workflow_id: str, *, tasks: bool = True) -> Json | None:
+        """One execution (with its tasks, unless not ``tasks``); None when the server has none
+        by that id."""
+        query = f"?includeTasks={'true' if tasks else 'false'}"
         try:
-            found = json_of(
-                self._call("GET", f"/workflow/{_segment(workflow_id)}?includeTasks=true")
-            )
+            found = json_of(self._call("GET", f"/workflow/{_segment(workflow_id)}{query}"))
         except ServerError as exc:
             if exc.status == 404:
                 return None
@@ -428,7 +428,8 @@ class ConductorClient(Transport):
                 raise
 
     def correlated(self, name: str, correlation_id: str, *, version: int = 1,
-                   since: float | None = None, unlike: set[str] | None = None) -> list[Json]:  # fmt: skip
+                   since: float | None = None, unlike: set[str] | None = None,
+                   tasks: bool = True) -> list[Json]:  # fmt: skip
         """The executions of workflow ``name`` with ``correlation_id``, ended ones included. 3.15
         indexes no correlation id (it finds none that way for a workflow sent inline): there,
         the executions of ``name`` at ``version`` created since ``since`` (epoch seconds, an
@@ -437,9 +438,10 @@ class ConductorClient(Transport):
         executions only (from a set its unlocked evaluations update apart from the execution
         itself), and a test execution that has ended before its request is answered is in none.
         ``unlike``: ids read before that are another execution's: not read again (a workflow with
-        many executions that hour is read once, not on every look); those read now are added."""
+        many executions that hour is read once, not on every look); those read now are added.
+        ``tasks``: with each execution's tasks."""
         path = (f"/workflow/{_segment(name)}/correlated/{_segment(correlation_id)}"
-                "?includeClosed=true&includeTasks=true")  # fmt: skip
+                f"?includeClosed=true&includeTasks={'true' if tasks else 'false'}")  # fmt: skip
         found = json_of(self._call("GET", path))
         if isinstance(found, list) and found:
             return [e for e in found if isinstance(e, dict)]
@@ -451,7 +453,7 @@ class ConductorClient(Transport):
         skip = unlike if unlike is not None else set()
         ids = [str(i) for i in listed if str(i) not in skip] if isinstance(listed, list) else []
         found = []
-        for execution in (self.execution(i) for i in ids):
+        for execution in (self.execution(i, tasks=tasks) for i in ids):
             if execution is None:
                 continue
             if execution.get("correlationId") == correlation_id:

@@ -102,18 +102,17 @@ def apply_document(environment: str, server: str, outcomes: Sequence[Outcome], *
         "withheld": withheld,
         "landed": sum(o.status == "landed" for o in outcomes),
         "outcomes": [
-            {
-                "kind": o.change.kind,
-                "name": o.change.name,
-                "version": o.change.version,
-                "action": o.change.action,
-                "result": o.status,
-                "problems": [p.message for p in o.problems],
-            }
-            for o in outcomes
+            {**outcome_json(o), "problems": [p.message for p in o.problems]} for o in outcomes
         ],
         "refused": [
             {"kind": r.key[0], "name": r.key[1], "version": r.key[2], "reason": r.reason}
             for r in refused
         ],
     }
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    """One object's outcome, as apply documents and notifications list it."""
+    change = outcome.change
+    return {"kind": change.kind, "name": change.name, "version": change.version,
+            "action": change.action, "result": outcome.status}  # fmt: skip

@@ -7,6 +7,7 @@ from typing import Any
 
 from metasync.plan.drift import EnvironmentDrift
 from metasync.plan.model import Outcome
+from metasync.render.apply_result import outcome_json
 from metasync.render.drift import summary
 
 #: objects named in the text, at most (the JSON part lists them all)
@@ -68,15 +69,6 @@ def apply_message(environment: str, server: str, outcomes: Sequence[Outcome],
             "environment": environment,
             "server": server,
             "ok": not rest,
-            "outcomes": [
-                {
-                    "kind": o.change.kind,
-                    "name": o.change.name,
-                    "version": o.change.version,
-                    "action": o.change.action,
-                    "result": o.status,
-                }
-                for o in outcomes
-            ],
+            "outcomes": [outcome_json(o) for o in outcomes],
         },
     }

@@ -82,15 +82,12 @@ class Checkouts:
 
     def resolve(self, repository: str, ref: str) -> str:
         """The commit ``ref`` (a branch or tag of ``repository``) is at now."""
-        done = subprocess.run(["git", "ls-remote", "--", repository, ref], capture_output=True,
-                              text=True, env={**os.environ, **_QUIET}, check=False)  # fmt: skip
+        # an annotated tag's commit is its peeled line (^{}), listed only when asked for
+        done = subprocess.run(["git", "ls-remote", "--", repository, ref, f"{ref}^{{}}"],
+                              capture_output=True, text=True, env={**os.environ, **_QUIET},
+                              check=False)  # fmt: skip
         if done.returncode != 0:
-            said = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
-            raise FetchFailed(
-                f"cannot read {redact_url(repository)}: {redact_url(said)}",
-                location=Location("task input", None, "repository"),
-                hint="Check the repository's URL and that this worker may read it.",
-            )
+            raise _unreadable("read", repository, done)
         found = {}
         for line in done.stdout.splitlines():
             commit, _, name = line.partition("\t")
@@ -121,12 +118,7 @@ class Checkouts:
                 everything = _git(mirror, "fetch", "--quiet", "--tags", repository,
                                   "+refs/heads/*:refs/remotes/origin/*", check=False)  # fmt: skip
                 if everything.returncode != 0:
-                    said = (everything.stderr.strip().splitlines() or ["no reason given"])[-1]
-                    raise FetchFailed(
-                        f"cannot fetch {redact_url(repository)}: {redact_url(said)}",
-                        location=Location("task input", None, "repository"),
-                        hint="Check the repository's URL and that this worker may read it.",
-                    )
+                    raise _unreadable("fetch", repository, everything)
             if not _has(mirror, commit):
                 raise ConfigError(
                     f"{redact_url(repository)} has no commit {commit}",
@@ -166,6 +158,16 @@ class Checkouts:
                 excess -= 1
             for mirror in (self.folder / "mirrors").glob("*.git"):
                 _git(mirror, "worktree", "prune", check=False)
+
+
+def _unreadable(verb: str, repository: str,
+                done: subprocess.CompletedProcess[str]) -> FetchFailed:  # fmt: skip
+    said = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
+    return FetchFailed(
+        f"cannot {verb} {redact_url(repository)}: {redact_url(said)}",
+        location=Location("task input", None, "repository"),
+        hint="Check the repository's URL and that this worker may read it.",
+    )
 
 
 def _has(mirror: Path, commit: str) -> bool:
