@@ -19,7 +19,7 @@ import conductor_server
 from conftest import start_server
 from faultproxy import FaultProxy
 from helpers import run_cli
-from test_worker import committed, finished, worker
+from test_worker import committed, finish_on_another, finished, worker
 
 pytestmark = pytest.mark.server
 
@@ -108,10 +108,7 @@ def test_one_reconcile_returns_the_drift_of_30_environments_despite_a_killed_wor
                 time.sleep(0.05)  # drift tasks in hand
             first.kill()
             first.wait()
-        with worker(conductor.url, domain, tmp_path / "w2") as second:
-            found = finished(conductor.url, workflow_id, seconds=180)
-            second.send_signal(signal.SIGTERM)
-            out, _ = second.communicate(timeout=60)
+        found, out = finish_on_another(conductor.url, domain, tmp_path / "w2", workflow_id, 180)
     assert found["status"] == "COMPLETED", found.get("reasonForIncompletion")
     output: dict[str, Any] = found["output"]
     assert output["environments"] == names

@@ -98,6 +98,17 @@ def worker(control: str, domain: str, cache: Path, *extra: str) -> Iterator[subp
         process.wait()
 
 
+def finish_on_another(control: str, domain: str, cache: Path, workflow_id: str,
+                      seconds: float) -> tuple[dict[str, Any], str]:  # fmt: skip
+    """A worker started after another was killed: the run once it has ended, and that worker's
+    log (it is stopped with SIGTERM)."""
+    with worker(control, domain, cache) as second:
+        found = finished(control, workflow_id, seconds=seconds)
+        second.send_signal(signal.SIGTERM)
+        out, _ = second.communicate(timeout=60)
+    return found, out
+
+
 SECRET = "wk-7Hq2-never-shown"
 
 
@@ -198,10 +209,7 @@ def test_a_task_whose_worker_was_killed_is_retried_on_another(
             )
             first.kill()
             first.wait()
-        with worker(conductor.url, domain, tmp_path / "b") as second:
-            found = finished(conductor.url, workflow_id, seconds=90)
-            second.send_signal(signal.SIGTERM)
-            out, _ = second.communicate(timeout=60)
+        found, out = finish_on_another(conductor.url, domain, tmp_path / "b", workflow_id, 90)
     attempts = [(t["status"], t["retryCount"]) for t in found["tasks"]]
     assert found["status"] == "COMPLETED", attempts
     assert attempts == [("TIMED_OUT", 0), ("COMPLETED", 1)]
