@@ -4,7 +4,6 @@ and a reconcile run of them."""
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from metasync.render.apply_result import write_apply_result
 from metasync.render.plan_text import write_plan_text
 from metasync.render.problems import write_problems
 from metasync.render.reconcile import write_reconcile_text
+from metasync.worker.checkouts import COMMIT_ID
 from metasync.worker.control import (
     CORRELATION,
     ENVIRONMENT,
@@ -194,7 +194,7 @@ def start(*, url: str, repository: str, commit: str | None, ref: str | None, pro
     if commit and ref:
         raise MetasyncError("give --commit or --ref, not both",
                             hint="--commit for a reviewed commit; --ref for a branch's head.")  # fmt: skip
-    if commit and not re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", commit):
+    if commit and not COMMIT_ID.fullmatch(commit.lower()):
         raise MetasyncError(f"--commit {commit!r} is not a full commit id",
                             hint="Give the 40-hex-digit id (`git rev-parse <ref>`), or --ref "
                             "for a branch or tag.")  # fmt: skip

@@ -33,7 +33,8 @@ from pathlib import Path
 
 from metasync.errors import ConfigError, Location, redact_url
 
-_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+#: a full commit id (SHA-1 or SHA-256), lower case
+COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 #: git run by a worker never asks anyone anything (a prompt would hang the task)
 _QUIET = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
 
@@ -54,7 +55,7 @@ class Checkouts:
         """The tree of ``repository`` (a URL or a local path git can fetch from) at ``commit``,
         held while the block runs (no other task of this worker removes it meanwhile)."""
         commit = commit.strip().lower()
-        if not _COMMIT.fullmatch(commit):
+        if not COMMIT_ID.fullmatch(commit):
             raise ConfigError(
                 f"commit {commit!r} is not a full commit id",
                 location=Location("task input", None, "commit"),
