@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from metasync import operations as op
+from metasync.apply.lock import Locked
 from metasync.errors import ConfigError, Location, MetasyncError, redact_url
 from metasync.manifests.environment import load_environment
 from metasync.notify import send as send_notifications
@@ -236,15 +237,38 @@ def sync_task(ctx: Context, job: Job) -> dict[str, Any]:
         # what an apply changes: everything but an object git does not name (unless pruned)
         fixable = [d for d in report.drift if d.type != "unmanaged-live" or policy.prune]
         if auto and report.error is None and fixable:
-            with op.lock.locked(project, env, "reconcile") as lease:
-                planned = op.plan.plan(project, env)
-                if planned.plan.has_changes:
-                    done = op.apply.apply(project, planned)
-                    applied = apply_document(env, planned.plan.server, done.outcomes)
-            if applied is not None and lease.problems:
-                applied["lock"] = [p.message for p in lease.problems]
+            applied = _apply_when_free(project, env)
     document = {**_stamped(drift_document([report]), job), "autoSync": auto, "applied": applied}
     return abridge(document, _budget(job))
+
+
+#: how long a sync waits for another run's apply lock on its environment, and how often it looks
+LOCK_WAIT_S = 60.0
+LOCK_LOOK_S = 2.0
+
+
+def _apply_when_free(project: Project, env: str) -> dict[str, Any] | None:
+    """Plan and apply ``env`` under its apply lock, waiting up to LOCK_WAIT_S for another run to
+    release it (then Locked, and the task is retried). Waited for here, not by a failed task's
+    retry: a reconcile's join may take a failed attempt for the environment's result before
+    Conductor has scheduled the retry (seen on conductor-oss)."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            with op.lock.locked(project, env, "reconcile") as lease:
+                planned = op.plan.plan(project, env)
+                if not planned.plan.has_changes:
+                    return None
+                done = op.apply.apply(project, planned)
+                applied = apply_document(env, planned.plan.server, done.outcomes)
+        except Locked:
+            if time.monotonic() + LOCK_LOOK_S > deadline:
+                raise
+            time.sleep(LOCK_LOOK_S)
+            continue
+        if lease.problems:
+            applied["lock"] = [p.message for p in lease.problems]
+        return applied
 
 
 def plan_task(ctx: Context, job: Job) -> dict[str, Any]:
